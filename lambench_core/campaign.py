@@ -1,0 +1,231 @@
+"""Campaign planning and job execution, free of any workflow engine.
+
+`plan_campaign` turns models × task instances into jobs with identity keys and drops those
+already in the store; `execute_job` runs one job and returns its TaskResult. The dflow OPs are
+thin wrappers around these two functions.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+import lambench_core
+from lambench_core.data.checksums import dataset_digest, verify_dataset
+from lambench_core.data.loaders import load_frames
+from lambench_core.data.manifest import BUILTIN_MANIFEST, ManifestDocument, load_manifest
+from lambench_core.errors import LambenchError
+from lambench_core.models.card import ModelCard
+from lambench_core.models.catalog import ModelCatalog
+from lambench_core.models.loading import LoadedModel, load_model
+from lambench_core.results.identity import job_key
+from lambench_core.results.provenance import git_commit, hardware, package_versions
+from lambench_core.results.record import Provenance, Status, TaskResult
+from lambench_core.results.store import ResultStore
+from lambench_core.tasks.base import TaskOutput, task_class
+from lambench_core.tasks.suite import TaskInstance, TaskSuite
+
+
+class CampaignSpec(BaseModel):
+    """Everything that defines a campaign; serialised into the DAG so every step sees the same."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    campaign_id: str
+    models: list[str]
+    tasks: list[str]
+    store: str
+    manifest: str = str(BUILTIN_MANIFEST)
+    cards_dirs: list[str] = Field(default_factory=list)
+    device: str = "auto"
+    threads_per_job: int | None = None
+    force: bool = False
+    progress_dir: str | None = None
+
+
+class Job(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    key: str
+    model: str
+    instance: TaskInstance
+
+
+class Plan(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    campaign: CampaignSpec
+    to_run: list[Job]
+    already_done: list[Job]
+
+    @property
+    def all_jobs(self) -> list[Job]:
+        return sorted(self.to_run + self.already_done, key=lambda job: (job.model, job.instance.name))
+
+
+class CampaignContext:
+    """The catalog, manifest and suite a campaign spec refers to, loaded and validated once."""
+
+    def __init__(self, spec: CampaignSpec) -> None:
+        self.spec = spec
+        self.catalog = ModelCatalog.load(Path(d) for d in spec.cards_dirs)
+        self.manifest: ManifestDocument = load_manifest(Path(spec.manifest))
+        self.suite = TaskSuite.default(self.manifest)
+
+    def job_for(self, card: ModelCard, instance: TaskInstance) -> Job:
+        task = task_class(instance.task)
+        digest = None
+        if instance.dataset is not None:
+            digest = dataset_digest(self.manifest.get(instance.dataset))
+        key = job_key(card, task.name, task.version, instance.params, digest)
+        return Job(key=key, model=card.name, instance=instance)
+
+
+def plan_campaign(spec: CampaignSpec, store: ResultStore) -> Plan:
+    """Validate every name and checksum, then split the jobs into those to run and those done."""
+    context = CampaignContext(spec)
+    cards = context.catalog.select(spec.models)
+    instances = context.suite.select(spec.tasks)
+    for dataset in sorted({i.dataset for i in instances if i.dataset is not None}):
+        verify_dataset(context.manifest, context.manifest.get(dataset))
+    to_run: list[Job] = []
+    done: list[Job] = []
+    for card in cards:
+        for instance in instances:
+            job = context.job_for(card, instance)
+            (done if store.has(job.key) and not spec.force else to_run).append(job)
+    return Plan(campaign=spec, to_run=to_run, already_done=done)
+
+
+class ProgressFile:
+    """Writes a job's progress where the local runner's display can read it."""
+
+    def __init__(self, directory: str | None, job: Job, interval: float = 0.5) -> None:
+        self.path = Path(directory) / f"{job.key}.json" if directory else None
+        self.job = job
+        self.interval = interval
+        self._last = 0.0
+
+    def __call__(self, done: int, total: int, state: str = "running", force: bool = False) -> None:
+        if self.path is None:
+            return
+        now = time.monotonic()
+        if not force and done < total and now - self._last < self.interval:
+            return
+        self._last = now
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.path.with_suffix(".tmp")
+        temporary.write_text(
+            json.dumps({"key": self.job.key, "model": self.job.model, "task": self.job.instance.name,
+                        "done": done, "total": total, "state": state})
+        )
+        temporary.replace(self.path)
+
+
+def _set_threads(threads: int | None) -> None:
+    if threads is None:
+        return
+    try:
+        import torch
+    except ImportError:
+        return
+    torch.set_num_threads(threads)
+
+
+def execute_job(spec: CampaignSpec, job: Job) -> TaskResult:
+    """Run one job to a TaskResult. Never raises for a model or data problem: it reports it."""
+    started = datetime.now(UTC)
+    clock = time.perf_counter()
+    progress = ProgressFile(spec.progress_dir, job)
+    progress(0, 0, "loading", force=True)
+    _set_threads(spec.threads_per_job)
+    context = CampaignContext(spec)
+    card = context.catalog.get(job.model)
+    task = task_class(job.instance.task)()
+    params = task.Params.model_validate(job.instance.params)
+    loaded: LoadedModel | None = None
+    output: TaskOutput | None = None
+    error: str | None = None
+    dataset_sha: str | None = None
+    load_seconds = 0.0
+    try:
+        frames = []
+        if job.instance.dataset is not None:
+            frames, dataset_sha = load_frames(context.manifest, context.manifest.get(job.instance.dataset))
+        load_start = time.perf_counter()
+        loaded = load_model(card, job.instance.domain, spec.device)
+        load_seconds = time.perf_counter() - load_start
+        output = task.run(loaded, frames, params, progress)
+    except LambenchError as exc:
+        error = str(exc)
+    except Exception as exc:  # a model package's own failure must not sink the campaign
+        error = f"{type(exc).__name__}: {exc}"
+    finished = datetime.now(UTC)
+    result = _result(job, card, spec, task.version, output, error)
+    result.provenance = Provenance(
+        lambench_version=lambench_core.__version__,
+        git_commit=git_commit(),
+        model_card=card.model_dump(mode="json"),
+        weights_sha256=loaded.weights_sha256 if loaded else None,
+        weights_pinned=loaded.weights_pinned if loaded else card.weights is None or card.weights.sha256 is not None,
+        head=loaded.head if loaded else None,
+        dataset=job.instance.dataset,
+        dataset_sha256=dataset_sha,
+        task=job.instance.name,
+        task_version=task.version,
+        params=job.instance.params,
+        packages=package_versions(card.packages),
+        python=sys.version.split()[0],
+        platform=platform.platform(),
+        hardware=hardware(loaded.device if loaded else "cpu"),
+        device=loaded.device if loaded else spec.device,
+        dtype=card.dtype,
+        started_at=started,
+        finished_at=finished,
+        wall_seconds=time.perf_counter() - clock,
+        compute_seconds=output.compute_seconds if output else 0.0,
+        load_seconds=load_seconds,
+    )
+    progress(result.n_items, result.n_items, result.status.value, force=True)
+    return result
+
+
+def _result(
+    job: Job, card: ModelCard, spec: CampaignSpec, version: str, output: TaskOutput | None, error: str | None
+) -> TaskResult:
+    if output is None:
+        return TaskResult(key=job.key, model=card.name, task=job.instance.name, status=Status.FAILED, error=error)
+    scored = output.n_scored
+    if scored == 0:
+        status = Status.FAILED
+        error = error or "no item could be scored: " + "; ".join(
+            f"{issue.item}: {issue.reason}" for issue in output.issues[:3]
+        )
+    elif output.issues:
+        status = Status.PARTIAL
+    else:
+        status = Status.SUCCEEDED
+    return TaskResult(
+        key=job.key,
+        model=card.name,
+        task=job.instance.name,
+        status=status,
+        metrics=output.metrics,
+        n_items=output.n_items,
+        n_scored=scored,
+        success_rate=scored / output.n_items if output.n_items else 0.0,
+        issues=output.issues,
+        error=error,
+        records=output.records,
+    )
+
+
+def campaign_result_keys(plan: Plan) -> list[dict[str, Any]]:
+    return [{"key": j.key, "model": j.model, "task": j.instance.name} for j in plan.all_jobs]

@@ -1,0 +1,151 @@
+"""Read a dataset's frames, by format: extxyz through ASE, deepmd formats through dpdata."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+from ase.io import read
+from ase.stress import voigt_6_to_full_3x3_stress
+
+from lambench_core.data.checksums import verify_dataset
+from lambench_core.data.frames import Frame
+from lambench_core.data.manifest import DatasetEntry, ManifestDocument
+from lambench_core.errors import InputError
+
+FrameReader = Callable[[Path, str], list[Frame]]
+
+_READERS: dict[str, FrameReader] = {}
+
+
+def register_format(name: str) -> Callable[[FrameReader], FrameReader]:
+    def register(reader: FrameReader) -> FrameReader:
+        _READERS[name] = reader
+        return reader
+
+    return register
+
+
+def known_formats() -> list[str]:
+    return sorted(_READERS)
+
+
+@register_format("extxyz")
+def read_extxyz(path: Path, dataset: str) -> list[Frame]:
+    frames = []
+    for index, atoms in enumerate(read(path, index=":", format="extxyz")):
+        calc = atoms.calc
+        results = dict(calc.results) if calc is not None else {}
+        virial = None
+        if "virial" in atoms.info:
+            virial = np.asarray(atoms.info.pop("virial"), float).reshape(3, 3)
+        elif "stress" in results:
+            stress = np.asarray(results["stress"], float)
+            full = voigt_6_to_full_3x3_stress(stress) if stress.shape == (6,) else stress
+            virial = -full * atoms.get_volume()
+        atoms.calc = None
+        frames.append(
+            Frame(
+                frame_id=str(atoms.info.get("frame_id", f"{dataset}:{path.name}:{index}")),
+                atoms=atoms,
+                energy=float(results["energy"]) if "energy" in results else None,
+                forces=np.asarray(results["forces"], float) if "forces" in results else None,
+                virial=virial,
+            )
+        )
+    return frames
+
+
+def _frames_from_dpdata_system(system: object, label: str) -> list[Frame]:
+    data = system.data  # type: ignore[attr-defined]
+    names = np.array(data["atom_names"])[data["atom_types"]]
+    periodic = not data.get("nopbc", False)
+    frames = []
+    for index in range(len(data["coords"])):
+        atoms = Atoms(
+            symbols=list(names),
+            positions=data["coords"][index],
+            cell=data["cells"][index] if periodic else None,
+            pbc=periodic,
+        )
+        frames.append(
+            Frame(
+                frame_id=f"{label}:{index}",
+                atoms=atoms,
+                energy=float(data["energies"][index]) if "energies" in data else None,
+                forces=np.asarray(data["forces"][index], float) if "forces" in data else None,
+                virial=np.asarray(data["virials"][index], float) if "virials" in data else None,
+            )
+        )
+    return frames
+
+
+@register_format("deepmd/npy")
+def read_deepmd_npy(path: Path, dataset: str) -> list[Frame]:
+    import dpdata
+
+    system = dpdata.LabeledSystem(str(path), fmt="deepmd/npy")
+    return _frames_from_dpdata_system(system, f"{dataset}:{path.name}")
+
+
+@register_format("deepmd/npy/mixed")
+def read_deepmd_npy_mixed(path: Path, dataset: str) -> list[Frame]:
+    import dpdata
+
+    systems = dpdata.MultiSystems.from_file(str(path), fmt="deepmd/npy/mixed", labeled=True)
+    frames: list[Frame] = []
+    for system_index, system in enumerate(systems):
+        frames.extend(_frames_from_dpdata_system(system, f"{dataset}:{path.name}:{system_index}"))
+    return frames
+
+
+def load_frames(document: ManifestDocument, entry: DatasetEntry) -> tuple[list[Frame], str]:
+    """Verify checksums, read every file and check the labels the manifest promises.
+
+    Returns the frames and the dataset digest.
+    """
+    try:
+        reader = _READERS[entry.format]
+    except KeyError:
+        raise InputError(
+            document.path,
+            f"datasets[{entry.name}].format",
+            f"unknown format {entry.format!r} (known: {', '.join(known_formats())})",
+        ) from None
+    digest = verify_dataset(document, entry)
+    frames: list[Frame] = []
+    for dataset_file in entry.files:
+        frames.extend(reader(document.file_path(dataset_file), entry.name))
+    _check_labels(document, entry, frames)
+    return frames, digest
+
+
+def _check_labels(document: ManifestDocument, entry: DatasetEntry, frames: list[Frame]) -> None:
+    where = f"datasets[{entry.name}]"
+    if len(frames) != entry.n_frames:
+        raise InputError(
+            document.path, f"{where}.n_frames", f"manifest says {entry.n_frames}, files hold {len(frames)}"
+        )
+    for frame in frames:
+        missing = [
+            label
+            for label, value in (
+                ("energy", frame.energy),
+                ("forces", frame.forces),
+                ("virial", frame.virial),
+            )
+            if label in entry.labels and value is None
+        ]
+        if missing:
+            raise InputError(
+                document.path, f"{where}.labels", f"frame {frame.frame_id} lacks {', '.join(missing)}"
+            )
+        if frame.forces is not None and frame.forces.shape != (frame.n_atoms, 3):
+            raise InputError(
+                document.path,
+                f"{where}.files",
+                f"frame {frame.frame_id}: forces have shape {frame.forces.shape}, "
+                f"expected ({frame.n_atoms}, 3)",
+            )

@@ -1,0 +1,56 @@
+"""The dummy model's errors on a dataset (the normalization of M_FF) and the dummy's own fit."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+from lambench_core.data.frames import Frame
+from lambench_core.data.loaders import load_frames
+from lambench_core.data.manifest import DatasetEntry, ManifestDocument, NormalizationErrors
+from lambench_core.metrics.force_field import element_shifts
+from lambench_core.models.catalog import ModelCatalog
+from lambench_core.models.loading import load_model
+from lambench_core.tasks.force_field import ForceFieldParams, ForceFieldTask
+
+DUMMY_WEIGHTS = Path(__file__).resolve().parents[1] / "models" / "weights" / "dummy_element_energies.json"
+
+
+def dummy_errors(document: ManifestDocument, entry: DatasetEntry) -> NormalizationErrors:
+    """Score the dummy card on a dataset exactly as any model is scored."""
+    frames, _ = load_frames(document, entry)
+    model = load_model(ModelCatalog.load().get("dummy"), entry.domain, "cpu")
+    output = ForceFieldTask().run(model, frames, ForceFieldParams(), lambda done, total: None)
+    if output.issues:
+        raise RuntimeError(f"dummy model failed on {entry.name}: {output.issues[0].reason}")
+    values = {name: metric.value for name, metric in output.metrics.items()}
+    return NormalizationErrors(
+        energy_rmse_per_atom=values["energy_rmse_per_atom"],
+        force_rmse=values["force_rmse"],
+        virial_rmse_per_atom=values["virial_rmse_per_atom"],
+    )
+
+
+def dummy_element_energies(frames: list[Frame]) -> dict[str, float]:
+    """Per-element energies (eV) whose sums best reproduce the frames' reference energies."""
+    labelled = [frame for frame in frames if frame.energy is not None]
+    counts = [dict(Counter(frame.atoms.get_chemical_symbols())) for frame in labelled]
+    return element_shifts(counts, [frame.energy for frame in labelled])
+
+
+def write_dummy_weights(document: ManifestDocument, path: Path = DUMMY_WEIGHTS) -> dict[str, float]:
+    """Fit the dummy's element energies on every shipped set with energies, and save them."""
+    frames: list[Frame] = []
+    for entry in document.entries():
+        if document.is_present(entry) and "energy" in entry.labels:
+            frames.extend(load_frames(document, entry)[0])
+    energies = dummy_element_energies(frames)
+    payload = {
+        "description": "Least-squares per-element energies fitted on lambench's shipped reference sets",
+        "datasets": [e.name for e in document.entries() if document.is_present(e)],
+        "element_energies_eV": energies,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=1, sort_keys=True) + "\n")
+    return energies

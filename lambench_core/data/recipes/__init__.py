@@ -1,0 +1,1 @@
+"""Reproducible recipes that generate labelled benchmark data sets."""

@@ -1,0 +1,32 @@
+"""Errors that stop a campaign early with one line naming the file and the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class LambenchError(Exception):
+    """Base class of every error lambench raises on purpose."""
+
+
+class InputError(LambenchError):
+    """Bad user input: a malformed card or manifest, an unknown name, an absurd parameter."""
+
+    def __init__(self, source: str | Path, field: str | None, message: str) -> None:
+        self.source = str(source)
+        self.field = field
+        self.message = message
+        where = f"{self.source}: {field}" if field else self.source
+        super().__init__(f"{where}: {message}")
+
+
+class ChecksumError(InputError):
+    """A file's sha256 does not match the one its card or manifest pins."""
+
+
+class WeightsUnavailableError(LambenchError):
+    """A model's weights are not on this machine; the message says where they come from."""
+
+
+class ModelPackageMissingError(LambenchError):
+    """The Python package that runs a model family is not installed."""

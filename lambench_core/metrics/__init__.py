@@ -1,0 +1,1 @@
+"""Error metrics, normalization and aggregation into the benchmark's scores."""

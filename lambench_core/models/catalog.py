@@ -1,0 +1,53 @@
+"""All model cards known to a campaign: the built-in ones plus any directories the user adds."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from lambench_core.errors import InputError, LambenchError
+from lambench_core.models.card import ModelCard, load_card
+
+BUILTIN_CARDS = Path(__file__).parent / "cards"
+
+
+class UnknownNameError(LambenchError):
+    """A model, dataset or task name that the catalog does not hold; names the known ones."""
+
+
+class ModelCatalog:
+    def __init__(self, cards: dict[str, ModelCard], sources: dict[str, Path]) -> None:
+        self._cards = cards
+        self._sources = sources
+
+    @classmethod
+    def load(cls, extra_dirs: Iterable[Path] = ()) -> ModelCatalog:
+        cards: dict[str, ModelCard] = {}
+        sources: dict[str, Path] = {}
+        for directory in (BUILTIN_CARDS, *extra_dirs):
+            for path in sorted(Path(directory).glob("*.yaml")):
+                card = load_card(path)
+                if card.name in cards:
+                    raise InputError(
+                        path, "name", f"model {card.name!r} is already defined in {sources[card.name]}"
+                    )
+                cards[card.name] = card
+                sources[card.name] = path
+        return cls(cards, sources)
+
+    def names(self) -> list[str]:
+        return sorted(self._cards)
+
+    def get(self, name: str) -> ModelCard:
+        try:
+            return self._cards[name]
+        except KeyError:
+            raise UnknownNameError(
+                f"unknown model {name!r} (known: {', '.join(self.names())})"
+            ) from None
+
+    def source(self, name: str) -> Path:
+        return self._sources[name]
+
+    def select(self, names: Iterable[str]) -> list[ModelCard]:
+        return [self.get(name) for name in names]

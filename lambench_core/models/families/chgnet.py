@@ -1,0 +1,19 @@
+"""CHGNet from a checkpoint file (the pretrained ones ship inside the chgnet wheel)."""
+
+from __future__ import annotations
+
+from ase.calculators.calculator import Calculator
+
+from lambench_core.models.card import ModelCard
+from lambench_core.models.families._imports import require_module
+from lambench_core.models.registry import LoadContext, register_family
+
+
+@register_family("chgnet")
+def build_chgnet(card: ModelCard, context: LoadContext) -> Calculator:
+    model_module = require_module(card, "chgnet.model")
+    dynamics = require_module(card, "chgnet.model.dynamics")
+    if context.weights is None:
+        raise ValueError(f"model {card.name}: a chgnet card needs weights")
+    model = model_module.CHGNet.from_file(str(context.weights))
+    return dynamics.CHGNetCalculator(model, use_device=context.device, **card.options)

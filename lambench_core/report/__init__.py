@@ -1,0 +1,1 @@
+"""Leaderboard tables and the static site."""

@@ -1,0 +1,217 @@
+"""The leaderboard: stored results → scores → Markdown, HTML and JSON."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from lambench_core.data.manifest import ManifestDocument
+from lambench_core.domains import Domain
+from lambench_core.metrics.aggregate import (
+    DatasetNormalization,
+    ForceFieldScore,
+    RawForceFieldRow,
+    score_force_field,
+)
+from lambench_core.results.record import TaskResult
+
+MILLI = 1000.0
+
+
+class DatasetCell(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: str
+    energy_rmse_per_atom: float | None = None
+    force_rmse: float | None = None
+    virial_rmse_per_atom: float | None = None
+    success_rate: float | None = None
+    error: str | None = None
+
+
+class LeaderboardRow(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    rank: int | None
+    model: str
+    score: ForceFieldScore
+    datasets: dict[str, DatasetCell]
+    compute_seconds: float
+    wall_seconds: float
+
+
+class Leaderboard(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    campaign: str
+    created_at: datetime
+    domains: list[Domain]
+    datasets: list[DatasetNormalization]
+    rows: list[LeaderboardRow]
+    notes: list[str] = Field(default_factory=list)
+
+
+def normalizations(manifest: ManifestDocument, datasets: Sequence[str]) -> tuple[list[DatasetNormalization], list[str]]:
+    found, notes = [], []
+    for name in datasets:
+        entry = manifest.get(name)
+        if entry.dummy_errors is None:
+            notes.append(f"{name}: no dummy errors in the manifest; left out of M_FF")
+            continue
+        found.append(
+            DatasetNormalization(dataset=name, domain=entry.domain, **entry.dummy_errors.model_dump())
+        )
+    return found, notes
+
+
+def _cell(result: TaskResult) -> DatasetCell:
+    return DatasetCell(
+        status=result.status.value,
+        energy_rmse_per_atom=result.metric("energy_rmse_per_atom"),
+        force_rmse=result.metric("force_rmse"),
+        virial_rmse_per_atom=result.metric("virial_rmse_per_atom"),
+        success_rate=result.success_rate,
+        error=result.error,
+    )
+
+
+def build_leaderboard(
+    campaign: str,
+    models: Sequence[str],
+    results: Sequence[TaskResult],
+    dataset_of_task: dict[str, str],
+    manifest: ManifestDocument,
+) -> Leaderboard:
+    """Score `models` on the datasets of the campaign's force-field tasks.
+
+    `results` holds at most one result per (model, task): the stored scored one, or else the
+    latest failure. Failed and missing ones show as gaps, never as zeros.
+    """
+    datasets = sorted(set(dataset_of_task.values()))
+    norms, notes = normalizations(manifest, datasets)
+    rows = [
+        RawForceFieldRow(
+            model=r.model,
+            dataset=dataset_of_task[r.task],
+            energy_rmse_per_atom=r.metric("energy_rmse_per_atom"),
+            force_rmse=r.metric("force_rmse"),
+            virial_rmse_per_atom=r.metric("virial_rmse_per_atom"),
+        )
+        for r in results
+        if r.status != "failed" and r.task in dataset_of_task
+    ]
+    scores = {s.model: s for s in score_force_field(models, rows, norms)}
+    table = []
+    for model in models:
+        own = [r for r in results if r.model == model and r.task in dataset_of_task]
+        table.append(
+            LeaderboardRow(
+                rank=None,
+                model=model,
+                score=scores[model],
+                datasets={dataset_of_task[r.task]: _cell(r) for r in own},
+                compute_seconds=sum(r.provenance.compute_seconds for r in own if r.provenance),
+                wall_seconds=sum(r.provenance.wall_seconds for r in own if r.provenance),
+            )
+        )
+    # Complete scores first, by M_FF; partial ones after them; models with no score last.
+    table.sort(key=lambda row: (row.score.m_ff is None, row.score.partial, row.score.m_ff or 0.0, row.model))
+    for rank, row in enumerate(table, start=1):
+        row.rank = rank if row.score.m_ff is not None and not row.score.partial else None
+    return Leaderboard(
+        campaign=campaign,
+        created_at=datetime.now(UTC),
+        domains=sorted({n.domain for n in norms}),
+        datasets=norms,
+        rows=table,
+        notes=notes,
+    )
+
+
+def _fmt(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
+def _score_text(score: ForceFieldScore) -> str:
+    if score.m_ff is None:
+        return "missing"
+    return f"{score.m_ff:.3f}" + (" (partial)" if score.partial else "")
+
+
+def _dataset_text(cell: DatasetCell | None, metric: str, scale: float) -> str:
+    if cell is None:
+        return "missing"
+    if cell.status == "failed":
+        return "failed"
+    value = getattr(cell, metric)
+    text = "—" if value is None else f"{value * scale:.1f}"
+    return text + ("*" if cell.status == "partial" else "")
+
+
+def _columns(board: Leaderboard) -> list[tuple[str, list[str]]]:
+    columns: list[tuple[str, list[str]]] = [
+        ("Rank", [str(r.rank) if r.rank else "–" for r in board.rows]),
+        ("Model", [r.model for r in board.rows]),
+        ("M_FF ↓", [_score_text(r.score) for r in board.rows]),
+    ]
+    for domain in board.domains:
+        columns.append((domain.value, [_fmt(r.score.domains.get(domain)) for r in board.rows]))
+    for norm in board.datasets:
+        labels = [("E RMSE (meV/atom)", "energy_rmse_per_atom"), ("F RMSE (meV/Å)", "force_rmse")]
+        if norm.virial_rmse_per_atom is not None:
+            labels.append(("V RMSE (meV/atom)", "virial_rmse_per_atom"))
+        for title, metric in labels:
+            cells = [_dataset_text(r.datasets.get(norm.dataset), metric, MILLI) for r in board.rows]
+            columns.append((f"{norm.dataset} {title}", cells))
+    columns.append(("Model time (s)", [f"{r.compute_seconds:.1f}" for r in board.rows]))
+    return columns
+
+
+def _footnotes(board: Leaderboard) -> list[str]:
+    lines = [
+        "M_FF: 0 is perfect, 1 is the composition-only dummy model (errors capped at the dummy's).",
+        "`*` some structures were skipped or failed (see the JSON for reasons); `failed`/`missing`: no score.",
+    ]
+    for row in board.rows:
+        for dataset, cell in row.datasets.items():
+            if cell.error:
+                lines.append(f"{row.model} on {dataset}: {cell.error}")
+        lines.extend(f"{row.model}: {note}" for note in row.score.notes)
+    lines.extend(board.notes)
+    return lines
+
+
+def to_markdown(board: Leaderboard) -> str:
+    columns = _columns(board)
+    header = "| " + " | ".join(name for name, _ in columns) + " |"
+    rule = "|" + "|".join("---" for _ in columns) + "|"
+    body = [
+        "| " + " | ".join(values[i] for _, values in columns) + " |" for i in range(len(board.rows))
+    ]
+    table = "\n".join([header, rule, *body])
+    notes = "\n".join(f"- {line}" for line in _footnotes(board))
+    return f"## lambench leaderboard — campaign {board.campaign}\n\n{table}\n\n{notes}\n"
+
+
+def to_html(board: Leaderboard) -> str:
+    columns = _columns(board)
+    escape = html.escape
+    head = "".join(f"<th>{escape(name)}</th>" for name, _ in columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{escape(values[i])}</td>" for _, values in columns) + "</tr>"
+        for i in range(len(board.rows))
+    )
+    notes = "".join(f"<li>{escape(line)}</li>" for line in _footnotes(board))
+    return (
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        f"<title>lambench leaderboard — {escape(board.campaign)}</title>"
+        "<style>body{font-family:system-ui,sans-serif;margin:2rem}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:.3rem .6rem;text-align:right}"
+        "td:nth-child(2),th:nth-child(2){text-align:left}th{background:#f3f3f3}</style></head><body>"
+        f"<h1>lambench leaderboard</h1><p>Campaign {escape(board.campaign)}, "
+        f"{escape(board.created_at.isoformat(timespec='seconds'))}</p>"
+        f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table><ul>{notes}</ul></body></html>\n"
+    )

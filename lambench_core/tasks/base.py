@@ -1,0 +1,73 @@
+"""What a task is: a name, a category, a typed params model, a version and a run function."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from pydantic import BaseModel
+
+from lambench_core.data.frames import Frame
+from lambench_core.models.loading import LoadedModel
+from lambench_core.results.record import ItemIssue, Metric
+
+ProgressCallback = Callable[[int, int], None]
+
+
+class TaskCategory(StrEnum):
+    FORCE_FIELD = "force_field"
+    PROPERTY = "property"
+    ADAPTABILITY = "adaptability"
+    EFFICIENCY = "efficiency"
+    STABILITY = "stability"
+
+
+@dataclass
+class TaskOutput:
+    metrics: dict[str, Metric]
+    n_items: int
+    records: list[dict[str, Any]] = field(default_factory=list)
+    issues: list[ItemIssue] = field(default_factory=list)
+    compute_seconds: float = 0.0
+
+    @property
+    def n_scored(self) -> int:
+        return self.n_items - len(self.issues)
+
+
+class Task(ABC):
+    name: ClassVar[str]
+    category: ClassVar[TaskCategory]
+    version: ClassVar[str]
+    Params: ClassVar[type[BaseModel]]
+
+    @abstractmethod
+    def run(
+        self,
+        model: LoadedModel,
+        frames: list[Frame],
+        params: BaseModel,
+        progress: ProgressCallback,
+    ) -> TaskOutput: ...
+
+
+_TASKS: dict[str, type[Task]] = {}
+
+
+def register_task(task: type[Task]) -> type[Task]:
+    if task.name in _TASKS:
+        raise ValueError(f"task {task.name!r} is registered twice")
+    _TASKS[task.name] = task
+    return task
+
+
+def task_class(name: str) -> type[Task]:
+    import lambench_core.tasks.force_field  # noqa: F401  (registers the built-in tasks)
+
+    try:
+        return _TASKS[name]
+    except KeyError:
+        raise KeyError(f"unknown task {name!r} (known: {', '.join(sorted(_TASKS))})") from None

@@ -1,0 +1,142 @@
+"""The whole campaign as `lambench run` runs it: a dflow DAG in debug mode on the shipped data.
+
+The leaderboard's numbers are checked against values computed here, independently of the harness:
+own predictions, own least-squares bias removal, own normalization.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ase.io import read
+
+REPO = Path(__file__).resolve().parents[1]
+FRAMES = REPO / "lambench_core/data/sets/molecules_pbe_small/frames.extxyz"
+MODELS = "dummy,emt,chgnet-0.3.0,mace-mp-0-medium"
+
+pytestmark = pytest.mark.slow
+
+
+def lambench(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "workflows.cli", *args], capture_output=True, text=True, timeout=900, env=env, cwd=REPO
+    )
+
+
+def bias_corrected_energy_rmse_per_atom(frames, predicted: np.ndarray) -> float:
+    elements = sorted({s for atoms in frames for s in atoms.get_chemical_symbols()})
+    counts = np.array([[atoms.get_chemical_symbols().count(e) for e in elements] for atoms in frames], float)
+    difference = predicted - np.array([atoms.get_potential_energy() for atoms in frames])
+    shifts = np.linalg.lstsq(counts, difference, rcond=None)[0]
+    residual = (difference - counts @ shifts) / counts.sum(axis=1)
+    return float(np.sqrt(np.mean(residual**2)))
+
+
+def force_rmse(frames, predicted: list[np.ndarray]) -> float:
+    errors = np.concatenate([(p - atoms.get_forces()).ravel() for p, atoms in zip(predicted, frames, strict=True)])
+    return float(np.sqrt(np.mean(errors**2)))
+
+
+def independent_predictions(frames, calculator, box: bool):
+    energies, forces = [], []
+    for atoms in frames:
+        copy = atoms.copy()
+        if box:
+            copy.center(vacuum=15.0)
+            copy.pbc = True
+        copy.calc = calculator
+        energies.append(copy.get_potential_energy())
+        forces.append(copy.get_forces())
+    return np.array(energies), forces
+
+
+@pytest.fixture(scope="module")
+def campaign(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("campaign")
+    env = dict(os.environ, LAMBENCH_WEIGHTS_DIR=str(workdir / "no-weights"), OMP_NUM_THREADS="1")
+    first = lambench("run", "--models", MODELS, "--workdir", str(workdir), "--workers", "2", env=env)
+    assert first.returncode == 0, first.stdout + first.stderr
+    (run_dir,) = (workdir / "runs").iterdir()
+    board = json.loads((run_dir / "leaderboard.json").read_text())
+    return workdir, env, first, run_dir, board
+
+
+def test_leaderboard_matches_independent_computation(campaign):
+    from ase.calculators.emt import EMT
+    from chgnet.model import CHGNet
+    from chgnet.model.dynamics import CHGNetCalculator
+
+    _, _, _, _, board = campaign
+    frames = read(FRAMES, index=":")
+    reference_forces = np.concatenate([a.get_forces().ravel() for a in frames])
+    dummy_e = bias_corrected_energy_rmse_per_atom(frames, np.zeros(len(frames)))
+    dummy_f = float(np.sqrt(np.mean(reference_forces**2)))
+
+    rows = {row["model"]: row for row in board["rows"]}
+    chgnet = CHGNetCalculator(CHGNet.load(model_name="0.3.0", verbose=False), use_device="cpu")
+    for model, calculator, box in (("emt", EMT(), False), ("chgnet-0.3.0", chgnet, True)):
+        energies, forces = independent_predictions(frames, calculator, box)
+        e_rmse = bias_corrected_energy_rmse_per_atom(frames, energies)
+        f_rmse = force_rmse(frames, forces)
+        cell = rows[model]["datasets"]["molecules_pbe_small"]
+        assert cell["status"] == "succeeded"
+        assert cell["energy_rmse_per_atom"] == pytest.approx(e_rmse, rel=1e-4)
+        assert cell["force_rmse"] == pytest.approx(f_rmse, rel=1e-4)
+        m_ff = 0.5 * min(e_rmse / dummy_e, 1) + 0.5 * min(f_rmse / dummy_f, 1)
+        assert rows[model]["score"]["m_ff"] == pytest.approx(m_ff, rel=1e-4)
+        assert rows[model]["score"]["partial"] is False
+
+    assert rows["dummy"]["score"]["m_ff"] == pytest.approx(1.0)
+    assert rows["chgnet-0.3.0"]["score"]["m_ff"] < rows["emt"]["score"]["m_ff"] < 1.0
+    ranked = [row["model"] for row in board["rows"]]
+    assert ranked[:3] == ["chgnet-0.3.0", "emt", "dummy"]
+
+
+def test_a_failing_model_is_shown_and_does_not_sink_the_campaign(campaign):
+    workdir, _, first, run_dir, board = campaign
+    mace = next(row for row in board["rows"] if row["model"] == "mace-mp-0-medium")
+    assert mace["rank"] is None and mace["score"]["m_ff"] is None
+    assert mace["datasets"]["molecules_pbe_small"]["status"] == "failed"
+    assert "weights not found" in mace["datasets"]["molecules_pbe_small"]["error"]
+    assert "failed mace-mp-0-medium × force_field/molecules_pbe_small: model mace-mp-0-medium: weights not found" in " ".join(first.stdout.split())
+    assert "| 1 | chgnet-0.3.0 |" in first.stdout
+    assert (run_dir / "leaderboard.html").read_text().count("<tr>") == 5
+
+
+def test_results_carry_provenance(campaign):
+    workdir, *_ = campaign
+    results = [json.loads(p.read_text()) for p in (workdir / "store" / "results").glob("*.json")]
+    assert {r["model"] for r in results} == {"dummy", "emt", "chgnet-0.3.0"}
+    chgnet = next(r for r in results if r["model"] == "chgnet-0.3.0")
+    provenance = chgnet["provenance"]
+    assert provenance["weights_sha256"] == "d14ab7c0f093efe64b60a7bcd540bca10e74fb7f46c86108a079af60524659d1"
+    assert provenance["dataset_sha256"] and provenance["packages"]["chgnet"] and provenance["packages"]["torch"]
+    assert provenance["compute_seconds"] > 0 and provenance["wall_seconds"] >= provenance["compute_seconds"]
+    assert provenance["hardware"]["cpu"] and provenance["device"] == "cpu"
+    assert len(chgnet["records"]) == 48 and chgnet["success_rate"] == 1.0
+
+
+def test_second_run_recomputes_nothing(campaign):
+    workdir, env, _, _, board = campaign
+    stored = {p: p.stat().st_mtime_ns for p in (workdir / "store" / "results").glob("*.json")}
+    again = lambench("run", "--models", MODELS, "--workdir", str(workdir), env=env)
+    assert again.returncode == 0, again.stderr
+    # The failed job is retried (it is not a result); everything else is already there.
+    assert "1 to compute, 3 already in the store" in again.stdout
+    assert {p: p.stat().st_mtime_ns for p in stored} == stored
+    newest = max((workdir / "runs").iterdir(), key=lambda p: p.name)
+    second = json.loads((newest / "leaderboard.json").read_text())
+    assert [r["score"] for r in second["rows"]] == [r["score"] for r in board["rows"]]
+
+
+def test_nothing_to_compute_says_so(campaign):
+    workdir, env, *_ = campaign
+    done = lambench("run", "--models", "dummy,emt", "--workdir", str(workdir), env=env)
+    assert done.returncode == 0, done.stderr
+    assert "nothing to compute" in done.stdout

@@ -1,0 +1,1 @@
+"""DAG assembly, the local runner and the `lambench` command line."""

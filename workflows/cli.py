@@ -1,0 +1,212 @@
+"""The `lambench` command line."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from rich.console import Console
+
+from lambench_core.campaign import CampaignContext, CampaignSpec, Plan, plan_campaign
+from lambench_core.data.manifest import BUILTIN_MANIFEST
+from lambench_core.errors import LambenchError
+from lambench_core.results.store import ResultStore
+
+DEFAULT_MODELS = ["dummy", "emt", "chgnet-0.3.0", "sevennet-0"]
+DEFAULT_WORKDIR = Path("lambench-work")
+EXIT_BAD_INPUT = 2
+
+
+def _names(text: str | None) -> list[str] | None:
+    return [name.strip() for name in text.split(",") if name.strip()] if text else None
+
+
+def new_campaign_id() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(2)
+
+
+def _add_catalog_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cards", action="append", default=[], type=Path, help="extra directory of model cards")
+    parser.add_argument("--manifest", type=Path, default=BUILTIN_MANIFEST, help="dataset manifest (YAML)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lambench", description="Benchmark Large Atomic Models.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run a local campaign (a dflow DAG in debug mode) and print the leaderboard")
+    run.add_argument("--models", help=f"comma-separated model names (default: {','.join(DEFAULT_MODELS)})")
+    run.add_argument("--tasks", help="comma-separated task names (default: every task whose data is present)")
+    run.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR, help="where runs and the default store live")
+    run.add_argument("--store", help="result store: a directory or file:// URL (default: WORKDIR/store)")
+    run.add_argument("--force", action="store_true", help="recompute jobs already in the store")
+    run.add_argument("--workers", type=int, default=2, help="jobs run at once (default: 2)")
+    run.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+    run.add_argument("--timeout", type=float, default=7200.0, help="seconds before the campaign is stopped")
+    _add_catalog_options(run)
+
+    models = commands.add_parser("models", help="list the model cards")
+    _add_catalog_options(models)
+    tasks = commands.add_parser("tasks", help="list the tasks whose data is on this machine")
+    _add_catalog_options(tasks)
+
+    data = commands.add_parser("data", help="dataset maintenance")
+    data_commands = data.add_subparsers(dest="data_command", required=True)
+    errors = data_commands.add_parser("dummy-errors", help="recompute the dummy model's errors of each set")
+    errors.add_argument("--check", action="store_true", help="exit 1 if the manifest's values differ")
+    errors.add_argument("--manifest", type=Path, default=BUILTIN_MANIFEST)
+    fit = data_commands.add_parser("fit-dummy", help="refit the dummy model's element energies")
+    fit.add_argument("--manifest", type=Path, default=BUILTIN_MANIFEST)
+    return parser
+
+
+def _spec_from_args(args: argparse.Namespace, campaign_id: str, run_dir: Path) -> CampaignSpec:
+    workers = max(1, args.workers)
+    return CampaignSpec(
+        campaign_id=campaign_id,
+        models=_names(args.models) or DEFAULT_MODELS,
+        tasks=_names(args.tasks) or [],
+        store=args.store or str((args.workdir / "store").resolve()),
+        manifest=str(args.manifest.resolve()),
+        cards_dirs=[str(d.resolve()) for d in args.cards],
+        device=args.device,
+        threads_per_job=max(1, (os.cpu_count() or 1) // workers),
+        force=args.force,
+        progress_dir=str(run_dir / "progress"),
+    )
+
+
+def command_run(args: argparse.Namespace, console: Console) -> int:
+    from workflows.local import run_locally
+    from workflows.progress import ProgressDisplay
+
+    if args.workers < 1 or args.timeout <= 0:
+        raise LambenchError("--workers must be ≥ 1 and --timeout > 0")
+    campaign_id = new_campaign_id()
+    run_dir = (args.workdir / "runs" / campaign_id).resolve()
+    spec = _spec_from_args(args, campaign_id, run_dir)
+    if not spec.tasks:
+        spec.tasks = CampaignContext(spec).suite.names()
+    store = ResultStore.open(spec.store)
+    plan = plan_campaign(spec, store)
+    _describe_plan(plan, store, console)
+    display = ProgressDisplay(plan.to_run, run_dir / "progress", console)
+    outcome = run_locally(plan, run_dir, args.workers, args.timeout, display)
+    return _report(plan, outcome, store, console)
+
+
+def _describe_plan(plan: Plan, store: ResultStore, console: Console) -> None:
+    total = len(plan.all_jobs)
+    console.print(
+        f"lambench campaign {plan.campaign.campaign_id}: {len(plan.campaign.models)} models × "
+        f"{len(plan.campaign.tasks)} tasks = {total} jobs; store {store.url}",
+        highlight=False,
+    )
+    if not plan.to_run:
+        console.print(
+            f"All {total} jobs are already in the store: nothing to compute (use --force to recompute). "
+            "Aggregating and publishing only.",
+            highlight=False,
+        )
+    else:
+        console.print(f"{len(plan.to_run)} to compute, {len(plan.already_done)} already in the store.", highlight=False)
+
+
+def _report(plan: Plan, outcome: object, store: ResultStore, console: Console) -> int:
+    from workflows.local import LocalOutcome
+
+    assert isinstance(outcome, LocalOutcome)
+    run_dir = outcome.run_dir
+    if outcome.timed_out:
+        console.print(f"lambench: the campaign was stopped after its timeout; finished results are kept in {store.url}")
+    for key in outcome.failed_jobs(plan):
+        job = next(j for j in plan.to_run if j.key == key)
+        failure = store.get_failure(key)
+        reason = failure.error if failure and failure.error else "see " + str(run_dir / "dag.log")
+        console.print(f"[red]failed[/] {job.model} × {job.instance.name}: {reason}", highlight=False)
+    board_path = run_dir / "leaderboard.md"
+    if outcome.stage_failed("aggregate") or outcome.stage_failed("publish") or not board_path.exists():
+        console.print(f"lambench: the campaign did not produce a leaderboard; see {run_dir / 'dag.log'}")
+        return 1
+    console.print()
+    console.print(board_path.read_text(), markup=False, highlight=False)
+    console.print(
+        f"Leaderboard: {run_dir / 'leaderboard.html'} and {run_dir / 'leaderboard.json'} "
+        f"({outcome.wall_seconds:.1f} s)",
+        highlight=False,
+    )
+    return 0
+
+
+def command_models(args: argparse.Namespace, console: Console) -> int:
+    from lambench_core.models import ModelCatalog
+
+    catalog = ModelCatalog.load(args.cards)
+    for name in catalog.names():
+        card = catalog.get(name)
+        print(f"{name:32} {card.family:10} {card.version}")
+    return 0
+
+
+def command_tasks(args: argparse.Namespace, console: Console) -> int:
+    from lambench_core.data.manifest import load_manifest
+    from lambench_core.tasks.suite import TaskSuite
+
+    suite = TaskSuite.default(load_manifest(args.manifest))
+    for name in suite.names():
+        instance = suite.get(name)
+        print(f"{name:40} {instance.category.value:12} {instance.domain.value}")
+    return 0
+
+
+def command_data(args: argparse.Namespace, console: Console) -> int:
+    from lambench_core.data.manifest import load_manifest
+    from lambench_core.data.normalization import DUMMY_WEIGHTS, dummy_errors, write_dummy_weights
+    from lambench_core.hashing import sha256_file
+
+    document = load_manifest(args.manifest)
+    if args.data_command == "fit-dummy":
+        energies = write_dummy_weights(document)
+        print(f"wrote {DUMMY_WEIGHTS} ({len(energies)} elements); set weights.sha256 in the dummy card to")
+        print(sha256_file(DUMMY_WEIGHTS))
+        return 0
+    differs = False
+    for entry in document.entries():
+        if not document.is_present(entry):
+            print(f"# {entry.name}: files not on this machine, skipped")
+            continue
+        fresh = dummy_errors(document, entry)
+        stored = entry.dummy_errors
+        same = stored is not None and all(
+            (a is None and b is None) or (a is not None and b is not None and abs(a - b) <= 1e-9 * max(1.0, abs(b)))
+            for a, b in zip(fresh.model_dump().values(), stored.model_dump().values(), strict=True)
+        )
+        differs |= not same
+        print(f"# {entry.name}{'' if same else '  (differs from the manifest)'}")
+        print("    dummy_errors:")
+        for name, value in fresh.model_dump().items():
+            if value is not None:
+                print(f"      {name}: {value!r}")
+    return 1 if args.check and differs else 0
+
+
+COMMANDS = {"run": command_run, "models": command_models, "tasks": command_tasks, "data": command_data}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    console = Console(soft_wrap=True)
+    try:
+        return COMMANDS[args.command](args, console)
+    except LambenchError as exc:
+        print(f"lambench: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

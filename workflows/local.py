@@ -1,0 +1,85 @@
+"""Run a planned campaign on this machine: the DAG in a child process, a live display here."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lambench_core.campaign import Plan
+from workflows.dag import run_step_key
+from workflows.local_dag import LOG_FILE, PLAN_FILE, STATUS_FILE
+from workflows.progress import ProgressDisplay
+
+KILL_GRACE_SECONDS = 10
+
+
+@dataclass
+class LocalOutcome:
+    run_dir: Path
+    timed_out: bool
+    workflow_status: str | None
+    step_phases: dict[str, str] = field(default_factory=dict)
+    wall_seconds: float = 0.0
+
+    def failed_steps(self) -> list[str]:
+        return [key for key, phase in self.step_phases.items() if phase != "Succeeded"]
+
+    def failed_jobs(self, plan: Plan) -> list[str]:
+        failed = set(self.failed_steps())
+        return [job.key for job in plan.to_run if run_step_key(job.key) in failed]
+
+    def stage_failed(self, stage: str) -> bool:
+        phases = [p for k, p in self.step_phases.items() if k.startswith(f"{stage}-")]
+        return not phases or any(p != "Succeeded" for p in phases)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=KILL_GRACE_SECONDS)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def run_locally(plan: Plan, run_dir: Path, workers: int, timeout: float, display: ProgressDisplay) -> LocalOutcome:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / PLAN_FILE).write_text(plan.model_dump_json(indent=1))
+    (run_dir / STATUS_FILE).unlink(missing_ok=True)
+    start = time.monotonic()
+    with open(run_dir / LOG_FILE, "ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "workflows.local_dag", str(run_dir), str(workers)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        timed_out = False
+        with display:
+            while process.poll() is None:
+                display.refresh()
+                if time.monotonic() - start > timeout:
+                    timed_out = True
+                    _stop(process)
+                    break
+                time.sleep(0.5)
+            display.refresh(final=True)
+    status_path = run_dir / STATUS_FILE
+    status = json.loads(status_path.read_text()) if status_path.exists() else {}
+    return LocalOutcome(
+        run_dir=run_dir,
+        timed_out=timed_out,
+        workflow_status=status.get("workflow_status"),
+        step_phases={step["key"]: step["phase"] for step in status.get("steps", [])},
+        wall_seconds=time.monotonic() - start,
+    )

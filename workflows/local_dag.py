@@ -1,0 +1,51 @@
+"""Child process that runs the campaign DAG in dflow debug mode and records how every step ended.
+
+Run by `workflows.local.run_locally` in its own process group: debug mode changes the working
+directory while it runs, reports "Succeeded" even when steps failed, and can linger at exit, so
+the parent reads `status.json` instead of trusting an exit code, and enforces the timeout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+STATUS_FILE = "status.json"
+LOG_FILE = "dag.log"
+PLAN_FILE = "plan.json"
+
+
+def main(run_dir: Path, workers: int) -> None:
+    from dflow import config
+
+    from lambench_core.campaign import Plan
+    from workflows.dag import build_campaign_workflow
+
+    config["mode"] = "debug"
+    config["debug_workdir"] = str(run_dir / "dflow")
+    config["debug_pool_workers"] = workers
+    logging.getLogger().setLevel(logging.ERROR)
+    plan = Plan.model_validate_json((run_dir / PLAN_FILE).read_text())
+    workflow = build_campaign_workflow(plan, output_dir=run_dir)
+    with open(run_dir / LOG_FILE, "a") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+        workflow.submit()
+        steps = [
+            {"key": step.key, "phase": step.phase}
+            for step in workflow.query_step()
+            if step.key
+        ]
+        status = {"workflow_id": workflow.id, "workflow_status": workflow.query_status(), "steps": steps}
+    temporary = run_dir / f".{STATUS_FILE}.tmp"
+    temporary.write_text(json.dumps(status, indent=1))
+    temporary.replace(run_dir / STATUS_FILE)
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]), int(sys.argv[2]))
+    sys.stdout.flush()
+    # Skip interpreter teardown: debug mode's worker pool can otherwise keep the process alive.
+    os._exit(0)
