@@ -1,4 +1,8 @@
-"""CHGNet from a checkpoint file (the pretrained ones ship inside the chgnet wheel)."""
+"""CHGNet from a checkpoint file (the pretrained ones ship inside the chgnet wheel).
+
+Card options: `model` (keyword arguments of `CHGNet.from_file`, e.g. `mlp_out_bias: true`, which
+the 0.2.0 checkpoint needs) and `calculator` (keyword arguments of `CHGNetCalculator`).
+"""
 
 from __future__ import annotations
 
@@ -15,5 +19,5 @@ def build_chgnet(card: ModelCard, context: LoadContext) -> Calculator:
     dynamics = require_module(card, "chgnet.model.dynamics")
     if context.weights is None:
         raise ValueError(f"model {card.name}: a chgnet card needs weights")
-    model = model_module.CHGNet.from_file(str(context.weights))
-    return dynamics.CHGNetCalculator(model, use_device=context.device, **card.options)
+    model = model_module.CHGNet.from_file(str(context.weights), **card.options.get("model", {}))
+    return dynamics.CHGNetCalculator(model, use_device=context.device, **card.options.get("calculator", {}))
