@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 import lambench_core
 from lambench_core.data.checksums import dataset_digest, verify_dataset
 from lambench_core.data.loaders import load_frames
-from lambench_core.data.manifest import BUILTIN_MANIFEST, ManifestDocument, load_manifest
+from lambench_core.data.manifest import BUILTIN_MANIFEST, ManifestDocument, load_datasets
 from lambench_core.errors import LambenchError
 from lambench_core.models.card import ModelCard
 from lambench_core.models.catalog import ModelCatalog
@@ -56,6 +56,7 @@ class Job(BaseModel):
     key: str
     model: str
     instance: TaskInstance
+    dataset: str | None = Field(description="The label set this model is scored on")
 
 
 class Plan(BaseModel):
@@ -76,16 +77,15 @@ class CampaignContext:
     def __init__(self, spec: CampaignSpec) -> None:
         self.spec = spec
         self.catalog = ModelCatalog.load(Path(d) for d in spec.cards_dirs)
-        self.manifest: ManifestDocument = load_manifest(Path(spec.manifest))
+        self.manifest: ManifestDocument = load_datasets(Path(spec.manifest))
         self.suite = TaskSuite.default(self.manifest)
 
     def job_for(self, card: ModelCard, instance: TaskInstance) -> Job:
         task = task_class(instance.task)
-        digest = None
-        if instance.dataset is not None:
-            digest = dataset_digest(self.manifest.get(instance.dataset))
+        dataset = instance.dataset_for(card.level_for(instance.domain))
+        digest = dataset_digest(self.manifest.get(dataset)) if dataset is not None else None
         key = job_key(card, task.name, task.version, instance.params, digest)
-        return Job(key=key, model=card.name, instance=instance)
+        return Job(key=key, model=card.name, instance=instance, dataset=dataset)
 
 
 def plan_campaign(spec: CampaignSpec, store: ResultStore) -> Plan:
@@ -93,14 +93,13 @@ def plan_campaign(spec: CampaignSpec, store: ResultStore) -> Plan:
     context = CampaignContext(spec)
     cards = context.catalog.select(spec.models)
     instances = context.suite.select(spec.tasks)
-    for dataset in sorted({i.dataset for i in instances if i.dataset is not None}):
+    jobs = [context.job_for(card, instance) for card in cards for instance in instances]
+    for dataset in sorted({job.dataset for job in jobs if job.dataset is not None}):
         verify_dataset(context.manifest, context.manifest.get(dataset))
     to_run: list[Job] = []
     done: list[Job] = []
-    for card in cards:
-        for instance in instances:
-            job = context.job_for(card, instance)
-            (done if store.has(job.key) and not spec.force else to_run).append(job)
+    for job in jobs:
+        (done if store.has(job.key) and not spec.force else to_run).append(job)
     return Plan(campaign=spec, to_run=to_run, already_done=done)
 
 
@@ -157,8 +156,8 @@ def execute_job(spec: CampaignSpec, job: Job) -> TaskResult:
     load_seconds = 0.0
     try:
         frames = []
-        if job.instance.dataset is not None:
-            frames, dataset_sha = load_frames(context.manifest, context.manifest.get(job.instance.dataset))
+        if job.dataset is not None:
+            frames, dataset_sha = load_frames(context.manifest, context.manifest.get(job.dataset))
         load_start = time.perf_counter()
         loaded = load_model(card, job.instance.domain, spec.device)
         load_seconds = time.perf_counter() - load_start
@@ -176,7 +175,7 @@ def execute_job(spec: CampaignSpec, job: Job) -> TaskResult:
         weights_sha256=loaded.weights_sha256 if loaded else None,
         weights_pinned=loaded.weights_pinned if loaded else card.weights is None or card.weights.sha256 is not None,
         head=loaded.head if loaded else None,
-        dataset=job.instance.dataset,
+        dataset=job.dataset,
         dataset_sha256=dataset_sha,
         task=job.instance.name,
         task_version=task.version,

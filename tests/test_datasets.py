@@ -134,7 +134,7 @@ def test_promised_label_missing(tmp_path):
         ({"domain": "astrology"}, "datasets[cu_emt].domain"),
         ({"labels": ["energy", "charges"]}, "datasets[cu_emt].labels.1"),
         ({"n_frames": 0}, "datasets[cu_emt].n_frames"),
-        ({"files": []}, "datasets[cu_emt].files"),
+        ({"files": []}, "datasets[cu_emt]"),
     ],
 )
 def test_malformed_manifest_entry(tmp_path, overrides, field):

@@ -154,10 +154,10 @@ def command_models(args: argparse.Namespace, console: Console) -> int:
 
 
 def command_tasks(args: argparse.Namespace, console: Console) -> int:
-    from lambench_core.data.manifest import load_manifest
+    from lambench_core.data.manifest import load_datasets
     from lambench_core.tasks.suite import TaskSuite
 
-    suite = TaskSuite.default(load_manifest(args.manifest))
+    suite = TaskSuite.default(load_datasets(args.manifest))
     for name in suite.names():
         instance = suite.get(name)
         print(f"{name:40} {instance.category.value:12} {instance.domain.value}")
@@ -165,11 +165,11 @@ def command_tasks(args: argparse.Namespace, console: Console) -> int:
 
 
 def command_data(args: argparse.Namespace, console: Console) -> int:
-    from lambench_core.data.manifest import load_manifest
+    from lambench_core.data.manifest import load_datasets
     from lambench_core.data.normalization import DUMMY_WEIGHTS, dummy_errors, write_dummy_weights
     from lambench_core.hashing import sha256_file
 
-    document = load_manifest(args.manifest)
+    document = load_datasets(args.manifest)
     if args.data_command == "fit-dummy":
         energies = write_dummy_weights(document)
         print(f"wrote {DUMMY_WEIGHTS} ({len(energies)} elements); set weights.sha256 in the dummy card to")

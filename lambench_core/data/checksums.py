@@ -24,12 +24,17 @@ def path_sha256(path: Path) -> str:
 
 def verify_dataset(document: ManifestDocument, entry: DatasetEntry) -> str:
     """Check every file of a dataset; return the dataset digest used in result identities."""
+    source = document.source(entry)
+    if not entry.files:
+        raise InputError(
+            source, f"datasets[{entry.name}].files", f"not on this machine; run `lambench data fetch {entry.name}`"
+        )
     for index, dataset_file in enumerate(entry.files):
-        path = document.file_path(dataset_file)
+        path = document.file_path(entry, dataset_file)
         field = f"datasets[{entry.name}].files.{index}.sha256"
         if not path.exists():
             raise InputError(
-                document.path,
+                source,
                 f"datasets[{entry.name}].files.{index}.path",
                 f"{path} does not exist"
                 + (f"; fetch it from {entry.download_url}" if entry.download_url else ""),
@@ -37,7 +42,7 @@ def verify_dataset(document: ManifestDocument, entry: DatasetEntry) -> str:
         actual = path_sha256(path)
         if actual != dataset_file.sha256:
             raise ChecksumError(
-                document.path, field, f"{path} has sha256 {actual}, the manifest pins {dataset_file.sha256}"
+                source, field, f"{path} has sha256 {actual}, the manifest pins {dataset_file.sha256}"
             )
     return dataset_digest(entry)
 

@@ -110,24 +110,25 @@ def load_frames(document: ManifestDocument, entry: DatasetEntry) -> tuple[list[F
         reader = _READERS[entry.format]
     except KeyError:
         raise InputError(
-            document.path,
+            document.source(entry),
             f"datasets[{entry.name}].format",
             f"unknown format {entry.format!r} (known: {', '.join(known_formats())})",
         ) from None
     digest = verify_dataset(document, entry)
     frames: list[Frame] = []
     for dataset_file in entry.files:
-        frames.extend(reader(document.file_path(dataset_file), entry.name))
+        frames.extend(reader(document.file_path(entry, dataset_file), entry.name))
     _check_labels(document, entry, frames)
     return frames, digest
 
 
 def _check_labels(document: ManifestDocument, entry: DatasetEntry, frames: list[Frame]) -> None:
     where = f"datasets[{entry.name}]"
-    if len(frames) != entry.n_frames:
-        raise InputError(
-            document.path, f"{where}.n_frames", f"manifest says {entry.n_frames}, files hold {len(frames)}"
-        )
+    source = document.source(entry)
+    if not frames:
+        raise InputError(source, f"{where}.files", "the files hold no frames")
+    if entry.n_frames is not None and len(frames) != entry.n_frames:
+        raise InputError(source, f"{where}.n_frames", f"manifest says {entry.n_frames}, files hold {len(frames)}")
     for frame in frames:
         missing = [
             label
@@ -140,11 +141,11 @@ def _check_labels(document: ManifestDocument, entry: DatasetEntry, frames: list[
         ]
         if missing:
             raise InputError(
-                document.path, f"{where}.labels", f"frame {frame.frame_id} lacks {', '.join(missing)}"
+                source, f"{where}.labels", f"frame {frame.frame_id} lacks {', '.join(missing)}"
             )
         if frame.forces is not None and frame.forces.shape != (frame.n_atoms, 3):
             raise InputError(
-                document.path,
+                source,
                 f"{where}.files",
                 f"frame {frame.frame_id}: forces have shape {frame.forces.shape}, "
                 f"expected ({frame.n_atoms}, 3)",

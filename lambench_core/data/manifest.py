@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from lambench_core.domains import Domain
 from lambench_core.errors import InputError
@@ -56,18 +57,35 @@ class DatasetEntry(BaseModel):
 
     name: str
     domain: Domain
+    group: str | None = Field(
+        default=None,
+        description="The benchmark set this label set belongs to (its leaderboard column); "
+        "label sets of one group hold the same structures at different levels of theory.",
+    )
+    level: str = Field(default="pbe", description="Reference level key, matched to a card's `levels`")
     format: str = Field(description="extxyz, deepmd/npy or deepmd/npy/mixed")
-    files: list[DatasetFile] = Field(min_length=1)
+    files: list[DatasetFile] = Field(default_factory=list, description="Empty until an external set is fetched")
     labels: list[Label] = Field(min_length=1)
-    n_frames: int = Field(gt=0)
+    n_frames: int | None = Field(default=None, gt=0, description="Checked on load where known")
     level_of_theory: dict[str, str | int | float | bool | None]
     source: str
     citation: str | None = None
     licence: str
     download_url: str | None = None
+    archive_sha256: str | None = Field(default=None, description="Published checksum of the download")
     dispersion: Dispersion | None = None
     dummy_errors: NormalizationErrors | None = None
     description: str = ""
+
+    @model_validator(mode="after")
+    def _files_or_download(self) -> DatasetEntry:
+        if not self.files and not self.download_url:
+            raise ValueError("a dataset needs files, or a download_url to fetch them from")
+        return self
+
+    @property
+    def set_name(self) -> str:
+        return self.group or self.name
 
 
 class DatasetManifest(BaseModel):
@@ -77,19 +95,32 @@ class DatasetManifest(BaseModel):
 
 
 class ManifestDocument:
-    """A validated manifest together with the directory its relative paths start from."""
+    """Validated dataset entries, each with the manifest file it came from (its paths' root).
+
+    Several manifests merge into one document (the built-in one, then the registry of fetched
+    sets); a later entry of the same name replaces an earlier one.
+    """
 
     def __init__(self, manifest: DatasetManifest, path: Path) -> None:
-        self.manifest = manifest
         self.path = path
-        self.root = path.parent
-        self._by_name = {entry.name: entry for entry in manifest.datasets}
+        self._by_name: dict[str, DatasetEntry] = {}
+        self._sources: dict[str, Path] = {}
+        self.add(manifest, path)
+
+    def add(self, manifest: DatasetManifest, path: Path) -> None:
+        for entry in manifest.datasets:
+            self._by_name[entry.name] = entry
+            self._sources[entry.name] = path
 
     def names(self) -> list[str]:
         return sorted(self._by_name)
 
     def entries(self) -> list[DatasetEntry]:
-        return list(self.manifest.datasets)
+        return list(self._by_name.values())
+
+    def source(self, entry: DatasetEntry) -> Path:
+        """The manifest file that defines `entry` (named in every error about it)."""
+        return self._sources[entry.name]
 
     def get(self, name: str) -> DatasetEntry:
         from lambench_core.models.catalog import UnknownNameError
@@ -101,11 +132,11 @@ class ManifestDocument:
                 f"unknown dataset {name!r} in {self.path} (known: {', '.join(self.names())})"
             ) from None
 
-    def file_path(self, dataset_file: DatasetFile) -> Path:
-        return self.root / dataset_file.path
+    def file_path(self, entry: DatasetEntry, dataset_file: DatasetFile) -> Path:
+        return self._sources[entry.name].parent / dataset_file.path
 
     def is_present(self, entry: DatasetEntry) -> bool:
-        return all(self.file_path(f).exists() for f in entry.files)
+        return bool(entry.files) and all(self.file_path(entry, f).exists() for f in entry.files)
 
 
 def load_manifest(path: Path = BUILTIN_MANIFEST) -> ManifestDocument:
@@ -138,3 +169,24 @@ def _named_field(raw: object, field: str) -> str:
             parts[1] = f"[{entries[index]['name']}]"
             return parts[0] + parts[1] + ("." + ".".join(parts[2:]) if parts[2:] else "")
     return field
+
+
+DATA_DIR_ENV = "LAMBENCH_DATA_DIR"
+REGISTRY_FILE = "registry.yaml"
+
+
+def data_dir() -> Path:
+    """Where fetched datasets and their registry live."""
+    configured = os.environ.get(DATA_DIR_ENV)
+    return Path(configured).expanduser() if configured else Path.home() / ".cache" / "lambench" / "data"
+
+
+def load_datasets(manifest: Path = BUILTIN_MANIFEST, registry: Path | None = None) -> ManifestDocument:
+    """The manifest merged with the registry of fetched sets (whose entries carry their files)."""
+    document = load_manifest(manifest)
+    registry = registry or data_dir() / REGISTRY_FILE
+    if registry.is_file():
+        fetched = load_manifest(registry)
+        for entry in fetched.entries():
+            document.add(DatasetManifest(datasets=[entry]), registry)
+    return document

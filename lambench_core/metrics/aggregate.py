@@ -27,21 +27,31 @@ class RawForceFieldRow(BaseModel):
 
     model: str
     dataset: str
+    set_name: str | None = Field(default=None, description="Benchmark set; defaults to the dataset")
     energy_rmse_per_atom: float | None = None
     force_rmse: float | None = None
     virial_rmse_per_atom: float | None = None
 
+    @property
+    def benchmark_set(self) -> str:
+        return self.set_name or self.dataset
+
 
 class DatasetNormalization(BaseModel):
-    """The dummy model's errors on a dataset, which define x = 1."""
+    """The dummy model's errors on a dataset (one label set of a benchmark set), which define x = 1."""
 
     model_config = ConfigDict(extra="forbid")
 
     dataset: str
+    set_name: str | None = None
     domain: Domain
     energy_rmse_per_atom: float = Field(gt=0)
     force_rmse: float = Field(gt=0)
     virial_rmse_per_atom: float | None = Field(default=None, gt=0)
+
+    @property
+    def benchmark_set(self) -> str:
+        return self.set_name or self.dataset
 
     def reference(self, label: str) -> float | None:
         return getattr(self, LABEL_METRICS[label])
@@ -55,9 +65,9 @@ class ForceFieldScore(BaseModel):
     partial: bool
     domains: dict[Domain, float | None]
     normalized: dict[str, dict[str, float | None]] = Field(
-        description="dataset → label → x (None: missing)"
+        description="benchmark set → label → x (None: missing)"
     )
-    missing: list[str] = Field(default_factory=list, description="datasets without a result")
+    missing: list[str] = Field(default_factory=list, description="benchmark sets without a result")
     notes: list[str] = Field(default_factory=list)
 
 
@@ -73,34 +83,54 @@ def geometric_mean(values: Sequence[float]) -> float:
     return math.exp(sum(math.log(v) for v in values) / len(values))
 
 
-def _score_model(
-    model: str, rows: dict[str, RawForceFieldRow], norms: Sequence[DatasetNormalization]
-) -> ForceFieldScore:
+class _Sets:
+    """Normalizations grouped by benchmark set and domain."""
+
+    def __init__(self, norms: Sequence[DatasetNormalization]) -> None:
+        self.by_dataset = {n.dataset: n for n in norms}
+        self.by_set: dict[str, list[DatasetNormalization]] = {}
+        for norm in norms:
+            self.by_set.setdefault(norm.benchmark_set, []).append(norm)
+        self.by_domain: dict[Domain, list[str]] = {}
+        for name, members in sorted(self.by_set.items()):
+            self.by_domain.setdefault(members[0].domain, []).append(name)
+
+    def carries(self, set_name: str, label: str) -> bool:
+        return any(n.reference(label) is not None for n in self.by_set[set_name])
+
+    def normalization(self, set_name: str, row: RawForceFieldRow | None) -> DatasetNormalization:
+        """The label set's own normalization when the model was scored on it, else the first."""
+        if row is not None and row.dataset in self.by_dataset:
+            return self.by_dataset[row.dataset]
+        return self.by_set[set_name][0]
+
+
+def _score_model(model: str, rows: dict[str, RawForceFieldRow], sets: _Sets) -> ForceFieldScore:
     normalized: dict[str, dict[str, float | None]] = {}
     notes: list[str] = []
-    missing = sorted(n.dataset for n in norms if n.dataset not in rows)
+    missing = sorted(name for name in sets.by_set if name not in rows)
     domains: dict[Domain, float | None] = {}
     partial = bool(missing)
-    for domain in sorted({n.domain for n in norms}):
-        members = [n for n in norms if n.domain == domain]
-        has_virial = any(n.virial_rmse_per_atom is not None for n in members)
+    for domain in sorted(sets.by_domain):
+        members = sets.by_domain[domain]
+        has_virial = any(sets.carries(name, "V") for name in members)
         weights = WEIGHTS_WITH_VIRIAL if has_virial else WEIGHTS_WITHOUT_VIRIAL
         label_means: dict[str, float] = {}
         for label in weights:
             xs: list[float] = []
-            for norm in members:
-                reference = norm.reference(label)
+            for name in members:
+                row = rows.get(name)
+                reference = sets.normalization(name, row).reference(label)
                 if reference is None:
                     continue
-                row = rows.get(norm.dataset)
                 x = None
                 if row is not None:
                     x = normalized_error(getattr(row, LABEL_METRICS[label]), reference)
                     if x is None and label == "V":
                         # A model that cannot predict stress is no better than the dummy on virials.
                         x = 1.0
-                        notes.append(f"{norm.dataset}: no virial prediction, scored as the dummy")
-                normalized.setdefault(norm.dataset, {})[label] = x
+                        notes.append(f"{name}: no virial prediction, scored as the dummy")
+                normalized.setdefault(name, {})[label] = x
                 if x is None:
                     partial = True
                 else:
@@ -131,7 +161,8 @@ def score_force_field(
     normalizations: Sequence[DatasetNormalization],
 ) -> list[ForceFieldScore]:
     """Score every listed model; a model with no rows at all is still returned, as missing."""
+    sets = _Sets(normalizations)
     by_model: dict[str, dict[str, RawForceFieldRow]] = {}
     for row in rows:
-        by_model.setdefault(row.model, {})[row.dataset] = row
-    return [_score_model(model, by_model.get(model, {}), normalizations) for model in models]
+        by_model.setdefault(row.model, {})[row.benchmark_set] = row
+    return [_score_model(model, by_model.get(model, {}), sets) for model in models]

@@ -15,6 +15,7 @@ from lambench_core.errors import InputError
 
 _SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+DEFAULT_LEVEL = "pbe"
 
 
 class Capabilities(BaseModel):
@@ -76,6 +77,11 @@ class ModelCard(BaseModel):
     heads: dict[Domain, str] = Field(
         default_factory=dict, description="Head (or fidelity/modal) to use per domain."
     )
+    levels: dict[Domain, str] = Field(
+        default_factory=dict,
+        description="Reference level (e.g. 'wb97') each domain's head was trained at; 'pbe' if absent. "
+        "Sets with several label sets are scored on the matching one.",
+    )
     capabilities: Capabilities = Field(default_factory=Capabilities)
     elements: list[str] = Field(
         description="Element symbols, or inclusive ranges such as 'H-Bi'; ['all'] for any."
@@ -106,6 +112,9 @@ class ModelCard(BaseModel):
 
     def head_for(self, domain: Domain) -> str | None:
         return self.heads.get(domain)
+
+    def level_for(self, domain: Domain) -> str:
+        return self.levels.get(domain, DEFAULT_LEVEL)
 
 
 def expand_elements(entries: list[str]) -> frozenset[str] | None:

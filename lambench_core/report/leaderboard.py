@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from lambench_core.campaign import Job
 from lambench_core.data.manifest import ManifestDocument
 from lambench_core.domains import Domain
 from lambench_core.metrics.aggregate import (
@@ -53,6 +54,11 @@ class Leaderboard(BaseModel):
     rows: list[LeaderboardRow]
     notes: list[str] = Field(default_factory=list)
 
+    def set_names(self) -> list[str]:
+        """Benchmark sets in domain order, then by name."""
+        domain_of = {n.benchmark_set: n.domain for n in self.datasets}
+        return sorted(domain_of, key=lambda name: (domain_of[name], name))
+
 
 def normalizations(manifest: ManifestDocument, datasets: Sequence[str]) -> tuple[list[DatasetNormalization], list[str]]:
     found, notes = [], []
@@ -62,7 +68,9 @@ def normalizations(manifest: ManifestDocument, datasets: Sequence[str]) -> tuple
             notes.append(f"{name}: no dummy errors in the manifest; left out of M_FF")
             continue
         found.append(
-            DatasetNormalization(dataset=name, domain=entry.domain, **entry.dummy_errors.model_dump())
+            DatasetNormalization(
+                dataset=name, set_name=entry.set_name, domain=entry.domain, **entry.dummy_errors.model_dump()
+            )
         )
     return found, notes
 
@@ -82,37 +90,39 @@ def build_leaderboard(
     campaign: str,
     models: Sequence[str],
     results: Sequence[TaskResult],
-    dataset_of_task: dict[str, str],
+    jobs: Sequence[Job],
     manifest: ManifestDocument,
 ) -> Leaderboard:
-    """Score `models` on the datasets of the campaign's force-field tasks.
+    """Score `models` on the benchmark sets of the campaign's force-field jobs.
 
-    `results` holds at most one result per (model, task): the stored scored one, or else the
-    latest failure. Failed and missing ones show as gaps, never as zeros.
+    `results` holds at most one result per job: the stored scored one, or else the latest failure.
+    Failed and missing ones show as gaps, never as zeros.
     """
-    datasets = sorted(set(dataset_of_task.values()))
-    norms, notes = normalizations(manifest, datasets)
+    force_field = {j.key: j for j in jobs if j.instance.category == "force_field" and j.dataset is not None}
+    norms, notes = normalizations(manifest, sorted({j.dataset for j in force_field.values() if j.dataset}))
+    scored = [r for r in results if r.key in force_field]
     rows = [
         RawForceFieldRow(
             model=r.model,
-            dataset=dataset_of_task[r.task],
+            dataset=force_field[r.key].dataset or "",
+            set_name=force_field[r.key].instance.set_name,
             energy_rmse_per_atom=r.metric("energy_rmse_per_atom"),
             force_rmse=r.metric("force_rmse"),
             virial_rmse_per_atom=r.metric("virial_rmse_per_atom"),
         )
-        for r in results
-        if r.status != "failed" and r.task in dataset_of_task
+        for r in scored
+        if r.status != "failed"
     ]
     scores = {s.model: s for s in score_force_field(models, rows, norms)}
     table = []
     for model in models:
-        own = [r for r in results if r.model == model and r.task in dataset_of_task]
+        own = [r for r in scored if r.model == model]
         table.append(
             LeaderboardRow(
                 rank=None,
                 model=model,
                 score=scores[model],
-                datasets={dataset_of_task[r.task]: _cell(r) for r in own},
+                datasets={force_field[r.key].instance.set_name or "": _cell(r) for r in own},
                 compute_seconds=sum(r.provenance.compute_seconds for r in own if r.provenance),
                 wall_seconds=sum(r.provenance.wall_seconds for r in own if r.provenance),
             )
@@ -159,13 +169,13 @@ def _columns(board: Leaderboard) -> list[tuple[str, list[str]]]:
     ]
     for domain in board.domains:
         columns.append((domain.value, [_fmt(r.score.domains.get(domain)) for r in board.rows]))
-    for norm in board.datasets:
+    for set_name in board.set_names():
         labels = [("E RMSE (meV/atom)", "energy_rmse_per_atom"), ("F RMSE (meV/Å)", "force_rmse")]
-        if norm.virial_rmse_per_atom is not None:
+        if any(n.virial_rmse_per_atom is not None for n in board.datasets if n.benchmark_set == set_name):
             labels.append(("V RMSE (meV/atom)", "virial_rmse_per_atom"))
         for title, metric in labels:
-            cells = [_dataset_text(r.datasets.get(norm.dataset), metric, MILLI) for r in board.rows]
-            columns.append((f"{norm.dataset} {title}", cells))
+            cells = [_dataset_text(r.datasets.get(set_name), metric, MILLI) for r in board.rows]
+            columns.append((f"{set_name} {title}", cells))
     columns.append(("Model time (s)", [f"{r.compute_seconds:.1f}" for r in board.rows]))
     return columns
 

@@ -27,12 +27,7 @@ def collect_results(jobs: Sequence[Job], store: ResultStore) -> list[TaskResult]
 def aggregate_campaign(spec: CampaignSpec, jobs: Sequence[Job], store: ResultStore) -> Leaderboard:
     context = CampaignContext(spec)
     results = collect_results(jobs, store)
-    dataset_of_task = {
-        job.instance.name: job.instance.dataset
-        for job in jobs
-        if job.instance.category == "force_field" and job.instance.dataset is not None
-    }
-    board = build_leaderboard(spec.campaign_id, spec.models, results, dataset_of_task, context.manifest)
+    board = build_leaderboard(spec.campaign_id, spec.models, results, jobs, context.manifest)
     store.put_campaign_file(spec.campaign_id, LEADERBOARD_JSON, board.model_dump_json(indent=1).encode())
     raw = [r.model_dump(mode="json", exclude={"records"}) for r in results]
     store.put_campaign_file(spec.campaign_id, RESULTS_JSON, _json_bytes(raw))

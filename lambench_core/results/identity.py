@@ -21,6 +21,7 @@ def model_identity(card: ModelCard) -> dict[str, Any]:
         "version": card.version,
         "weights": weights,
         "heads": {str(domain): head for domain, head in sorted(card.heads.items())},
+        "levels": {str(domain): level for domain, level in sorted(card.levels.items())},
         "options": card.options,
         "dtype": card.dtype,
     }

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
-from lambench_core.data.manifest import ManifestDocument
+from lambench_core.data.manifest import DatasetEntry, ManifestDocument
 from lambench_core.domains import Domain
+from lambench_core.models.card import DEFAULT_LEVEL
 from lambench_core.models.catalog import UnknownNameError
 from lambench_core.tasks.base import TaskCategory, task_class
 
@@ -19,25 +20,38 @@ class TaskInstance(BaseModel):
     task: str
     category: TaskCategory
     domain: Domain
-    dataset: str | None
+    set_name: str | None = Field(default=None, description="The benchmark set (leaderboard column)")
+    datasets: dict[str, str] = Field(
+        default_factory=dict, description="Reference level → dataset holding that label set"
+    )
     params: dict[str, Any]
+
+    def dataset_for(self, level: str) -> str | None:
+        """The label set a model trained at `level` is scored on: its own level, else PBE."""
+        if not self.datasets:
+            return None
+        return self.datasets.get(level) or self.datasets.get(DEFAULT_LEVEL) or sorted(self.datasets.values())[0]
 
 
 def force_field_instances(document: ManifestDocument) -> list[TaskInstance]:
-    """One force-field instance per dataset whose files are on this machine."""
+    """One force-field instance per benchmark set with at least one label set on this machine."""
     task = task_class("force_field")
-    instances = []
+    by_set: dict[str, list[DatasetEntry]] = {}
     for entry in document.entries():
-        if not document.is_present(entry):
-            continue
-        params = task.Params(dispersion=entry.dispersion).model_dump(mode="json")
+        if document.is_present(entry):
+            by_set.setdefault(entry.set_name, []).append(entry)
+    instances = []
+    for set_name, entries in by_set.items():
+        first = entries[0]
+        params = task.Params(dispersion=first.dispersion).model_dump(mode="json")
         instances.append(
             TaskInstance(
-                name=f"force_field/{entry.name}",
+                name=f"force_field/{set_name}",
                 task=task.name,
                 category=task.category,
-                domain=entry.domain,
-                dataset=entry.name,
+                domain=first.domain,
+                set_name=set_name,
+                datasets={entry.level: entry.name for entry in entries},
                 params=params,
             )
         )

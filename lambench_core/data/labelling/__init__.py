@@ -1,0 +1,1 @@
+"""Reference labelling: first-principles calculators as plug-ins and the recipes that use them."""
