@@ -60,6 +60,14 @@ def build_parser() -> argparse.ArgumentParser:
     errors = data_commands.add_parser("dummy-errors", help="recompute the dummy model's errors of each set")
     errors.add_argument("--check", action="store_true", help="exit 1 if the manifest's values differ")
     errors.add_argument("--manifest", type=Path, default=BUILTIN_MANIFEST)
+    build = data_commands.add_parser("build", help="label a recipe's frames with its reference codes (a dflow DAG)")
+    build.add_argument("recipe", help="a shipped recipe name (lambench_core/data/recipes) or a YAML path")
+    build.add_argument("--levels", help="comma-separated reference levels (default: all of the recipe's)")
+    build.add_argument("--frames", type=int, help="only the first N frames (a quick subset)")
+    build.add_argument("--out", type=Path, help="output directory (default: the shipped set's directory)")
+    build.add_argument("--cache", type=Path, help="label cache (default: ~/.cache/lambench/labels)")
+    build.add_argument("--workers", type=int, default=2, help="labelling steps at once")
+    build.add_argument("--timeout", type=float, default=4 * 3600.0)
     fit = data_commands.add_parser("fit-dummy", help="refit the dummy model's element energies")
     fit.add_argument("--manifest", type=Path, default=BUILTIN_MANIFEST)
     return parser
@@ -169,6 +177,8 @@ def command_data(args: argparse.Namespace, console: Console) -> int:
     from lambench_core.data.normalization import DUMMY_WEIGHTS, dummy_errors, write_dummy_weights
     from lambench_core.hashing import sha256_file
 
+    if args.data_command == "build":
+        return command_data_build(args, console)
     document = load_datasets(args.manifest)
     if args.data_command == "fit-dummy":
         energies = write_dummy_weights(document)
@@ -193,6 +203,44 @@ def command_data(args: argparse.Namespace, console: Console) -> int:
             if value is not None:
                 print(f"      {name}: {value!r}")
     return 1 if args.check and differs else 0
+
+
+def command_data_build(args: argparse.Namespace, console: Console) -> int:
+    from lambench_core.data.labelling.recipe import SETS_DIR, load_recipe
+    from workflows.data_dag import LABELLING_PLAN_FILE, plan_labelling
+    from workflows.local import run_child_dag
+    from workflows.progress import LabellingDisplay
+
+    recipe = load_recipe(args.recipe)
+    levels = _names(args.levels)
+    for level in levels or []:
+        if level not in recipe.references:
+            raise LambenchError(f"recipe {recipe.name} has no level {level!r} (levels: {', '.join(recipe.references)})")
+    if args.workers < 1 or (args.frames is not None and args.frames < 1):
+        raise LambenchError("--workers and --frames must be ≥ 1")
+    cache = (args.cache or Path.home() / ".cache" / "lambench" / "labels").resolve()
+    run_dir = (DEFAULT_WORKDIR / "labelling" / new_campaign_id()).resolve()
+    out_dir = (args.out or SETS_DIR / recipe.name).resolve()
+    plan = plan_labelling(recipe, cache, run_dir / "scratch", out_dir, levels, args.frames)
+    frames = sum(len(k) for k in plan.keys.values())
+    console.print(
+        f"recipe {recipe.name}: {frames} labels over levels {', '.join(plan.levels)}; "
+        f"{plan.already_labelled} already in the cache {cache}, {len(plan.chunks)} labelling step(s) to run",
+        highlight=False,
+    )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / LABELLING_PLAN_FILE).write_text(plan.model_dump_json(indent=1))
+    display = LabellingDisplay(plan, console)
+    outcome = run_child_dag(run_dir, "labelling", args.workers, args.timeout, display)
+    failed = [key for key in outcome.failed_steps() if key.startswith("label-")]
+    if failed:
+        console.print(f"{len(failed)} labelling step(s) failed; see {run_dir / 'dflow'} (rerun to retry only those)")
+    if outcome.stage_failed("assemble"):
+        console.print(f"lambench: the dataset was not assembled; see {run_dir / 'dag.log'}")
+        return 1
+    for level in plan.levels:
+        console.print(f"wrote {out_dir / (level + '.extxyz')} and {out_dir / (level + '.entry.yaml')}", highlight=False)
+    return 0
 
 
 COMMANDS = {"run": command_run, "models": command_models, "tasks": command_tasks, "data": command_data}

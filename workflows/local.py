@@ -10,6 +10,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from lambench_core.campaign import Plan
 from workflows.dag import run_step_key
@@ -52,14 +53,25 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             continue
 
 
+class Display(Protocol):
+    def __enter__(self) -> Display: ...
+    def __exit__(self, *exc: object) -> None: ...
+    def refresh(self, final: bool = False) -> None: ...
+
+
 def run_locally(plan: Plan, run_dir: Path, workers: int, timeout: float, display: ProgressDisplay) -> LocalOutcome:
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / PLAN_FILE).write_text(plan.model_dump_json(indent=1))
+    return run_child_dag(run_dir, "campaign", workers, timeout, display)
+
+
+def run_child_dag(run_dir: Path, kind: str, workers: int, timeout: float, display: Display) -> LocalOutcome:
+    """Run the DAG whose plan is already in `run_dir` in a child process group, with a timeout."""
     (run_dir / STATUS_FILE).unlink(missing_ok=True)
     start = time.monotonic()
     with open(run_dir / LOG_FILE, "ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "workflows.local_dag", str(run_dir), str(workers)],
+            [sys.executable, "-m", "workflows.local_dag", str(run_dir), str(workers), kind],
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -12,25 +12,43 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from dflow import Workflow
 
 STATUS_FILE = "status.json"
 LOG_FILE = "dag.log"
 PLAN_FILE = "plan.json"
 
 
-def main(run_dir: Path, workers: int) -> None:
-    from dflow import config
-
+def _campaign(run_dir: Path) -> Workflow:
     from lambench_core.campaign import Plan
     from workflows.dag import build_campaign_workflow
+
+    plan = Plan.model_validate_json((run_dir / PLAN_FILE).read_text())
+    return build_campaign_workflow(plan, output_dir=run_dir)
+
+
+def _labelling(run_dir: Path) -> Workflow:
+    from workflows.data_dag import LABELLING_PLAN_FILE, LabellingPlan, build_labelling_workflow
+
+    return build_labelling_workflow(LabellingPlan.model_validate_json((run_dir / LABELLING_PLAN_FILE).read_text()))
+
+
+WORKFLOWS: dict[str, Callable[[Path], Workflow]] = {"campaign": _campaign, "labelling": _labelling}
+
+
+def main(run_dir: Path, workers: int, kind: str) -> None:
+    from dflow import config
 
     config["mode"] = "debug"
     config["debug_workdir"] = str(run_dir / "dflow")
     config["debug_pool_workers"] = workers
     logging.getLogger().setLevel(logging.ERROR)
-    plan = Plan.model_validate_json((run_dir / PLAN_FILE).read_text())
-    workflow = build_campaign_workflow(plan, output_dir=run_dir)
+    workflow = WORKFLOWS[kind](run_dir)
     with open(run_dir / LOG_FILE, "a") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
         workflow.submit()
         steps = [
@@ -45,7 +63,7 @@ def main(run_dir: Path, workers: int) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), int(sys.argv[2]))
+    main(Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3])
     sys.stdout.flush()
     # Skip interpreter teardown: debug mode's worker pool can otherwise keep the process alive.
     os._exit(0)

@@ -12,6 +12,7 @@ from rich.live import Live
 from rich.table import Table
 
 from lambench_core.campaign import Job
+from workflows.data_dag import LabellingPlan
 
 _DONE_STATES = {"succeeded", "partial", "failed"}
 _STYLE = {"succeeded": "green", "partial": "yellow", "failed": "red", "running": "cyan", "loading": "cyan"}
@@ -85,3 +86,25 @@ class ProgressDisplay:
                     s = self._states[job.key]
                     extra = f" ({s.get('done')}/{s.get('total')} structures, {self._elapsed(job.key)})"
                 self.console.print(f"  {job.model} × {job.instance.name}: {state}{extra}", highlight=False)
+
+
+class LabellingDisplay:
+    """Prints how many labels of a labelling plan are in the cache, whenever the count changes."""
+
+    def __init__(self, plan: LabellingPlan, console: Console) -> None:
+        self.keys = [key for level in plan.levels for key in plan.keys[level]]
+        self.cache = Path(plan.cache)
+        self.console = console
+        self._last = -1
+
+    def __enter__(self) -> LabellingDisplay:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def refresh(self, final: bool = False) -> None:
+        done = sum((self.cache / f"{key}.json").exists() for key in self.keys)
+        if done != self._last:
+            self._last = done
+            self.console.print(f"  labelled {done}/{len(self.keys)}", highlight=False)

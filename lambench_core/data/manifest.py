@@ -91,7 +91,11 @@ class DatasetEntry(BaseModel):
 class DatasetManifest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    datasets: list[DatasetEntry]
+    include: list[str] = Field(
+        default_factory=list,
+        description="Globs (relative to this file) of single-entry YAML files, e.g. built sets' entries",
+    )
+    datasets: list[DatasetEntry] = Field(default_factory=list)
 
 
 class ManifestDocument:
@@ -139,24 +143,46 @@ class ManifestDocument:
         return bool(entry.files) and all(self.file_path(entry, f).exists() for f in entry.files)
 
 
-def load_manifest(path: Path = BUILTIN_MANIFEST) -> ManifestDocument:
+def _read_yaml(path: Path, what: str) -> object:
     try:
-        raw = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except FileNotFoundError:
-        raise InputError(path, None, "dataset manifest not found") from None
+        raise InputError(path, None, f"{what} not found") from None
     except yaml.YAMLError as exc:
         raise InputError(path, None, f"not valid YAML ({exc.__class__.__name__})") from None
+
+
+def _included_entry(path: Path) -> DatasetEntry:
+    raw = _read_yaml(path, "dataset entry")
+    try:
+        return DatasetEntry.model_validate(raw)
+    except ValidationError as exc:
+        field, message = first_validation_problem(exc)
+        name = raw.get("name", "?") if isinstance(raw, dict) else "?"
+        raise InputError(path, f"datasets[{name}].{field}", message) from None
+
+
+def load_manifest(path: Path = BUILTIN_MANIFEST) -> ManifestDocument:
+    raw = _read_yaml(path, "dataset manifest")
     try:
         manifest = DatasetManifest.model_validate(raw)
     except ValidationError as exc:
         field, message = first_validation_problem(exc)
         raise InputError(path, _named_field(raw, field), message) from None
-    seen: set[str] = set()
+    document = ManifestDocument(manifest, path)
+    seen: dict[str, Path] = {}
     for index, entry in enumerate(manifest.datasets):
         if entry.name in seen:
             raise InputError(path, f"datasets.{index}.name", f"duplicate dataset {entry.name!r}")
-        seen.add(entry.name)
-    return ManifestDocument(manifest, path)
+        seen[entry.name] = path
+    for pattern in manifest.include:
+        for included in sorted(path.parent.glob(pattern)):
+            entry = _included_entry(included)
+            if entry.name in seen:
+                raise InputError(included, f"datasets[{entry.name}].name", f"already defined in {seen[entry.name]}")
+            seen[entry.name] = included
+            document.add(DatasetManifest(datasets=[entry]), included)
+    return document
 
 
 def _named_field(raw: object, field: str) -> str:

@@ -20,10 +20,14 @@ DUMMY_WEIGHTS = Path(__file__).resolve().parents[1] / "models" / "weights" / "du
 def dummy_errors(document: ManifestDocument, entry: DatasetEntry) -> NormalizationErrors:
     """Score the dummy card on a dataset exactly as any model is scored."""
     frames, _ = load_frames(document, entry)
-    model = load_model(ModelCatalog.load().get("dummy"), entry.domain, "cpu")
+    return dummy_errors_of_frames(frames)
+
+
+def dummy_errors_of_frames(frames: list[Frame]) -> NormalizationErrors:
+    model = load_model(ModelCatalog.load().get("dummy"), None, "cpu")
     output = ForceFieldTask().run(model, frames, ForceFieldParams(), lambda done, total: None)
     if output.issues:
-        raise RuntimeError(f"dummy model failed on {entry.name}: {output.issues[0].reason}")
+        raise RuntimeError(f"the dummy model failed on {output.issues[0].item}: {output.issues[0].reason}")
     values = {name: metric.value for name, metric in output.metrics.items()}
     return NormalizationErrors(
         energy_rmse_per_atom=values["energy_rmse_per_atom"],

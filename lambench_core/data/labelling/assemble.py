@@ -1,0 +1,108 @@
+"""Assemble labelled frames into a shipped dataset: extxyz, provenance and its manifest entry."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from ase.calculators.singlepoint import SinglePointCalculator
+from ase.io import write
+
+import lambench_core
+from lambench_core.data.checksums import path_sha256
+from lambench_core.data.frames import Frame
+from lambench_core.data.labelling.recipe import (
+    LabelCache,
+    Recipe,
+    frame_key,
+    generate_frames,
+    reference_provenance,
+    write_json,
+)
+from lambench_core.data.manifest import DatasetEntry, DatasetFile
+from lambench_core.data.normalization import dummy_errors_of_frames
+
+
+def _labelled(
+    recipe: Recipe, level: str, cache: LabelCache, max_frames: int | None
+) -> tuple[list[Frame], list[str]]:
+    reference = recipe.references[level]
+    frames, missing = [], []
+    for atoms in generate_frames(recipe)[:max_frames]:
+        labels = cache.get(frame_key(reference, atoms))
+        if labels is None:
+            missing.append(str(atoms.info["frame_id"]))
+            continue
+        periodic = bool(atoms.pbc.all())
+        virial = None
+        if periodic and labels.stress is not None:
+            from ase.stress import voigt_6_to_full_3x3_stress
+
+            virial = -voigt_6_to_full_3x3_stress(np.asarray(labels.stress)) * atoms.get_volume()
+        frames.append(
+            Frame(str(atoms.info["frame_id"]), atoms, labels.energy, np.asarray(labels.forces), virial)
+        )
+    return frames, missing
+
+
+def _write_extxyz(path: Path, frames: list[Frame]) -> None:
+    images = []
+    for frame in frames:
+        atoms = frame.atoms.copy()
+        results: dict[str, Any] = {"energy": frame.energy, "forces": frame.forces}
+        if frame.virial is not None:
+            atoms.info["virial"] = frame.virial.ravel().tolist()
+        atoms.calc = SinglePointCalculator(atoms, **results)
+        images.append(atoms)
+    temporary = path.with_name(f".{path.name}.tmp")
+    write(temporary, images, format="extxyz")
+    temporary.replace(path)
+
+
+def assemble(
+    recipe: Recipe, level: str, cache: LabelCache, out_dir: Path, max_frames: int | None = None
+) -> DatasetEntry:
+    """Write `<out_dir>/<level>.extxyz`, its provenance and manifest entry; every frame must be labelled."""
+    frames, missing = _labelled(recipe, level, cache, max_frames)
+    if missing:
+        raise RuntimeError(f"{len(missing)} frame(s) of {recipe.name}/{level} are not labelled: {', '.join(missing[:5])}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data = out_dir / f"{level}.extxyz"
+    _write_extxyz(data, frames)
+    periodic = all(frame.periodic for frame in frames)
+    labels = [*recipe.labels, *(["virial"] if periodic and all(f.virial is not None for f in frames) else [])]
+    provenance = reference_provenance(recipe.references[level])
+    write_json(
+        out_dir / f"provenance_{level}.json",
+        {
+            "recipe": recipe.model_dump(mode="json"),
+            "level": level,
+            "reference": provenance,
+            "lambench_version": lambench_core.__version__,
+            "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "n_frames": len(frames),
+            "sha256": path_sha256(data),
+        },
+    )
+    entry = DatasetEntry(
+        name=recipe.dataset_name(level),
+        domain=recipe.domain,
+        group=recipe.name,
+        level=level,
+        format="extxyz",
+        files=[DatasetFile(path=data.name, sha256=path_sha256(data))],  # relative to the entry file
+        labels=labels,
+        n_frames=len(frames),
+        level_of_theory={k: v for k, v in provenance.items() if isinstance(v, str | int | float | bool) or v is None},
+        source=f"lambench recipe lambench_core/data/recipes/{recipe.name}.yaml (provenance_{level}.json)",
+        licence=recipe.licence,
+        description=recipe.description,
+        dummy_errors=dummy_errors_of_frames(frames),
+    )
+    (out_dir / f"{level}.entry.yaml").write_text(
+        yaml.safe_dump(entry.model_dump(mode="json", exclude_none=True), sort_keys=False, allow_unicode=True)
+    )
+    return entry

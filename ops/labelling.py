@@ -1,0 +1,76 @@
+"""dflow OPs of the labelling workflow: generate → label (one keyed step per chunk) → assemble."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dflow.python import OP, OPIO, BigParameter, OPIOSign
+
+from lambench_core.data.labelling.assemble import assemble
+from lambench_core.data.labelling.recipe import LabelCache, Recipe, frame_key, generate_frames, label_frames
+
+
+class GenerateFrames(OP):
+    """Regenerate the recipe's frames inside the DAG and check they are the ones planned."""
+
+    @classmethod
+    def get_input_sign(cls) -> OPIOSign:
+        return OPIOSign({"recipe": BigParameter(dict), "level": str, "keys": BigParameter(list)})
+
+    @classmethod
+    def get_output_sign(cls) -> OPIOSign:
+        return OPIOSign({"n_frames": int})
+
+    @OP.exec_sign_check
+    def execute(self, op_in: OPIO) -> OPIO:
+        recipe = Recipe.model_validate(op_in["recipe"])
+        reference = recipe.references[op_in["level"]]
+        keys = [frame_key(reference, atoms) for atoms in generate_frames(recipe)]
+        if keys[: len(op_in["keys"])] != op_in["keys"]:
+            raise RuntimeError("frame generation is not reproducible on this machine: keys differ from the plan")
+        return OPIO({"n_frames": len(keys)})
+
+
+class LabelChunk(OP):
+    @classmethod
+    def get_input_sign(cls) -> OPIOSign:
+        return OPIOSign(
+            {"recipe": BigParameter(dict), "level": str, "indices": list, "cache": str, "scratch": str}
+        )
+
+    @classmethod
+    def get_output_sign(cls) -> OPIOSign:
+        return OPIOSign({"computed": int})
+
+    @OP.exec_sign_check
+    def execute(self, op_in: OPIO) -> OPIO:
+        recipe = Recipe.model_validate(op_in["recipe"])
+        frames = generate_frames(recipe)
+        chunk = [frames[i] for i in op_in["indices"]]
+        computed = label_frames(
+            recipe.references[op_in["level"]], chunk, LabelCache(Path(op_in["cache"])), Path(op_in["scratch"])
+        )
+        return OPIO({"computed": computed})
+
+
+class AssembleDataset(OP):
+    @classmethod
+    def get_input_sign(cls) -> OPIOSign:
+        return OPIOSign(
+            {"recipe": BigParameter(dict), "levels": list, "cache": str, "out_dir": str, "max_frames": int}
+        )
+
+    @classmethod
+    def get_output_sign(cls) -> OPIOSign:
+        return OPIOSign({"entries": list})
+
+    @OP.exec_sign_check
+    def execute(self, op_in: OPIO) -> OPIO:
+        recipe = Recipe.model_validate(op_in["recipe"])
+        cache = LabelCache(Path(op_in["cache"]))
+        max_frames = op_in["max_frames"] or None
+        entries = [
+            assemble(recipe, level, cache, Path(op_in["out_dir"]), max_frames).model_dump(mode="json")
+            for level in op_in["levels"]
+        ]
+        return OPIO({"entries": entries})
