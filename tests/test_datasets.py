@@ -79,6 +79,8 @@ def test_shipped_dummy_errors_match_a_fresh_computation():
     document = load_manifest()
     for entry in document.entries():
         assert entry.dummy_errors is not None, entry.name
+        if not document.is_present(entry):  # external sets carry LAMBench's published values
+            continue
         fresh = dummy_errors(document, entry)
         assert fresh.model_dump() == pytest.approx(entry.dummy_errors.model_dump(), rel=1e-9)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from rich.console import Console
 
 from lambench_core.campaign import CampaignContext, CampaignSpec, Plan, plan_campaign
-from lambench_core.data.manifest import BUILTIN_MANIFEST
+from lambench_core.data.manifest import BUILTIN_MANIFEST, DATA_DIR_ENV
 from lambench_core.errors import LambenchError
 from lambench_core.results.store import ResultStore
 
@@ -70,6 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--timeout", type=float, default=4 * 3600.0)
     fit = data_commands.add_parser("fit-dummy", help="refit the dummy model's element energies")
     fit.add_argument("--manifest", type=Path, default=BUILTIN_MANIFEST)
+    fetch = data_commands.add_parser("fetch", help="download, verify, unpack and register an external dataset")
+    fetch.add_argument("name", help="dataset name from the manifest (e.g. HPt_NC_2022)")
+    fetch.add_argument(
+        "--data-dir", type=Path, help=f"where fetched sets live (default: ${DATA_DIR_ENV} or ~/.cache/lambench/data)"
+    )
+    fetch.add_argument("--archive", type=Path, help="register an archive you downloaded yourself instead")
+    fetch.add_argument("--manifest", type=Path, default=BUILTIN_MANIFEST)
     return parser
 
 
@@ -179,6 +186,8 @@ def command_data(args: argparse.Namespace, console: Console) -> int:
 
     if args.data_command == "build":
         return command_data_build(args, console)
+    if args.data_command == "fetch":
+        return command_data_fetch(args)
     document = load_datasets(args.manifest)
     if args.data_command == "fit-dummy":
         energies = write_dummy_weights(document)
@@ -240,6 +249,24 @@ def command_data_build(args: argparse.Namespace, console: Console) -> int:
         return 1
     for level in plan.levels:
         console.print(f"wrote {out_dir / (level + '.extxyz')} and {out_dir / (level + '.entry.yaml')}", highlight=False)
+    return 0
+
+
+def command_data_fetch(args: argparse.Namespace) -> int:
+    from lambench_core.data.fetch import fetch_dataset
+    from lambench_core.data.manifest import REGISTRY_FILE, data_dir, load_datasets
+
+    root = (args.data_dir or data_dir()).expanduser().resolve()
+    registry = root / REGISTRY_FILE
+    fetch_dataset(load_datasets(args.manifest, registry), args.name, root, archive=args.archive, log=print)
+    document = load_datasets(args.manifest, registry)
+    entry = document.get(args.name)
+    paths = [str(document.file_path(entry, f)) for f in entry.files]
+    where = os.path.commonpath(paths) if len(paths) > 1 else paths[0]
+    print(f"{entry.name} ({entry.format}, {len(paths)} path(s)) is in {where}")
+    if document.source(entry) == registry and root != data_dir().expanduser().resolve():
+        # Other commands find fetched sets through the registry in the default data directory.
+        print(f"set {DATA_DIR_ENV}={root} so that other lambench commands see it")
     return 0
 
 
