@@ -7,7 +7,14 @@ from pathlib import Path
 from dflow.python import OP, OPIO, BigParameter, OPIOSign
 
 from lambench_core.data.labelling.assemble import assemble
-from lambench_core.data.labelling.recipe import LabelCache, Recipe, frame_key, generate_frames, label_frames
+from lambench_core.data.labelling.recipe import (
+    LabelCache,
+    Recipe,
+    frame_key,
+    generate_frames,
+    label_frames,
+    read_frames,
+)
 
 
 class GenerateFrames(OP):
@@ -15,7 +22,9 @@ class GenerateFrames(OP):
 
     @classmethod
     def get_input_sign(cls) -> OPIOSign:
-        return OPIOSign({"recipe": BigParameter(dict), "level": str, "keys": BigParameter(list)})
+        return OPIOSign(
+            {"recipe": BigParameter(dict), "level": str, "keys": BigParameter(list), "frames_file": str}
+        )
 
     @classmethod
     def get_output_sign(cls) -> OPIOSign:
@@ -25,9 +34,12 @@ class GenerateFrames(OP):
     def execute(self, op_in: OPIO) -> OPIO:
         recipe = Recipe.model_validate(op_in["recipe"])
         reference = recipe.references[op_in["level"]]
-        keys = [frame_key(reference, atoms) for atoms in generate_frames(recipe)]
-        if keys[: len(op_in["keys"])] != op_in["keys"]:
-            raise RuntimeError("frame generation is not reproducible on this machine: keys differ from the plan")
+        planned = read_frames(Path(op_in["frames_file"]))
+        regenerated = generate_frames(recipe)[: len(planned)]
+        keys = [frame_key(reference, atoms) for atoms in regenerated]
+        stored = [frame_key(reference, atoms) for atoms in planned]
+        if keys != op_in["keys"] or stored != op_in["keys"]:
+            raise RuntimeError("frames differ from the plan: generation is not reproducible here, or the file changed")
         return OPIO({"n_frames": len(keys)})
 
 
@@ -35,7 +47,14 @@ class LabelChunk(OP):
     @classmethod
     def get_input_sign(cls) -> OPIOSign:
         return OPIOSign(
-            {"recipe": BigParameter(dict), "level": str, "indices": list, "cache": str, "scratch": str}
+            {
+                "recipe": BigParameter(dict),
+                "level": str,
+                "indices": list,
+                "frames_file": str,
+                "cache": str,
+                "scratch": str,
+            }
         )
 
     @classmethod
@@ -45,7 +64,7 @@ class LabelChunk(OP):
     @OP.exec_sign_check
     def execute(self, op_in: OPIO) -> OPIO:
         recipe = Recipe.model_validate(op_in["recipe"])
-        frames = generate_frames(recipe)
+        frames = read_frames(Path(op_in["frames_file"]))
         chunk = [frames[i] for i in op_in["indices"]]
         computed = label_frames(
             recipe.references[op_in["level"]], chunk, LabelCache(Path(op_in["cache"])), Path(op_in["scratch"])
@@ -57,7 +76,13 @@ class AssembleDataset(OP):
     @classmethod
     def get_input_sign(cls) -> OPIOSign:
         return OPIOSign(
-            {"recipe": BigParameter(dict), "levels": list, "cache": str, "out_dir": str, "max_frames": int}
+            {
+                "recipe": BigParameter(dict),
+                "levels": list,
+                "frames_file": str,
+                "cache": str,
+                "out_dir": str,
+            }
         )
 
     @classmethod
@@ -68,9 +93,9 @@ class AssembleDataset(OP):
     def execute(self, op_in: OPIO) -> OPIO:
         recipe = Recipe.model_validate(op_in["recipe"])
         cache = LabelCache(Path(op_in["cache"]))
-        max_frames = op_in["max_frames"] or None
         entries = [
-            assemble(recipe, level, cache, Path(op_in["out_dir"]), max_frames).model_dump(mode="json")
+            assemble(recipe, level, read_frames(Path(op_in["frames_file"])), cache, Path(op_in["out_dir"]))
+            .model_dump(mode="json")
             for level in op_in["levels"]
         ]
         return OPIO({"entries": entries})

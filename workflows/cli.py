@@ -68,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--cache", type=Path, help="label cache (default: ~/.cache/lambench/labels)")
     build.add_argument("--workers", type=int, default=2, help="labelling steps at once")
     build.add_argument("--timeout", type=float, default=4 * 3600.0)
+    listing = data_commands.add_parser("list", help="list the datasets (--markdown: docs/datasets.md)")
+    listing.add_argument("--markdown", action="store_true")
+    listing.add_argument("--manifest", type=Path, default=BUILTIN_MANIFEST)
     fit = data_commands.add_parser("fit-dummy", help="refit the dummy model's element energies")
     fit.add_argument("--manifest", type=Path, default=BUILTIN_MANIFEST)
     fetch = data_commands.add_parser("fetch", help="download, verify, unpack and register an external dataset")
@@ -188,6 +191,18 @@ def command_data(args: argparse.Namespace, console: Console) -> int:
         return command_data_build(args, console)
     if args.data_command == "fetch":
         return command_data_fetch(args)
+    if args.data_command == "list":
+        from lambench_core.data.catalog_doc import render
+        from lambench_core.data.manifest import load_manifest
+
+        document = load_manifest(args.manifest)
+        if args.markdown:
+            print(render(document), end="")
+        else:
+            for entry in document.entries():
+                state = "present" if document.is_present(entry) else "not fetched"
+                print(f"{entry.name:28} {entry.domain.value:20} {entry.level:6} {state}")
+        return 0
     document = load_datasets(args.manifest)
     if args.data_command == "fit-dummy":
         energies = write_dummy_weights(document)
@@ -230,7 +245,7 @@ def command_data_build(args: argparse.Namespace, console: Console) -> int:
     cache = (args.cache or Path.home() / ".cache" / "lambench" / "labels").resolve()
     run_dir = (DEFAULT_WORKDIR / "labelling" / new_campaign_id()).resolve()
     out_dir = (args.out or SETS_DIR / recipe.name).resolve()
-    plan = plan_labelling(recipe, cache, run_dir / "scratch", out_dir, levels, args.frames)
+    plan = plan_labelling(recipe, run_dir, cache, out_dir, levels, args.frames)
     frames = sum(len(k) for k in plan.keys.values())
     console.print(
         f"recipe {recipe.name}: {frames} labels over levels {', '.join(plan.levels)}; "

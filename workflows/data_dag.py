@@ -7,9 +7,9 @@ from pathlib import Path
 
 from dflow import Step, Workflow
 from dflow.python import OP, PythonOPTemplate
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
-from lambench_core.data.labelling.recipe import LabelCache, Recipe, frame_key, generate_frames
+from lambench_core.data.labelling.recipe import LabelCache, Recipe, frame_key, generate_frames, write_frames
 from lambench_core.hashing import sha256_json
 from ops.labelling import AssembleDataset, GenerateFrames, LabelChunk
 
@@ -29,6 +29,7 @@ class LabellingPlan(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     recipe: Recipe
+    frames_file: str = Field(description="The generated frames, so steps need not regenerate them")
     levels: list[str]
     keys: dict[str, list[str]]
     chunks: list[Chunk]
@@ -40,9 +41,12 @@ class LabellingPlan(BaseModel):
 
 
 def plan_labelling(
-    recipe: Recipe, cache: Path, scratch: Path, out_dir: Path, levels: list[str] | None, max_frames: int | None
+    recipe: Recipe, run_dir: Path, cache: Path, out_dir: Path, levels: list[str] | None, max_frames: int | None
 ) -> LabellingPlan:
     frames = generate_frames(recipe)[:max_frames]
+    run_dir.mkdir(parents=True, exist_ok=True)
+    frames_file = run_dir / "frames.traj"
+    write_frames(frames_file, frames)
     label_cache = LabelCache(cache)
     chosen = levels or list(recipe.references)
     keys: dict[str, list[str]] = {}
@@ -63,8 +67,9 @@ def plan_labelling(
         keys=keys,
         chunks=chunks,
         already_labelled=done,
+        frames_file=str(frames_file),
         cache=str(cache),
-        scratch=str(scratch),
+        scratch=str(run_dir / "scratch"),
         out_dir=str(out_dir),
         max_frames=max_frames,
     )
@@ -80,7 +85,12 @@ def build_labelling_workflow(plan: LabellingPlan) -> Workflow:
     generate = Step(
         "generate",
         _template(GenerateFrames),
-        parameters={"recipe": recipe, "level": plan.levels[0], "keys": plan.keys[plan.levels[0]]},
+        parameters={
+            "recipe": recipe,
+            "level": plan.levels[0],
+            "keys": plan.keys[plan.levels[0]],
+            "frames_file": plan.frames_file,
+        },
         key=f"generate-{plan_key}",
     )
     labels = [
@@ -91,6 +101,7 @@ def build_labelling_workflow(plan: LabellingPlan) -> Workflow:
                 "recipe": recipe,
                 "level": chunk.level,
                 "indices": chunk.indices,
+                "frames_file": plan.frames_file,
                 "cache": plan.cache,
                 "scratch": plan.scratch,
             },
@@ -105,9 +116,9 @@ def build_labelling_workflow(plan: LabellingPlan) -> Workflow:
         parameters={
             "recipe": recipe,
             "levels": plan.levels,
+            "frames_file": plan.frames_file,
             "cache": plan.cache,
             "out_dir": plan.out_dir,
-            "max_frames": plan.max_frames or 0,
         },
         key=f"assemble-{plan_key}",
     )

@@ -161,7 +161,7 @@ def _dataset_text(cell: DatasetCell | None, metric: str, scale: float) -> str:
     return text + ("*" if cell.status == "partial" else "")
 
 
-def _columns(board: Leaderboard) -> list[tuple[str, list[str]]]:
+def _score_columns(board: Leaderboard) -> list[tuple[str, list[str]]]:
     columns: list[tuple[str, list[str]]] = [
         ("Rank", [str(r.rank) if r.rank else "–" for r in board.rows]),
         ("Model", [r.model for r in board.rows]),
@@ -169,15 +169,28 @@ def _columns(board: Leaderboard) -> list[tuple[str, list[str]]]:
     ]
     for domain in board.domains:
         columns.append((domain.value, [_fmt(r.score.domains.get(domain)) for r in board.rows]))
-    for set_name in board.set_names():
-        labels = [("E RMSE (meV/atom)", "energy_rmse_per_atom"), ("F RMSE (meV/Å)", "force_rmse")]
-        if any(n.virial_rmse_per_atom is not None for n in board.datasets if n.benchmark_set == set_name):
-            labels.append(("V RMSE (meV/atom)", "virial_rmse_per_atom"))
-        for title, metric in labels:
-            cells = [_dataset_text(r.datasets.get(set_name), metric, MILLI) for r in board.rows]
-            columns.append((f"{set_name} {title}", cells))
     columns.append(("Model time (s)", [f"{r.compute_seconds:.1f}" for r in board.rows]))
     return columns
+
+
+_ERROR_COLUMNS = (
+    ("E RMSE (meV/atom)", "energy_rmse_per_atom"),
+    ("F RMSE (meV/Å)", "force_rmse"),
+    ("V RMSE (meV/atom)", "virial_rmse_per_atom"),
+)
+
+
+def _error_columns(board: Leaderboard) -> list[tuple[str, list[str]]]:
+    """One row per (benchmark set, error): the raw errors behind the normalized scores."""
+    labels: list[str] = []
+    cells: dict[str, list[str]] = {row.model: [] for row in board.rows}
+    for set_name in board.set_names():
+        has_virial = any(n.virial_rmse_per_atom is not None for n in board.datasets if n.benchmark_set == set_name)
+        for title, metric in _ERROR_COLUMNS[: 3 if has_virial else 2]:
+            labels.append(f"{set_name} {title}")
+            for row in board.rows:
+                cells[row.model].append(_dataset_text(row.datasets.get(set_name), metric, MILLI))
+    return [("Set and error", labels), *((row.model, cells[row.model]) for row in board.rows)]
 
 
 def _footnotes(board: Leaderboard) -> list[str]:
@@ -194,26 +207,34 @@ def _footnotes(board: Leaderboard) -> list[str]:
     return lines
 
 
-def to_markdown(board: Leaderboard) -> str:
-    columns = _columns(board)
+def _markdown_table(columns: list[tuple[str, list[str]]]) -> str:
+    height = len(columns[0][1]) if columns else 0
     header = "| " + " | ".join(name for name, _ in columns) + " |"
     rule = "|" + "|".join("---" for _ in columns) + "|"
-    body = [
-        "| " + " | ".join(values[i] for _, values in columns) + " |" for i in range(len(board.rows))
-    ]
-    table = "\n".join([header, rule, *body])
+    body = ["| " + " | ".join(values[i] for _, values in columns) + " |" for i in range(height)]
+    return "\n".join([header, rule, *body])
+
+
+def to_markdown(board: Leaderboard) -> str:
     notes = "\n".join(f"- {line}" for line in _footnotes(board))
-    return f"## lambench leaderboard — campaign {board.campaign}\n\n{table}\n\n{notes}\n"
+    return (
+        f"## lambench leaderboard — campaign {board.campaign}\n\n{_markdown_table(_score_columns(board))}\n\n"
+        f"### Errors per benchmark set\n\n{_markdown_table(_error_columns(board))}\n\n{notes}\n"
+    )
+
+
+def _html_table(columns: list[tuple[str, list[str]]]) -> str:
+    escape = html.escape
+    height = len(columns[0][1]) if columns else 0
+    head = "".join(f"<th>{escape(name)}</th>" for name, _ in columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{escape(values[i])}</td>" for _, values in columns) + "</tr>" for i in range(height)
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def to_html(board: Leaderboard) -> str:
-    columns = _columns(board)
     escape = html.escape
-    head = "".join(f"<th>{escape(name)}</th>" for name, _ in columns)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{escape(values[i])}</td>" for _, values in columns) + "</tr>"
-        for i in range(len(board.rows))
-    )
     notes = "".join(f"<li>{escape(line)}</li>" for line in _footnotes(board))
     return (
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
@@ -223,5 +244,6 @@ def to_html(board: Leaderboard) -> str:
         "td:nth-child(2),th:nth-child(2){text-align:left}th{background:#f3f3f3}</style></head><body>"
         f"<h1>lambench leaderboard</h1><p>Campaign {escape(board.campaign)}, "
         f"{escape(board.created_at.isoformat(timespec='seconds'))}</p>"
-        f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table><ul>{notes}</ul></body></html>\n"
+        f"{_html_table(_score_columns(board))}<h2>Errors per benchmark set</h2>{_html_table(_error_columns(board))}"
+        f"<ul>{notes}</ul></body></html>\n"
     )

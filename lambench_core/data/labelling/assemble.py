@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import yaml
+from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import write
 
@@ -18,7 +19,6 @@ from lambench_core.data.labelling.recipe import (
     LabelCache,
     Recipe,
     frame_key,
-    generate_frames,
     reference_provenance,
     write_json,
 )
@@ -26,12 +26,10 @@ from lambench_core.data.manifest import DatasetEntry, DatasetFile
 from lambench_core.data.normalization import dummy_errors_of_frames
 
 
-def _labelled(
-    recipe: Recipe, level: str, cache: LabelCache, max_frames: int | None
-) -> tuple[list[Frame], list[str]]:
+def _labelled(recipe: Recipe, level: str, structures: list[Atoms], cache: LabelCache) -> tuple[list[Frame], list[str]]:
     reference = recipe.references[level]
     frames, missing = [], []
-    for atoms in generate_frames(recipe)[:max_frames]:
+    for atoms in structures:
         labels = cache.get(frame_key(reference, atoms))
         if labels is None:
             missing.append(str(atoms.info["frame_id"]))
@@ -62,11 +60,9 @@ def _write_extxyz(path: Path, frames: list[Frame]) -> None:
     temporary.replace(path)
 
 
-def assemble(
-    recipe: Recipe, level: str, cache: LabelCache, out_dir: Path, max_frames: int | None = None
-) -> DatasetEntry:
+def assemble(recipe: Recipe, level: str, structures: list[Atoms], cache: LabelCache, out_dir: Path) -> DatasetEntry:
     """Write `<out_dir>/<level>.extxyz`, its provenance and manifest entry; every frame must be labelled."""
-    frames, missing = _labelled(recipe, level, cache, max_frames)
+    frames, missing = _labelled(recipe, level, structures, cache)
     if missing:
         raise RuntimeError(f"{len(missing)} frame(s) of {recipe.name}/{level} are not labelled: {', '.join(missing[:5])}")
     out_dir.mkdir(parents=True, exist_ok=True)

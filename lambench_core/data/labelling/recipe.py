@@ -96,6 +96,23 @@ def generate_frames(recipe: Recipe) -> list[Atoms]:
     return frames
 
 
+def write_frames(path: Path, frames: list[Atoms]) -> None:
+    """Unlabelled frames as an ASE trajectory: exact float64, so frame keys survive the round trip
+    (extxyz rounds positions to 8 decimals)."""
+    from ase.io import write
+
+    write(path, frames, format="traj")
+
+
+def read_frames(path: Path) -> list[Atoms]:
+    from ase.io import read
+
+    frames = read(path, index=":", format="traj")
+    for atoms in frames:
+        atoms.calc = None
+    return frames
+
+
 def frame_key(reference: ReferenceSpec, atoms: Atoms) -> str:
     """Identity of one label: the reference's code and settings and the exact structure."""
     return sha256_json(
