@@ -17,7 +17,8 @@ import pytest
 from ase.io import read
 
 REPO = Path(__file__).resolve().parents[1]
-FRAMES = REPO / "lambench_core/data/sets/molecules_pbe_small/frames.extxyz"
+FRAMES = REPO / "lambench_core/data/sets/molecules_small/pbe.extxyz"
+TASK = "force_field/molecules_small"
 MODELS = "dummy,emt,chgnet-0.3.0,mace-mp-0-medium"
 
 pytestmark = pytest.mark.slow
@@ -60,7 +61,7 @@ def independent_predictions(frames, calculator, box: bool):
 def campaign(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("campaign")
     env = dict(os.environ, LAMBENCH_WEIGHTS_DIR=str(workdir / "no-weights"), OMP_NUM_THREADS="1")
-    first = lambench("run", "--models", MODELS, "--workdir", str(workdir), "--workers", "2", env=env)
+    first = lambench("run", "--models", MODELS, "--tasks", TASK, "--workdir", str(workdir), "--workers", "2", env=env)
     assert first.returncode == 0, first.stdout + first.stderr
     (run_dir,) = (workdir / "runs").iterdir()
     board = json.loads((run_dir / "leaderboard.json").read_text())
@@ -84,7 +85,7 @@ def test_leaderboard_matches_independent_computation(campaign):
         energies, forces = independent_predictions(frames, calculator, box)
         e_rmse = bias_corrected_energy_rmse_per_atom(frames, energies)
         f_rmse = force_rmse(frames, forces)
-        cell = rows[model]["datasets"]["molecules_pbe_small"]
+        cell = rows[model]["datasets"]["molecules_small"]
         assert cell["status"] == "succeeded"
         assert cell["energy_rmse_per_atom"] == pytest.approx(e_rmse, rel=1e-4)
         assert cell["force_rmse"] == pytest.approx(f_rmse, rel=1e-4)
@@ -102,11 +103,12 @@ def test_a_failing_model_is_shown_and_does_not_sink_the_campaign(campaign):
     workdir, _, first, run_dir, board = campaign
     mace = next(row for row in board["rows"] if row["model"] == "mace-mp-0-medium")
     assert mace["rank"] is None and mace["score"]["m_ff"] is None
-    assert mace["datasets"]["molecules_pbe_small"]["status"] == "failed"
-    assert "weights not found" in mace["datasets"]["molecules_pbe_small"]["error"]
-    assert "failed mace-mp-0-medium × force_field/molecules_pbe_small: model mace-mp-0-medium: weights not found" in " ".join(first.stdout.split())
+    assert mace["datasets"]["molecules_small"]["status"] == "failed"
+    assert "weights not found" in mace["datasets"]["molecules_small"]["error"]
+    assert "failed mace-mp-0-medium × force_field/molecules_small: model mace-mp-0-medium: weights not found" in " ".join(first.stdout.split())
     assert "| 1 | chgnet-0.3.0 |" in first.stdout
-    assert (run_dir / "leaderboard.html").read_text().count("<tr>") == 5
+    page = (run_dir / "leaderboard.html").read_text()
+    assert page.count("<tr>") == 5 + 3 and "mace-mp-0-medium" in page
 
 
 def test_results_carry_provenance(campaign):
@@ -119,13 +121,13 @@ def test_results_carry_provenance(campaign):
     assert provenance["dataset_sha256"] and provenance["packages"]["chgnet"] and provenance["packages"]["torch"]
     assert provenance["compute_seconds"] > 0 and provenance["wall_seconds"] >= provenance["compute_seconds"]
     assert provenance["hardware"]["cpu"] and provenance["device"] == "cpu"
-    assert len(chgnet["records"]) == 48 and chgnet["success_rate"] == 1.0
+    assert len(chgnet["records"]) == 55 and chgnet["success_rate"] == 1.0
 
 
 def test_second_run_recomputes_nothing(campaign):
     workdir, env, _, _, board = campaign
     stored = {p: p.stat().st_mtime_ns for p in (workdir / "store" / "results").glob("*.json")}
-    again = lambench("run", "--models", MODELS, "--workdir", str(workdir), env=env)
+    again = lambench("run", "--models", MODELS, "--tasks", TASK, "--workdir", str(workdir), env=env)
     assert again.returncode == 0, again.stderr
     # The failed job is retried (it is not a result); everything else is already there.
     assert "1 to compute, 3 already in the store" in again.stdout
@@ -137,6 +139,20 @@ def test_second_run_recomputes_nothing(campaign):
 
 def test_nothing_to_compute_says_so(campaign):
     workdir, env, *_ = campaign
-    done = lambench("run", "--models", "dummy,emt", "--workdir", str(workdir), env=env)
+    done = lambench("run", "--models", "dummy,emt", "--tasks", TASK, "--workdir", str(workdir), env=env)
     assert done.returncode == 0, done.stderr
     assert "nothing to compute" in done.stdout
+
+
+def test_default_suite_covers_three_domains(tmp_path):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    done = lambench("run", "--models", "dummy,emt", "--workdir", str(tmp_path), env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    board = json.loads((run_dir / "leaderboard.json").read_text())
+    assert board["domains"] == ["catalysis", "inorganic_materials", "molecules"]
+    dummy = next(row for row in board["rows"] if row["model"] == "dummy")
+    assert dummy["score"]["m_ff"] == pytest.approx(1.0) and not dummy["score"]["partial"]
+    # EMT knows neither Si nor C+Si: those sets are skipped structure by structure, and its score is partial.
+    emt = next(row for row in board["rows"] if row["model"] == "emt")
+    assert emt["score"]["partial"] and emt["rank"] is None

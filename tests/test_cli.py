@@ -33,4 +33,4 @@ def test_models_and_tasks_are_listed(capsys):
     listing = capsys.readouterr().out
     assert "sevennet-mf-0" in listing and "mace-mp-0-medium" in listing
     assert main(["tasks"]) == 0
-    assert "force_field/molecules_pbe_small" in capsys.readouterr().out
+    assert "force_field/molecules_small" in capsys.readouterr().out

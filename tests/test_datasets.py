@@ -66,9 +66,10 @@ def make_set(tmp_path: Path, fmt: str = "extxyz", frames=None, **overrides) -> P
 
 def test_shipped_manifest_verifies_and_loads():
     document = load_manifest()
-    entry = document.get("molecules_pbe_small")
+    entry = document.get("molecules_small_pbe")
     frames, digest = load_frames(document, entry)
     assert len(frames) == entry.n_frames >= 30 and len(digest) == 64
+    assert document.get("molecules_small_wb97").group == entry.group == "molecules_small"
     for frame in frames:
         assert np.isfinite(frame.energy) and frame.forces.shape == (frame.n_atoms, 3)
         assert frame.atoms.info["charge"] == 0 and frame.atoms.info["spin"] == 1
