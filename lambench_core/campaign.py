@@ -202,7 +202,10 @@ def _result(
     if output is None:
         return TaskResult(key=job.key, model=card.name, task=job.instance.name, status=Status.FAILED, error=error)
     scored = output.n_scored
-    if scored == 0:
+    if scored == 0 and output.issues and all(issue.kind == "skipped" for issue in output.issues):
+        status = Status.UNSUPPORTED
+        error = output.issues[0].reason
+    elif scored == 0:
         status = Status.FAILED
         error = error or "no item could be scored: " + "; ".join(
             f"{issue.item}: {issue.reason}" for issue in output.issues[:3]

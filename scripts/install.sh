@@ -1,8 +1,17 @@
 #!/usr/bin/env bash
-# Install lambench and every model family it runs offline, on a fresh machine.
+# Install lambench, every model family it runs offline, and the reference codes its tests use.
 # Torch goes first, pinned, so that no later install drags in a multi-GB CUDA build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if ! command -v pw.x >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq quantum-espresso quantum-espresso-data >/dev/null
+  else
+    echo "note: Quantum ESPRESSO (pw.x) is not installed; 'lambench data build' of periodic sets and" \
+         "some tests need it: apt-get install quantum-espresso quantum-espresso-data" >&2
+  fi
+fi
 python -m pip install --quiet torch==2.13.0
 python -m pip install --quiet -c constraints.txt -e '.[all]'
-python -m pip list 2>/dev/null | grep -E '^torch ' 
+python -m pip list 2>/dev/null | grep -E '^torch '

@@ -58,3 +58,19 @@ def test_executed_job_records_dataset_and_level(tmp_path):
     result = execute_job(spec, job)
     assert result.status == "succeeded" and result.provenance.dataset == "cu_emt"
     assert result.metric("virial_rmse_per_atom") == pytest.approx(0, abs=1e-7)
+
+
+def test_model_lacking_every_element_is_unsupported_not_failed(tmp_path):
+    manifest = make_set(tmp_path)
+    store = ResultStore.open(tmp_path / "store")
+    cards = tmp_path / "cards"
+    cards.mkdir()
+    (cards / "hydrogen-only.yaml").write_text(
+        "name: hydrogen-only\nfamily: emt\nversion: '1'\ndescription: t\nlicence: MIT\nelements: [H]\nimage: i\n"
+    )
+    spec = spec_for(manifest, tmp_path / "store", models=("hydrogen-only",)).model_copy(update={"cards_dirs": [str(cards)]})
+    (job,) = plan_campaign(spec, store).to_run
+    result = execute_job(spec, job)
+    assert result.status == "unsupported" and result.n_scored == 0 and "Cu" in result.error
+    store.put(result)
+    assert not plan_campaign(spec, store).to_run  # stored as a result: a rerun does not retry it

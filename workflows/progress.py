@@ -14,8 +14,8 @@ from rich.table import Table
 from lambench_core.campaign import Job
 from workflows.data_dag import LabellingPlan
 
-_DONE_STATES = {"succeeded", "partial", "failed"}
-_STYLE = {"succeeded": "green", "partial": "yellow", "failed": "red", "running": "cyan", "loading": "cyan"}
+_DONE_STATES = {"succeeded", "partial", "unsupported", "failed"}
+_STYLE = {"succeeded": "green", "partial": "yellow", "unsupported": "yellow", "failed": "red", "running": "cyan", "loading": "cyan"}
 
 
 class ProgressDisplay:

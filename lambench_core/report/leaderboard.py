@@ -111,7 +111,7 @@ def build_leaderboard(
             virial_rmse_per_atom=r.metric("virial_rmse_per_atom"),
         )
         for r in scored
-        if r.status != "failed"
+        if r.status not in ("failed", "unsupported")
     ]
     scores = {s.model: s for s in score_force_field(models, rows, norms)}
     table = []
@@ -154,8 +154,8 @@ def _score_text(score: ForceFieldScore) -> str:
 def _dataset_text(cell: DatasetCell | None, metric: str, scale: float) -> str:
     if cell is None:
         return "missing"
-    if cell.status == "failed":
-        return "failed"
+    if cell.status in ("failed", "unsupported"):
+        return cell.status
     value = getattr(cell, metric)
     text = "—" if value is None else f"{value * scale:.1f}"
     return text + ("*" if cell.status == "partial" else "")
@@ -196,11 +196,12 @@ def _error_columns(board: Leaderboard) -> list[tuple[str, list[str]]]:
 def _footnotes(board: Leaderboard) -> list[str]:
     lines = [
         "M_FF: 0 is perfect, 1 is the composition-only dummy model (errors capped at the dummy's).",
-        "`*` some structures were skipped or failed (see the JSON for reasons); `failed`/`missing`: no score.",
+        "`*` some structures were skipped or failed (see the JSON for reasons); `failed`, `missing` and "
+        "`unsupported` (the model lacks the set's elements) are gaps, never zeros, and make a score partial.",
     ]
     for row in board.rows:
         for dataset, cell in row.datasets.items():
-            if cell.error:
+            if cell.error and cell.status == "failed":
                 lines.append(f"{row.model} on {dataset}: {cell.error}")
         lines.extend(f"{row.model}: {note}" for note in row.score.notes)
     lines.extend(board.notes)

@@ -14,7 +14,8 @@ SCHEMA_VERSION = 1
 class Status(StrEnum):
     SUCCEEDED = "succeeded"  # every item scored
     PARTIAL = "partial"  # some items failed or were skipped; metrics cover the rest
-    FAILED = "failed"  # nothing could be scored (model did not load, every item failed, ...)
+    UNSUPPORTED = "unsupported"  # the model supports the elements of no item: nothing to score, nothing failed
+    FAILED = "failed"  # nothing could be scored (model did not load, items failed, ...)
 
 
 class Metric(BaseModel):
