@@ -13,12 +13,12 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 import lambench_core
 from lambench_core.data.checksums import dataset_digest, verify_dataset
+from lambench_core.data.frames import Frame
 from lambench_core.data.loaders import load_frames
 from lambench_core.data.manifest import BUILTIN_MANIFEST, ManifestDocument, load_datasets
 from lambench_core.errors import LambenchError
@@ -155,7 +155,7 @@ def execute_job(spec: CampaignSpec, job: Job) -> TaskResult:
     dataset_sha: str | None = None
     load_seconds = 0.0
     try:
-        frames = []
+        frames: list[Frame] = []
         if job.dataset is not None:
             frames, dataset_sha = load_frames(context.manifest, context.manifest.get(job.dataset))
         load_start = time.perf_counter()
@@ -167,7 +167,7 @@ def execute_job(spec: CampaignSpec, job: Job) -> TaskResult:
     except Exception as exc:  # a model package's own failure must not sink the campaign
         error = f"{type(exc).__name__}: {exc}"
     finished = datetime.now(UTC)
-    result = _result(job, card, spec, task.version, output, error)
+    result = _result(job, card, output, error)
     result.provenance = Provenance(
         lambench_version=lambench_core.__version__,
         git_commit=git_commit(),
@@ -196,9 +196,7 @@ def execute_job(spec: CampaignSpec, job: Job) -> TaskResult:
     return result
 
 
-def _result(
-    job: Job, card: ModelCard, spec: CampaignSpec, version: str, output: TaskOutput | None, error: str | None
-) -> TaskResult:
+def _result(job: Job, card: ModelCard, output: TaskOutput | None, error: str | None) -> TaskResult:
     if output is None:
         return TaskResult(key=job.key, model=card.name, task=job.instance.name, status=Status.FAILED, error=error)
     scored = output.n_scored
@@ -227,7 +225,3 @@ def _result(
         error=error,
         records=output.records,
     )
-
-
-def campaign_result_keys(plan: Plan) -> list[dict[str, Any]]:
-    return [{"key": j.key, "model": j.model, "task": j.instance.name} for j in plan.all_jobs]

@@ -13,8 +13,8 @@ import yaml
 from ase.io import read
 
 from lambench_core.data.labelling.recipe import LabelCache, frame_key, generate_frames, load_recipe
-from lambench_core.data.manifest import load_manifest
 from lambench_core.data.loaders import load_frames
+from lambench_core.data.manifest import load_manifest
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -10,7 +10,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from lambench_core.campaign import Plan
 from workflows.dag import run_step_key
@@ -54,8 +54,8 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 class Display(Protocol):
-    def __enter__(self) -> Display: ...
-    def __exit__(self, *exc: object) -> None: ...
+    def __enter__(self) -> Any: ...
+    def __exit__(self, *exc: Any) -> Any: ...
     def refresh(self, final: bool = False) -> None: ...
 
 

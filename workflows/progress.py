@@ -15,7 +15,14 @@ from lambench_core.campaign import Job
 from workflows.data_dag import LabellingPlan
 
 _DONE_STATES = {"succeeded", "partial", "unsupported", "failed"}
-_STYLE = {"succeeded": "green", "partial": "yellow", "unsupported": "yellow", "failed": "red", "running": "cyan", "loading": "cyan"}
+_STYLE = {
+    "succeeded": "green",
+    "partial": "yellow",
+    "unsupported": "yellow",
+    "failed": "red",
+    "running": "cyan",
+    "loading": "cyan",
+}
 
 
 class ProgressDisplay:

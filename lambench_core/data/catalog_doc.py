@@ -31,7 +31,9 @@ def render(document: ManifestDocument) -> str:
     shipped = [e for e in document.entries() if e.files and not e.download_url]
     external = [e for e in document.entries() if e.download_url]
     lines = [HEADER, "## Shipped with lambench (labelled by its own recipes)\n"]
-    lines.append("| dataset | set / level | domain | frames | labels | level of theory | normalization | licence | source |")
+    lines.append(
+        "| dataset | set / level | domain | frames | labels | level of theory | normalization | licence | source |"
+    )
     lines.append("|---|---|---|---|---|---|---|---|---|")
     for e in sorted(shipped, key=lambda e: (e.domain, e.name)):
         lines.append(

@@ -358,8 +358,8 @@ def _extract_tar(archive: Path, staging: Path) -> None:
             # The stdlib "data" filter re-checks every path against the real tree as it extracts.
             tar.extractall(staging, members=members, filter="data")
     except tarfile.FilterError as exc:
-        member = getattr(exc, "tarinfo", None)
-        raise InputError(archive, member.name if member else None, f"unsafe member ({exc})") from None
+        bad: tarfile.TarInfo | None = getattr(exc, "tarinfo", None)
+        raise InputError(archive, bad.name if bad else None, f"unsafe member ({exc})") from None
     except (tarfile.TarError, EOFError, OSError) as exc:
         raise InputError(archive, None, f"cannot unpack ({exc.__class__.__name__}: {exc})") from None
 

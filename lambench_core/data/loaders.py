@@ -96,7 +96,7 @@ def read_deepmd_npy_mixed(path: Path, dataset: str) -> list[Frame]:
 
     systems = dpdata.MultiSystems.from_file(str(path), fmt="deepmd/npy/mixed", labeled=True)
     frames: list[Frame] = []
-    for system_index, system in enumerate(systems):
+    for system_index, system in enumerate(list(systems)):  # type: ignore[call-overload]
         frames.extend(_frames_from_dpdata_system(system, f"{dataset}:{path.name}:{system_index}"))
     return frames
 

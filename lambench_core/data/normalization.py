@@ -29,10 +29,11 @@ def dummy_errors_of_frames(frames: list[Frame]) -> NormalizationErrors:
     if output.issues:
         raise RuntimeError(f"the dummy model failed on {output.issues[0].item}: {output.issues[0].reason}")
     values = {name: metric.value for name, metric in output.metrics.items()}
+    energy, force = values["energy_rmse_per_atom"], values["force_rmse"]
+    if energy is None or force is None:
+        raise RuntimeError("a force-field set needs energies and forces to be normalized")
     return NormalizationErrors(
-        energy_rmse_per_atom=values["energy_rmse_per_atom"],
-        force_rmse=values["force_rmse"],
-        virial_rmse_per_atom=values["virial_rmse_per_atom"],
+        energy_rmse_per_atom=energy, force_rmse=force, virial_rmse_per_atom=values["virial_rmse_per_atom"]
     )
 
 
@@ -40,7 +41,7 @@ def dummy_element_energies(frames: list[Frame]) -> dict[str, float]:
     """Per-element energies (eV) whose sums best reproduce the frames' reference energies."""
     labelled = [frame for frame in frames if frame.energy is not None]
     counts = [dict(Counter(frame.atoms.get_chemical_symbols())) for frame in labelled]
-    return element_shifts(counts, [frame.energy for frame in labelled])
+    return element_shifts(counts, [float(frame.energy) for frame in labelled if frame.energy is not None])
 
 
 def write_dummy_weights(document: ManifestDocument, path: Path = DUMMY_WEIGHTS) -> dict[str, float]:

@@ -7,7 +7,7 @@ from collections import Counter
 from typing import Any
 
 import numpy as np
-from ase.calculators.calculator import Calculator
+from ase.calculators.calculator import BaseCalculator, Calculator
 from ase.calculators.mixing import SumCalculator
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -34,7 +34,7 @@ class ForceFieldParams(BaseModel):
     )
 
 
-def with_dispersion(calculator: Calculator, dispersion: Dispersion | None) -> Calculator:
+def with_dispersion(calculator: Calculator, dispersion: Dispersion | None) -> BaseCalculator:
     if dispersion is None:
         return calculator
     from dftd3.ase import DFTD3
@@ -48,7 +48,7 @@ class FrameFailure(Exception):
 
 
 def _predict(
-    calculator: Calculator, frame: Frame, padding: float, model: LoadedModel, want_virial: bool
+    calculator: BaseCalculator, frame: Frame, padding: float, model: LoadedModel, want_virial: bool
 ) -> dict[str, Any]:
     atoms = prepare_for_model(model.card, frame.atoms, padding)
     atoms.calc = calculator

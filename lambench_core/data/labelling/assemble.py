@@ -22,7 +22,7 @@ from lambench_core.data.labelling.recipe import (
     reference_provenance,
     write_json,
 )
-from lambench_core.data.manifest import DatasetEntry, DatasetFile
+from lambench_core.data.manifest import DatasetEntry, DatasetFile, Label
 from lambench_core.data.normalization import dummy_errors_of_frames
 
 
@@ -64,12 +64,14 @@ def assemble(recipe: Recipe, level: str, structures: list[Atoms], cache: LabelCa
     """Write `<out_dir>/<level>.extxyz`, its provenance and manifest entry; every frame must be labelled."""
     frames, missing = _labelled(recipe, level, structures, cache)
     if missing:
-        raise RuntimeError(f"{len(missing)} frame(s) of {recipe.name}/{level} are not labelled: {', '.join(missing[:5])}")
+        listed = ", ".join(missing[:5])
+        raise RuntimeError(f"{len(missing)} frame(s) of {recipe.name}/{level} are not labelled: {listed}")
     out_dir.mkdir(parents=True, exist_ok=True)
     data = out_dir / f"{level}.extxyz"
     _write_extxyz(data, frames)
     periodic = all(frame.periodic for frame in frames)
-    labels = [*recipe.labels, *(["virial"] if periodic and all(f.virial is not None for f in frames) else [])]
+    with_virial = periodic and all(f.virial is not None for f in frames)
+    labels: list[Label] = [*recipe.labels, *(["virial"] if with_virial else [])]  # type: ignore[list-item]
     provenance = reference_provenance(recipe.references[level])
     write_json(
         out_dir / f"provenance_{level}.json",

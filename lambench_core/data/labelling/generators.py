@@ -84,7 +84,8 @@ def natural_distances(base: Atoms) -> dict[tuple[int, int], float]:
     natural: dict[tuple[int, int], float] = {}
     distances = _pair_distances(base) if len(base) > 1 else np.zeros((1, 1))
     for i, j in zip(*np.triu_indices(len(base), k=1), strict=True):
-        pair = tuple(sorted((int(base.numbers[i]), int(base.numbers[j]))))
+        low, high = sorted((int(base.numbers[i]), int(base.numbers[j])))
+        pair = (low, high)
         covalent = covalent_radii[pair[0]] + covalent_radii[pair[1]]
         natural[pair] = min(natural.get(pair, covalent), covalent, float(distances[i, j]))
     return natural

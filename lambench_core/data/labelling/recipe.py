@@ -107,7 +107,7 @@ def write_frames(path: Path, frames: list[Atoms]) -> None:
 def read_frames(path: Path) -> list[Atoms]:
     from ase.io import read
 
-    frames = read(path, index=":", format="traj")
+    frames: list[Atoms] = list(read(path, index=":", format="traj"))
     for atoms in frames:
         atoms.calc = None
     return frames
