@@ -296,6 +296,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LambenchError as exc:
         print(f"lambench: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("lambench: interrupted; finished results are kept in the store", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -40,6 +40,10 @@ class LocalOutcome:
         return not phases or any(p != "Succeeded" for p in phases)
 
 
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def _stop(process: subprocess.Popen[bytes]) -> None:
     for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
@@ -77,15 +81,24 @@ def run_child_dag(run_dir: Path, kind: str, workers: int, timeout: float, displa
             start_new_session=True,
         )
         timed_out = False
-        with display:
-            while process.poll() is None:
-                display.refresh()
-                if time.monotonic() - start > timeout:
-                    timed_out = True
-                    _stop(process)
-                    break
-                time.sleep(0.5)
-            display.refresh(final=True)
+        # The child has its own process group (so a timeout can stop all of dflow's workers); when
+        # this process is interrupted or terminated, that group must be stopped with it.
+        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+        try:
+            with display:
+                while process.poll() is None:
+                    display.refresh()
+                    if time.monotonic() - start > timeout:
+                        timed_out = True
+                        _stop(process)
+                        break
+                    time.sleep(0.5)
+                display.refresh(final=True)
+        except KeyboardInterrupt:
+            _stop(process)
+            raise
+        finally:
+            signal.signal(signal.SIGTERM, previous)
     status_path = run_dir / STATUS_FILE
     status = json.loads(status_path.read_text()) if status_path.exists() else {}
     return LocalOutcome(

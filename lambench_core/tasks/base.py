@@ -43,6 +43,13 @@ class Task(ABC):
     category: ClassVar[TaskCategory]
     version: ClassVar[str]
     Params: ClassVar[type[BaseModel]]
+    # Property tasks: the metrics that enter M_PC, and their values for the dummy (or a documented
+    # trivial) predictor, which define x = 1.
+    scored_metrics: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def dummy_values(cls) -> dict[str, float]:
+        return {}
 
     @abstractmethod
     def run(
@@ -65,7 +72,7 @@ def register_task(task: type[Task]) -> type[Task]:
 
 
 def task_class(name: str) -> type[Task]:
-    import lambench_core.tasks.force_field  # noqa: F401  (registers the built-in tasks)
+    import lambench_core.tasks.builtin  # noqa: F401  (registers the built-in tasks)
 
     try:
         return _TASKS[name]

@@ -58,13 +58,33 @@ def force_field_instances(document: ManifestDocument) -> list[TaskInstance]:
     return instances
 
 
+PROPERTY_TASKS = {"eos_dcdft": Domain.INORGANIC_MATERIALS, "s22": Domain.MOLECULES, "dbh24": Domain.MOLECULES}
+
+
+def property_instances() -> list[TaskInstance]:
+    """Property tasks on reference data that ships with ASE (WIEN2k EOS, S22, DBH24)."""
+    instances = []
+    for name, domain in PROPERTY_TASKS.items():
+        task = task_class(name)
+        instances.append(
+            TaskInstance(
+                name=name,
+                task=task.name,
+                category=task.category,
+                domain=domain,
+                params=task.Params().model_dump(mode="json"),
+            )
+        )
+    return instances
+
+
 class TaskSuite:
     def __init__(self, instances: list[TaskInstance]) -> None:
         self._instances = {instance.name: instance for instance in instances}
 
     @classmethod
     def default(cls, document: ManifestDocument) -> TaskSuite:
-        return cls(force_field_instances(document))
+        return cls(force_field_instances(document) + property_instances())
 
     def names(self) -> list[str]:
         return list(self._instances)

@@ -1,0 +1,109 @@
+"""Non-covalent interactions: S22 and S22x5 interaction energies against CCSD(T) (ASE's data).
+
+E_int = E(dimer) − E(monomer A) − E(monomer B), monomers cut from the dimer geometry. S22 uses the
+equilibrium dimers and Jurečka's CCSD(T)/CBS values; S22x5 the dissociation curves at 0.9, 1.0,
+1.2, 1.5 and 2.0 × the equilibrium separation with the offset-corrected reference energies.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from ase import Atoms, units
+from ase.data import s22 as s22_data
+from pydantic import BaseModel, ConfigDict, Field
+
+from lambench_core.models.loading import LoadedModel
+from lambench_core.results.record import ItemIssue, Metric
+from lambench_core.tasks.base import ProgressCallback, Task, TaskCategory, TaskOutput, register_task
+from lambench_core.tasks.evaluation import Timer, issue_for, skip_reason
+
+KCAL_PER_MOL = units.kcal / units.mol
+DISTANCES = ("0.9", "1.0", "1.2", "1.5", "2.0")
+
+
+class S22Params(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    systems: list[str] | None = Field(default=None, description="A subset of the 22 S22 names")
+    curves: bool = Field(default=True, description="Also score the S22x5 dissociation curves")
+
+
+def interaction_energy(model: LoadedModel, dimer: Atoms, split: int, timer: Timer) -> float:
+    """E_int in eV of a dimer whose first `split` atoms are monomer A."""
+    return timer.energy(model, dimer) - timer.energy(model, dimer[:split]) - timer.energy(model, dimer[split:])
+
+
+@register_task
+class S22Task(Task):
+    name = "s22"
+    category = TaskCategory.PROPERTY
+    version = "1"
+    Params = S22Params
+    scored_metrics = ("s22_mae", "s22x5_mae")
+
+    @classmethod
+    def dummy_values(cls) -> dict[str, float]:
+        """The dummy model's errors: its energies are sums over atoms, so every E_int is exactly 0."""
+        reference = [abs(s22_data.get_interaction_energy_cc(n)) for n in s22_data.s22]
+        curves = [abs(s22_data.get_interaction_energy_s22x5(f"{n}_{d}")) for n in s22_data.s22 for d in DISTANCES]
+        return {"s22_mae": float(np.mean(reference)) / KCAL_PER_MOL, "s22x5_mae": float(np.mean(curves)) / KCAL_PER_MOL}
+
+    def run(self, model: LoadedModel, frames: list, params: BaseModel, progress: ProgressCallback) -> TaskOutput:
+        assert isinstance(params, S22Params)
+        systems = params.systems or list(s22_data.s22)
+        timer = Timer()
+        records: list[dict[str, Any]] = []
+        issues: list[ItemIssue] = []
+        for done, name in enumerate(systems, start=1):
+            split = s22_data.get_number_of_dimer_atoms(name)[0]
+            dimer = s22_data.create_s22_system(name)
+            reason = skip_reason(model, [dimer])
+            if reason:
+                issues.append(ItemIssue(item=name, kind="skipped", reason=reason))
+            else:
+                try:
+                    records.append(self._system(model, name, split, params.curves, timer))
+                except Exception as exc:
+                    issues.append(issue_for(name, exc))
+            progress(done, len(systems))
+        return TaskOutput(
+            metrics=self._metrics(records), n_items=len(systems), records=records, issues=issues,
+            compute_seconds=timer.seconds,
+        )
+
+    @staticmethod
+    def _system(model: LoadedModel, name: str, split: int, curves: bool, timer: Timer) -> dict[str, Any]:
+        record: dict[str, Any] = {
+            "item": name,
+            "e_int": interaction_energy(model, s22_data.create_s22_system(name), split, timer) / KCAL_PER_MOL,
+            "e_int_ref": s22_data.get_interaction_energy_cc(name) / KCAL_PER_MOL,
+        }
+        if curves:
+            record["curve"] = {
+                distance: interaction_energy(model, s22_data.create_s22_system(f"{name}_{distance}"), split, timer)
+                / KCAL_PER_MOL
+                for distance in DISTANCES
+            }
+            record["curve_ref"] = {
+                distance: s22_data.get_interaction_energy_s22x5(f"{name}_{distance}") / KCAL_PER_MOL
+                for distance in DISTANCES
+            }
+        return record
+
+    @staticmethod
+    def _metrics(records: list[dict[str, Any]]) -> dict[str, Metric]:
+        metrics = {
+            "s22_mae": Metric(
+                value=float(np.mean([abs(r["e_int"] - r["e_int_ref"]) for r in records])) if records else None,
+                unit="kcal/mol",
+            )
+        }
+        curves = [r for r in records if "curve" in r]
+        if curves:
+            errors = {d: [abs(r["curve"][d] - r["curve_ref"][d]) for r in curves] for d in DISTANCES}
+            metrics["s22x5_mae"] = Metric(value=float(np.mean([e for v in errors.values() for e in v])), unit="kcal/mol")
+            for distance, values in errors.items():
+                metrics[f"s22x5_mae_{distance}"] = Metric(value=float(np.mean(values)), unit="kcal/mol")
+        return metrics
