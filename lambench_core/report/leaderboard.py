@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -17,7 +17,9 @@ from lambench_core.metrics.aggregate import (
     RawForceFieldRow,
     score_force_field,
 )
+from lambench_core.metrics.property import PropertyNormalization, PropertyScore, RawPropertyRow, score_property
 from lambench_core.results.record import TaskResult
+from lambench_core.tasks.base import task_class
 
 MILLI = 1000.0
 
@@ -33,13 +35,25 @@ class DatasetCell(BaseModel):
     error: str | None = None
 
 
+class PropertyCell(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: str
+    metrics: dict[str, float | None] = Field(default_factory=dict)
+    units: dict[str, str] = Field(default_factory=dict)
+    success_rate: float | None = None
+    error: str | None = None
+
+
 class LeaderboardRow(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     rank: int | None
     model: str
     score: ForceFieldScore
+    property_score: PropertyScore | None = None
     datasets: dict[str, DatasetCell]
+    tasks: dict[str, PropertyCell] = Field(default_factory=dict)
     compute_seconds: float
     wall_seconds: float
 
@@ -51,6 +65,8 @@ class Leaderboard(BaseModel):
     created_at: datetime
     domains: list[Domain]
     datasets: list[DatasetNormalization]
+    property_domains: list[Domain] = Field(default_factory=list)
+    property_tasks: list[PropertyNormalization] = Field(default_factory=list)
     rows: list[LeaderboardRow]
     notes: list[str] = Field(default_factory=list)
 
@@ -114,21 +130,29 @@ def build_leaderboard(
         if r.status not in ("failed", "unsupported")
     ]
     scores = {s.model: s for s in score_force_field(models, rows, norms)}
+    properties = {j.key: j for j in jobs if j.instance.category == "property"}
+    property_norms = _property_normalizations(properties.values())
+    property_results = [r for r in results if r.key in properties]
+    property_rows = [_property_row(r) for r in property_results if r.status not in ("failed", "unsupported")]
+    property_scores = {s.model: s for s in score_property(models, property_rows, property_norms)}
     table = []
     for model in models:
         own = [r for r in scored if r.model == model]
+        own_properties = [r for r in property_results if r.model == model]
         table.append(
             LeaderboardRow(
                 rank=None,
                 model=model,
                 score=scores[model],
+                property_score=property_scores[model] if property_norms else None,
                 datasets={force_field[r.key].instance.set_name or "": _cell(r) for r in own},
-                compute_seconds=sum(r.provenance.compute_seconds for r in own if r.provenance),
-                wall_seconds=sum(r.provenance.wall_seconds for r in own if r.provenance),
+                tasks={r.task: _property_cell(r) for r in own_properties},
+                compute_seconds=sum(r.provenance.compute_seconds for r in [*own, *own_properties] if r.provenance),
+                wall_seconds=sum(r.provenance.wall_seconds for r in [*own, *own_properties] if r.provenance),
             )
         )
-    # Complete scores first, by M_FF; partial ones after them; models with no score last.
-    table.sort(key=lambda row: (row.score.m_ff is None, row.score.partial, row.score.m_ff or 0.0, row.model))
+    # LAMBench's order: M_FF, then M_PC; complete scores before partial ones; no score last.
+    table.sort(key=_rank_key)
     for rank, row in enumerate(table, start=1):
         row.rank = rank if row.score.m_ff is not None and not row.score.partial else None
     return Leaderboard(
@@ -136,8 +160,58 @@ def build_leaderboard(
         created_at=datetime.now(UTC),
         domains=sorted({n.domain for n in norms}),
         datasets=norms,
+        property_domains=sorted({n.domain for n in property_norms}),
+        property_tasks=property_norms,
         rows=table,
         notes=notes,
+    )
+
+
+def _rank_key(row: LeaderboardRow) -> tuple[object, ...]:
+    pc = row.property_score
+    return (
+        row.score.m_ff is None,
+        row.score.partial,
+        row.score.m_ff or 0.0,
+        pc is None or pc.m_pc is None,
+        pc.partial if pc else True,
+        (pc.m_pc if pc else None) or 0.0,
+        row.model,
+    )
+
+
+def _property_normalizations(jobs: Iterable[Job]) -> list[PropertyNormalization]:
+    found: dict[str, PropertyNormalization] = {}
+    for job in jobs:
+        task = task_class(job.instance.task)
+        dummy = task.dummy_values()
+        found[job.instance.name] = PropertyNormalization(
+            task=job.instance.name,
+            domain=job.instance.domain,
+            dummy={metric: dummy[metric] for metric in task.scored_metrics},
+        )
+    return sorted(found.values(), key=lambda n: (n.domain, n.task))
+
+
+def _property_row(result: TaskResult) -> RawPropertyRow:
+    skipped = sum(issue.kind == "skipped" for issue in result.issues)
+    attempted = result.n_items - skipped
+    return RawPropertyRow(
+        model=result.model,
+        task=result.task,
+        metrics={name: metric.value for name, metric in result.metrics.items()},
+        success_rate=result.n_scored / attempted if attempted else 0.0,
+        coverage=attempted / result.n_items if result.n_items else 0.0,
+    )
+
+
+def _property_cell(result: TaskResult) -> PropertyCell:
+    return PropertyCell(
+        status=result.status.value,
+        metrics={name: metric.value for name, metric in result.metrics.items()},
+        units={name: metric.unit for name, metric in result.metrics.items()},
+        success_rate=result.success_rate,
+        error=result.error,
     )
 
 
@@ -168,9 +242,46 @@ def _score_columns(board: Leaderboard) -> list[tuple[str, list[str]]]:
         ("M_FF ↓", [_score_text(r.score) for r in board.rows]),
     ]
     for domain in board.domains:
-        columns.append((domain.value, [_fmt(r.score.domains.get(domain)) for r in board.rows]))
+        columns.append((f"FF {domain.value}", [_fmt(r.score.domains.get(domain)) for r in board.rows]))
+    if board.property_tasks:
+        columns.append(("M_PC ↓", [_property_text(r.property_score) for r in board.rows]))
+        for domain in board.property_domains:
+            values = [_fmt(r.property_score.domains.get(domain) if r.property_score else None) for r in board.rows]
+            columns.append((f"PC {domain.value}", values))
     columns.append(("Model time (s)", [f"{r.compute_seconds:.1f}" for r in board.rows]))
     return columns
+
+
+def _property_text(score: PropertyScore | None) -> str:
+    if score is None or score.m_pc is None:
+        return "missing"
+    return f"{score.m_pc:.3f}" + (" (partial)" if score.partial else "")
+
+
+def _property_columns(board: Leaderboard) -> list[tuple[str, list[str]]]:
+    """One row per property metric: the raw values behind M_PC, with their units."""
+    labels: list[str] = []
+    cells: dict[str, list[str]] = {row.model: [] for row in board.rows}
+    for norm in board.property_tasks:
+        for metric in norm.dummy:
+            unit = next((r.tasks[norm.task].units.get(metric) for r in board.rows if norm.task in r.tasks), "")
+            labels.append(f"{norm.task} {metric} ({unit}); dummy {norm.dummy[metric]:.3g}")
+            for row in board.rows:
+                cell = row.tasks.get(norm.task)
+                if cell is None:
+                    cells[row.model].append("missing")
+                elif cell.status in ("failed", "unsupported"):
+                    cells[row.model].append(cell.status)
+                else:
+                    value = cell.metrics.get(metric)
+                    text = "—" if value is None else f"{value:.3g}"
+                    cells[row.model].append(text + ("*" if cell.status == "partial" else ""))
+        labels.append(f"{norm.task} success rate")
+        for row in board.rows:
+            cell = row.tasks.get(norm.task)
+            rate = cell.success_rate if cell is not None and cell.success_rate is not None else None
+            cells[row.model].append("—" if rate is None else f"{rate:.2f}")
+    return [("Task metric", labels), *((row.model, cells[row.model]) for row in board.rows)]
 
 
 _ERROR_COLUMNS = (
@@ -195,7 +306,8 @@ def _error_columns(board: Leaderboard) -> list[tuple[str, list[str]]]:
 
 def _footnotes(board: Leaderboard) -> list[str]:
     lines = [
-        "M_FF: 0 is perfect, 1 is the composition-only dummy model (errors capped at the dummy's).",
+        "M_FF and M_PC: 0 is perfect, 1 is the composition-only dummy model (errors capped at the dummy's; "
+        "M_PC's are divided by each task's success rate). Ranked by M_FF, then M_PC.",
         "`*` some structures were skipped or failed (see the JSON for reasons); `failed`, `missing` and "
         "`unsupported` (the model lacks the set's elements) are gaps, never zeros, and make a score partial.",
     ]
@@ -203,6 +315,9 @@ def _footnotes(board: Leaderboard) -> list[str]:
         for dataset, cell in row.datasets.items():
             if cell.error and cell.status == "failed":
                 lines.append(f"{row.model} on {dataset}: {cell.error}")
+        for task, property_cell in row.tasks.items():
+            if property_cell.error and property_cell.status == "failed":
+                lines.append(f"{row.model} on {task}: {property_cell.error}")
         lines.extend(f"{row.model}: {note}" for note in row.score.notes)
     lines.extend(board.notes)
     return lines
@@ -220,7 +335,9 @@ def to_markdown(board: Leaderboard) -> str:
     notes = "\n".join(f"- {line}" for line in _footnotes(board))
     return (
         f"## lambench leaderboard — campaign {board.campaign}\n\n{_markdown_table(_score_columns(board))}\n\n"
-        f"### Errors per benchmark set\n\n{_markdown_table(_error_columns(board))}\n\n{notes}\n"
+        f"### Errors per benchmark set\n\n{_markdown_table(_error_columns(board))}\n\n"
+        + (f"### Property tasks\n\n{_markdown_table(_property_columns(board))}\n\n" if board.property_tasks else "")
+        + f"{notes}\n"
     )
 
 
@@ -246,5 +363,6 @@ def to_html(board: Leaderboard) -> str:
         f"<h1>lambench leaderboard</h1><p>Campaign {escape(board.campaign)}, "
         f"{escape(board.created_at.isoformat(timespec='seconds'))}</p>"
         f"{_html_table(_score_columns(board))}<h2>Errors per benchmark set</h2>{_html_table(_error_columns(board))}"
-        f"<ul>{notes}</ul></body></html>\n"
+        + (f"<h2>Property tasks</h2>{_html_table(_property_columns(board))}" if board.property_tasks else "")
+        + f"<ul>{notes}</ul></body></html>\n"
     )

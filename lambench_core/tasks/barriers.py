@@ -53,7 +53,7 @@ class DBH24Task(Task):
         records: list[dict[str, Any]] = []
         issues: list[ItemIssue] = []
         for done, reaction in enumerate(reactions, start=1):
-            spec = dbh24_data.dbh24_reaction_list[reaction]
+            spec: dict[str, Any] = dbh24_data.dbh24_reaction_list[reaction]
             species = [spec["tst"], *spec["initial"], *spec["final"]]
             structures = {name: dbh24_data.create_dbh24_system(name) for name in species}
             reason = skip_reason(model, list(structures.values()))

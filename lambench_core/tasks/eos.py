@@ -53,6 +53,8 @@ def fit_birch_murnaghan(volumes: Sequence[float], energies: Sequence[float]) -> 
     """Fit E = Σ_k c_k V^(-2k/3), k = 0..3 (BM3 is exactly this polynomial), then read off V0, B0, B1."""
     v = np.asarray(volumes, float)
     e = np.asarray(energies, float)
+    if np.ptp(e) < 1e-6:
+        raise ItemFailure("the energy does not depend on the volume")
     x = v ** (-2.0 / 3.0)
     c3, c2, c1, c0 = np.polyfit(x, e, 3)
     roots = np.roots([3 * c3, 2 * c2, c1])  # dE/dx = 0
@@ -77,6 +79,8 @@ def fit_birch_murnaghan(volumes: Sequence[float], energies: Sequence[float]) -> 
 
     e_vv, e_vvv = derivative(2), derivative(3)
     b0 = v0 * e_vv
+    if not b0 > 0:
+        raise ItemFailure("the fitted bulk modulus is not positive")
     # B(V) = V E_VV and P = -E_V, so B1 = dB/dP = (E_VV + V E_VVV) / (-E_VV).
     b1 = -(e_vv + v0 * e_vvv) / e_vv
     poly = np.poly1d([c3, c2, c1, c0])
