@@ -103,7 +103,8 @@ class S22Task(Task):
         curves = [r for r in records if "curve" in r]
         if curves:
             errors = {d: [abs(r["curve"][d] - r["curve_ref"][d]) for r in curves] for d in DISTANCES}
-            metrics["s22x5_mae"] = Metric(value=float(np.mean([e for v in errors.values() for e in v])), unit="kcal/mol")
+            every = [error for values in errors.values() for error in values]
+            metrics["s22x5_mae"] = Metric(value=float(np.mean(every)), unit="kcal/mol")
             for distance, values in errors.items():
                 metrics[f"s22x5_mae_{distance}"] = Metric(value=float(np.mean(values)), unit="kcal/mol")
         return metrics
