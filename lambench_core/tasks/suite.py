@@ -58,11 +58,16 @@ def force_field_instances(document: ManifestDocument) -> list[TaskInstance]:
     return instances
 
 
-PROPERTY_TASKS = {"eos_dcdft": Domain.INORGANIC_MATERIALS, "s22": Domain.MOLECULES, "dbh24": Domain.MOLECULES}
+PROPERTY_TASKS = {
+    "eos_dcdft": Domain.INORGANIC_MATERIALS,
+    "s22": Domain.MOLECULES,
+    "dbh24": Domain.MOLECULES,
+    "phonons_phonopy": Domain.INORGANIC_MATERIALS,
+}
 
 
 def property_instances() -> list[TaskInstance]:
-    """Property tasks on reference data that ships with ASE (WIEN2k EOS, S22, DBH24)."""
+    """Property tasks on reference data that ships with ASE (WIEN2k EOS, S22, DBH24) or in the package (phonons)."""
     instances = []
     for name, domain in PROPERTY_TASKS.items():
         task = task_class(name)

@@ -8,9 +8,10 @@ from typing import Any
 
 import numpy as np
 import yaml
-from ase import Atoms
+from ase import Atoms, units
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import write
+from ase.stress import full_3x3_to_voigt_6_stress, voigt_6_to_full_3x3_stress
 
 import lambench_core
 from lambench_core.data.checksums import path_sha256
@@ -37,9 +38,9 @@ def _labelled(recipe: Recipe, level: str, structures: list[Atoms], cache: LabelC
         periodic = bool(atoms.pbc.all())
         virial = None
         if periodic and labels.stress is not None:
-            from ase.stress import voigt_6_to_full_3x3_stress
-
-            virial = -voigt_6_to_full_3x3_stress(np.asarray(labels.stress)) * atoms.get_volume()
+            stress = voigt_6_to_full_3x3_stress(np.asarray(labels.stress))
+            stress -= reference.pulay_stress_GPa * units.GPa * np.eye(3)
+            virial = -stress * atoms.get_volume()
         frames.append(
             Frame(str(atoms.info["frame_id"]), atoms, labels.energy, np.asarray(labels.forces), virial)
         )
@@ -52,7 +53,8 @@ def _write_extxyz(path: Path, frames: list[Frame]) -> None:
         atoms = frame.atoms.copy()
         results: dict[str, Any] = {"energy": frame.energy, "forces": frame.forces}
         if frame.virial is not None:
-            atoms.info["virial"] = frame.virial.ravel().tolist()
+            # Stored as ASE's stress (−virial / V, Voigt), the form every extxyz reader understands.
+            results["stress"] = full_3x3_to_voigt_6_stress(-frame.virial / atoms.get_volume())
         atoms.calc = SinglePointCalculator(atoms, **results)
         images.append(atoms)
     temporary = path.with_name(f".{path.name}.tmp")
@@ -79,6 +81,7 @@ def assemble(recipe: Recipe, level: str, structures: list[Atoms], cache: LabelCa
             "recipe": recipe.model_dump(mode="json"),
             "level": level,
             "reference": provenance,
+            "pulay_stress_GPa_subtracted": recipe.references[level].pulay_stress_GPa,
             "lambench_version": lambench_core.__version__,
             "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "n_frames": len(frames),
@@ -94,7 +97,10 @@ def assemble(recipe: Recipe, level: str, structures: list[Atoms], cache: LabelCa
         files=[DatasetFile(path=data.name, sha256=path_sha256(data))],  # relative to the entry file
         labels=labels,
         n_frames=len(frames),
-        level_of_theory={k: v for k, v in provenance.items() if isinstance(v, str | int | float | bool) or v is None},
+        level_of_theory={
+            **{k: v for k, v in provenance.items() if isinstance(v, str | int | float | bool) or v is None},
+            "pulay_stress_GPa_subtracted": recipe.references[level].pulay_stress_GPa,
+        },
         source=f"lambench recipe lambench_core/data/recipes/{recipe.name}.yaml (provenance_{level}.json)",
         licence=recipe.licence,
         description=recipe.description,

@@ -72,6 +72,9 @@ class QuantumEspressoSettings(BaseModel):
     kspacing: float = Field(gt=0.0, le=5.0)  # Å⁻¹, reciprocal vectors include 2π
     smearing: Literal["gaussian", "mv", "mp", "fd"] | None = None  # None: fixed occupations
     degauss: float | None = Field(None, gt=0.0, le=0.2)  # Ry
+    # Empty bands beyond pw.x's default (half the electrons for insulators, +20% with smearing).
+    # They do not change converged numbers but can steady a stubborn SCF (seen with SiC).
+    nbnd: int | None = Field(None, ge=1, le=10000)
     nspin: Literal[1, 2] = 1
     starting_magnetization: dict[str, float] = Field(default_factory=dict)
     conv_thr_per_atom: float = Field(1e-9, gt=0.0, le=1e-4)  # Ry per atom
@@ -166,6 +169,8 @@ def _input_data(settings: QuantumEspressoSettings, n_atoms: int, outdir: Path) -
         "input_dft": settings.input_dft,
         "nspin": settings.nspin,
     }
+    if settings.nbnd is not None:
+        system["nbnd"] = settings.nbnd
     if settings.smearing is None:
         system["occupations"] = "fixed"
     else:
@@ -336,6 +341,7 @@ class QuantumEspressoReference(ReferenceCalculator):
             "smearing": qe.smearing,
             "degauss_ry": qe.degauss,
             "energy": "free energy F = E - TS" if qe.smearing else "total energy",
+            "nbnd": qe.nbnd,
             "nspin": qe.nspin,
             "starting_magnetization": dict(sorted(qe.starting_magnetization.items())),
             "conv_thr_per_atom_ry": qe.conv_thr_per_atom,

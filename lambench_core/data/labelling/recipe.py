@@ -32,6 +32,12 @@ class ReferenceSpec(BaseModel):
 
     code: str
     settings: dict[str, Any] = Field(default_factory=dict)
+    pulay_stress_GPa: float = Field(
+        default=0.0,
+        description="Isotropic stress that the finite plane-wave basis adds (σ at this cutoff minus σ at "
+        "twice the cutoff, on the ideal base structure); subtracted from every stress at assembly. "
+        "Not part of a label's identity: labels are stored uncorrected.",
+    )
 
 
 class SystemSpec(BaseModel):
