@@ -12,6 +12,18 @@ Normalization: the dummy model's RMSEs, E in eV/atom, F in eV/Å, V in eV/atom (
 """
 
 
+PROPERTY_DATA = """
+## Reference data of the property tasks
+
+| task | data | size | reference | licence |
+|---|---|---|---|---|
+| eos_dcdft | ASE `ase.collections.dcdft` | 71 elemental crystals | WIEN2k all-electron PBE V0, B0, B1 (Δ-project) | ASE, LGPL-2.1+ |
+| s22 | ASE `ase.data.s22` (S22, S22x5) | 22 dimers, 5 separations each | CCSD(T)/CBS interaction energies | ASE, LGPL-2.1+ |
+| dbh24 | ASE `ase.data.dbh24` | 12 reactions, 24 barriers | W4/benchmark barrier heights (Zheng, Zhao, Truhlar 2007) | ASE, LGPL-2.1+ |
+| phonons_phonopy | `lambench_core/data/sets/phonons` from phonopy 4.10.0's examples | NaCl, MgO, Al force sets | VASP PBE (NaCl, MgO), ABACUS PBE (Al) | BSD-3-Clause |
+"""
+
+
 def _theory(entry: DatasetEntry) -> str:
     keys = ("code", "code_version", "xc", "functional", "method", "basis", "ecutwfc_Ry", "ecutrho_Ry",
             "kspacing_per_angstrom", "smearing", "note")
@@ -48,4 +60,5 @@ def render(document: ManifestDocument) -> str:
             f"| {e.name} | {e.set_name} / {e.level} | {e.domain.value} | {', '.join(e.labels)} | {_theory(e)} | "
             f"{_norm(e)} | {e.licence} | {e.citation or '—'} |"
         )
+    lines.append(PROPERTY_DATA)
     return "\n".join(lines) + "\n"
