@@ -23,6 +23,7 @@ from lambench_core.data.labelling.qe import (
     QuantumEspressoSettings,
     SCFNotConvergedError,
     kpoint_grid,
+    kpoint_offset,
 )
 from lambench_core.data.labelling.reference import ReferenceCodeMissingError, ReferenceLabels
 
@@ -146,6 +147,8 @@ def test_kpoint_grid_follows_kspacing_and_skips_vacuum_directions():
     slab = fcc111("Cu", (2, 2, 3), a=3.63, vacuum=6.0)
     assert tuple(slab.pbc) == (True, True, False)
     assert kpoint_grid(slab, 0.3) == (5, 5, 1)
+    # A shifted grid is never shifted along vacuum (that would sample k_z = π/c, not Γ).
+    assert kpoint_offset(slab, True) == (1, 1, 0) and kpoint_offset(slab, False) == (0, 0, 0)
     # A fully periodic vacuum-padded cell still gets few points along the long axis.
     slab.pbc = True
     assert kpoint_grid(slab, 0.3)[2] == 2
@@ -158,6 +161,7 @@ def test_provenance_records_version_functional_and_pseudopotential_checksums(ref
     assert record["functional"] == "PBE"
     assert re.fullmatch(r"[0-9a-f]{64}", record["pseudopotentials"]["Si"]["sha256"])
     assert record["pseudopotentials"]["Si"]["file"] == "Si.pbe-rrkj.UPF"
-    for key in ("ecutwfc_ry", "ecutrho_ry", "kspacing_per_angstrom", "smearing", "degauss_ry", "nspin"):
+    for key in ("ecutwfc_ry", "ecutrho_ry", "kspacing_per_angstrom", "kpoint_shift", "smearing", "degauss_ry", "nspin"):
         assert key in record
     assert record["conv_thr_per_atom_ry"] == 1e-12 and record["threads"] == 1
+    assert isinstance(record["numerical_libraries"], dict)  # which BLAS/FFT pw.x resolved, where ldd exists

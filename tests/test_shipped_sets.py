@@ -69,7 +69,7 @@ def rebuild_subset(recipe: str, level: str, frames: int, tmp_path: Path) -> Path
     return out / f"{level}.extxyz"
 
 
-def assert_same_labels(rebuilt: Path, shipped_file: Path, frames: int) -> None:
+def assert_same_labels(rebuilt: Path, shipped_file: Path, frames: int, force_atol: float = 1e-4) -> None:
     fresh = read(rebuilt, index=":")
     stored = read(shipped_file, index=f":{frames}")
     assert len(fresh) == frames
@@ -77,7 +77,7 @@ def assert_same_labels(rebuilt: Path, shipped_file: Path, frames: int) -> None:
         assert new.info["frame_id"] == old.info["frame_id"]
         np.testing.assert_allclose(new.positions, old.positions, atol=1e-7)
         assert abs(new.get_potential_energy() - old.get_potential_energy()) / len(new) < 1e-5
-        np.testing.assert_allclose(new.get_forces(), old.get_forces(), atol=1e-4)
+        np.testing.assert_allclose(new.get_forces(), old.get_forces(), atol=force_atol)
 
 
 @pytest.mark.slow
@@ -89,4 +89,6 @@ def test_pyscf_recipe_reproduces_shipped_labels(tmp_path):
 @pytest.mark.slow
 def test_quantum_espresso_recipe_reproduces_shipped_labels(tmp_path):
     rebuilt = rebuild_subset("si_bulk", "pbe", 2, tmp_path)
-    assert_same_labels(rebuilt, SETS / "si_bulk/pbe.extxyz", 2)
+    # pw.x is not bit-reproducible run to run (timing-dependent FFT plans); at the recipe's
+    # conv_thr (1e-9 Ry/atom) forces then differ by up to ~2e-4 eV/Å: measured 1.6e-4.
+    assert_same_labels(rebuilt, SETS / "si_bulk/pbe.extxyz", 2, force_atol=3e-4)

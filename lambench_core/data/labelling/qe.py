@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -70,6 +72,11 @@ class QuantumEspressoSettings(BaseModel):
     ecutwfc: float = Field(gt=0.0, le=500.0)  # Ry
     ecutrho: float = Field(gt=0.0, le=4000.0)  # Ry
     kspacing: float = Field(gt=0.0, le=5.0)  # Å⁻¹, reciprocal vectors include 2π
+    # Half-step Monkhorst–Pack offset along periodic directions. For bulk insulators in cubic cells
+    # an even shifted grid avoids the low-information Γ/zone-boundary points that an even
+    # Γ-centred grid samples, so it converges with far fewer k-points; keep Γ-centred (False)
+    # for hexagonal cells and slabs, where a shift breaks the lattice symmetry of the sampling.
+    kpoint_shift: bool = False
     smearing: Literal["gaussian", "mv", "mp", "fd"] | None = None  # None: fixed occupations
     degauss: float | None = Field(None, gt=0.0, le=0.2)  # Ry
     # Empty bands beyond pw.x's default (half the electrons for insulators, +20% with smearing).
@@ -77,11 +84,14 @@ class QuantumEspressoSettings(BaseModel):
     nbnd: int | None = Field(None, ge=1, le=10000)
     nspin: Literal[1, 2] = 1
     starting_magnetization: dict[str, float] = Field(default_factory=dict)
-    conv_thr_per_atom: float = Field(1e-9, gt=0.0, le=1e-4)  # Ry per atom
+    # 1e-10 Ry/atom leaves ~3e-5 eV/Å of SCF noise in the forces (1e-9: ~1e-4) for ~1 more iteration.
+    conv_thr_per_atom: float = Field(1e-10, gt=0.0, le=1e-4)  # Ry per atom
     mixing_beta: float = Field(0.7, gt=0.0, le=1.0)
     mixing_mode: Literal["plain", "TF", "local-TF"] = "plain"
     electron_maxstep: int = Field(100, ge=1, le=1000)
     compute_stress: bool = True
+    # Per pw.x process. Debian's pw.x is built without OpenMP, so this only reaches a threaded
+    # BLAS (OpenBLAS/MKL) if one is installed; parallelism across frames is the caller's job.
     threads: int = Field(1, ge=1, le=256)
     executable: str = Field("pw.x", min_length=1)
 
@@ -128,7 +138,7 @@ def _require_element(symbol: str) -> None:
 
 
 def kpoint_grid(atoms: Atoms, kspacing: float) -> tuple[int, int, int]:
-    """Γ-centred grid with n_i = max(1, ceil(|b_i| / kspacing)); 1 along non-periodic directions."""
+    """Grid sizes n_i = max(1, ceil(|b_i| / kspacing)); 1 along non-periodic directions."""
     reciprocal = 2.0 * math.pi * atoms.cell.reciprocal()  # rows are b_i, in Å⁻¹
     sizes = []
     for b, periodic in zip(reciprocal, atoms.pbc, strict=True):
@@ -136,6 +146,13 @@ def kpoint_grid(atoms: Atoms, kspacing: float) -> tuple[int, int, int]:
         n = math.ceil(float(np.linalg.norm(b)) / kspacing - _KGRID_SLACK) if periodic else 1
         sizes.append(max(1, n))
     return (sizes[0], sizes[1], sizes[2])
+
+
+def kpoint_offset(atoms: Atoms, shift: bool) -> tuple[int, int, int]:
+    """pw.x's per-direction grid offset: 1 (half step) where shifted and periodic, else 0."""
+    # A shifted single point along a vacuum direction would sample k_z = π/c instead of Γ.
+    flags = [int(shift and bool(periodic)) for periodic in atoms.pbc]
+    return (flags[0], flags[1], flags[2])
 
 
 def _sha256(path: Path) -> str:
@@ -220,6 +237,9 @@ def _raise_for_failed_run(workdir: Path, settings: QuantumEspressoSettings, retu
             f"to conv_thr_per_atom={settings.conv_thr_per_atom:g} Ry: {workdir / PW_OUTPUT}"
         )
     reason = _pw_error_message(output) or _pw_error_message(_read_text(workdir / "CRASH"))
+    if reason is None and returncode is not None and returncode < 0:
+        # Killed from outside (a scheduler, a cleanup): nothing is wrong with the input, so say so.
+        reason = f"killed by {signal.Signals(-returncode).name}"
     if reason is None:
         tail = _read_text(workdir / PW_STDERR).strip().splitlines()[-1:] or ["no message"]
         reason = f"exit status {returncode}: {tail[0]}"
@@ -262,6 +282,22 @@ def _debian_package_version() -> str | None:
     return version if result.returncode == 0 and version else None
 
 
+@lru_cache(maxsize=8)
+def _numerical_libraries(executable_path: str) -> dict[str, str]:
+    """The BLAS, LAPACK and FFT libraries pw.x resolves at run time, by soname -> real file."""
+    # Debian swaps BLAS/LAPACK under an unchanged pw.x (update-alternatives, LD_LIBRARY_PATH);
+    # that moves the last digits of the labels and, for slabs, the run time several-fold.
+    if shutil.which("ldd") is None:
+        return {}
+    result = subprocess.run(["ldd", executable_path], capture_output=True, text=True, timeout=60, check=False)
+    libraries = {}
+    for line in result.stdout.splitlines():
+        match = re.match(r"\s*(lib(?:blas|lapack|openblas|mkl|fftw3|scalapack)\S*)\s+=>\s+(/\S+)", line)
+        if match:
+            libraries[match.group(1)] = os.path.realpath(match.group(2))
+    return dict(sorted(libraries.items()))
+
+
 @register_reference("qe")
 class QuantumEspressoReference(ReferenceCalculator):
     """pw.x through ASE's file-based Espresso calculator, one fresh run per structure."""
@@ -300,7 +336,7 @@ class QuantumEspressoReference(ReferenceCalculator):
             # Always an explicit grid, never kpts=None: that selects pw.x's Γ-only code path,
             # whose numbers differ slightly from a 1×1×1 grid and would mix two recipes.
             kpts=kpoint_grid(structure, qe.kspacing),
-            koffset=(0, 0, 0),
+            koffset=kpoint_offset(structure, qe.kpoint_shift),
         )
         properties = ["energy", "forces"] + (["stress"] if qe.compute_stress else [])
 
@@ -315,7 +351,11 @@ class QuantumEspressoReference(ReferenceCalculator):
 
         if "convergence has been achieved" not in _read_text(workdir / PW_OUTPUT):
             _raise_for_failed_run(workdir, qe, 0)
-        return self._labels(calculator.results, qe, len(structure), wall_seconds)
+        labels = self._labels(calculator.results, qe, len(structure), wall_seconds)
+        # Wavefunctions and density are tens of MB per slab frame and never read again; the
+        # input and output files stay beside them as the audit trail.
+        shutil.rmtree(workdir / "out", ignore_errors=True)
+        return labels
 
     def provenance(self, settings: BaseModel) -> dict[str, Any]:
         qe = _as_settings(settings)
@@ -328,6 +368,7 @@ class QuantumEspressoReference(ReferenceCalculator):
             "program": "pw.x",
             "version": _pw_version(executable),
             "package_version": _debian_package_version(),
+            "numerical_libraries": _numerical_libraries(executable),
             "functional": qe.input_dft,
             "pseudo_dir": str(pseudo_dir),
             "pseudopotentials": {
@@ -337,7 +378,8 @@ class QuantumEspressoReference(ReferenceCalculator):
             "ecutwfc_ry": qe.ecutwfc,
             "ecutrho_ry": qe.ecutrho,
             "kspacing_per_angstrom": qe.kspacing,
-            "kpoint_rule": "Gamma-centred, n_i = max(1, ceil(|b_i| / kspacing)), |b_i| with 2pi, 1 if not periodic",
+            "kpoint_rule": "n_i = max(1, ceil(|b_i| / kspacing)), |b_i| with 2pi, 1 if not periodic",
+            "kpoint_shift": qe.kpoint_shift,
             "smearing": qe.smearing,
             "degauss_ry": qe.degauss,
             "energy": "free energy F = E - TS" if qe.smearing else "total energy",
