@@ -49,7 +49,7 @@ def main() -> None:
     totals = {"compute": 0.0, "load": 0.0, "wall": 0.0}
     for result in results:
         p = result["provenance"]
-        atoms = sum(r["n_atoms"] for r in result["records"])
+        atoms = sum(r.get("n_atoms", 0) for r in result["records"])  # property records carry no atom count
         per_atom = p["compute_seconds"] / atoms * 1e6 if atoms else float("nan")
         name = f"{result['model']} × {result['task']}"
         print(f"{name:44} {result['n_scored']:>10} {p['compute_seconds']:>14.2f} {p['load_seconds']:>10.2f} "
