@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 import lambench_core
 from lambench_core.data.checksums import dataset_digest, verify_dataset
 from lambench_core.data.frames import Frame
-from lambench_core.data.loaders import load_frames
+from lambench_core.data.loaders import load_directory, load_frames
 from lambench_core.data.manifest import BUILTIN_MANIFEST, ManifestDocument, load_datasets
 from lambench_core.errors import LambenchError
 from lambench_core.models.card import ModelCard
@@ -29,7 +29,7 @@ from lambench_core.results.identity import job_key
 from lambench_core.results.provenance import git_commit, hardware, package_versions
 from lambench_core.results.record import Provenance, Status, TaskResult
 from lambench_core.results.store import ResultStore
-from lambench_core.tasks.base import TaskOutput, task_class
+from lambench_core.tasks.base import DirectoryTask, TaskOutput, task_class
 from lambench_core.tasks.suite import TaskInstance, TaskSuite
 
 
@@ -156,12 +156,22 @@ def execute_job(spec: CampaignSpec, job: Job) -> TaskResult:
     load_seconds = 0.0
     try:
         frames: list[Frame] = []
+        root: Path | None = None
         if job.dataset is not None:
-            frames, dataset_sha = load_frames(context.manifest, context.manifest.get(job.dataset))
+            entry = context.manifest.get(job.dataset)
+            if isinstance(task, DirectoryTask):
+                root, dataset_sha = load_directory(context.manifest, entry)
+            else:
+                frames, dataset_sha = load_frames(context.manifest, entry)
         load_start = time.perf_counter()
         loaded = load_model(card, job.instance.domain, spec.device)
         load_seconds = time.perf_counter() - load_start
-        output = task.run(loaded, frames, params, progress)
+        if isinstance(task, DirectoryTask):
+            if root is None:
+                raise LambenchError(f"task {job.instance.name}: reads a data directory, and names no dataset")
+            output = task.run_on_directory(loaded, root, params, progress)
+        else:
+            output = task.run(loaded, frames, params, progress)
     except LambenchError as exc:
         error = str(exc)
     except Exception as exc:  # a model package's own failure must not sink the campaign

@@ -30,6 +30,7 @@ import yaml
 
 from lambench_core.data.checksums import path_sha256, verify_dataset
 from lambench_core.data.manifest import (
+    DIRECTORY_FORMAT,
     REGISTRY_FILE,
     DatasetEntry,
     DatasetFile,
@@ -446,6 +447,13 @@ def _swap_into_place(staging: Path, final: Path) -> None:
 
 def _find_data(staging: Path, declared: str, archive: Path) -> tuple[list[Path], str]:
     """The paths to list in the manifest, and the format they are really in."""
+    if declared == DIRECTORY_FORMAT:
+        # A property task's own layout: the archive's single top folder, or everything it holds.
+        top = [p for p in staging.iterdir() if not p.name.startswith(".")]
+        root = top[0] if len(top) == 1 and top[0].is_dir() else staging
+        if not any(p.is_file() for p in root.rglob("*")):
+            raise InputError(archive, None, "holds no files")
+        return [root], declared
     if declared == "extxyz":
         found = sorted(p for p in staging.rglob("*") if p.is_file() and p.suffix.lower() in XYZ_SUFFIXES)
         if not found:

@@ -12,7 +12,7 @@ from ase.stress import voigt_6_to_full_3x3_stress
 
 from lambench_core.data.checksums import verify_dataset
 from lambench_core.data.frames import Frame
-from lambench_core.data.manifest import DatasetEntry, ManifestDocument
+from lambench_core.data.manifest import DIRECTORY_FORMAT, DatasetEntry, ManifestDocument
 from lambench_core.errors import InputError
 
 FrameReader = Callable[[Path, str], list[Frame]]
@@ -150,3 +150,12 @@ def _check_labels(document: ManifestDocument, entry: DatasetEntry, frames: list[
                 f"frame {frame.frame_id}: forces have shape {frame.forces.shape}, "
                 f"expected ({frame.n_atoms}, 3)",
             )
+
+
+def load_directory(document: ManifestDocument, entry: DatasetEntry) -> tuple[Path, str]:
+    """A `directory` dataset's verified root and digest; the property task reads the files itself."""
+    if entry.format != DIRECTORY_FORMAT:
+        field = f"datasets[{entry.name}].format"
+        raise InputError(document.source(entry), field, f"is {entry.format!r}, not a directory")
+    digest = verify_dataset(document, entry)
+    return document.file_path(entry, entry.files[0]), digest

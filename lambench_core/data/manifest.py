@@ -16,6 +16,10 @@ from lambench_core.models.card import first_validation_problem
 BUILTIN_MANIFEST = Path(__file__).parent / "datasets.yaml"
 
 Label = Literal["energy", "forces", "virial"]
+DatasetUse = Literal["force_field", "property"]
+# A property task's data in its own layout (LAMBench's phonopy yaml + csv, trajectories, json...):
+# the task reads the files; the manifest pins the tree's digest.
+DIRECTORY_FORMAT = "directory"
 
 
 class DatasetFile(BaseModel):
@@ -63,9 +67,15 @@ class DatasetEntry(BaseModel):
         "label sets of one group hold the same structures at different levels of theory.",
     )
     level: str = Field(default="pbe", description="Reference level key, matched to a card's `levels`")
-    format: str = Field(description="extxyz, deepmd/npy or deepmd/npy/mixed")
+    use: DatasetUse = Field(
+        default="force_field",
+        description="force_field: scored frame by frame as a set of M_FF; property: read by a property task",
+    )
+    format: str = Field(
+        description="extxyz, deepmd/npy or deepmd/npy/mixed; `directory` for a property task's own file layout"
+    )
     files: list[DatasetFile] = Field(default_factory=list, description="Empty until an external set is fetched")
-    labels: list[Label] = Field(min_length=1)
+    labels: list[Label] = Field(default_factory=list, description="Required for force-field sets")
     n_frames: int | None = Field(default=None, gt=0, description="Checked on load where known")
     level_of_theory: dict[str, str | int | float | bool | None]
     source: str
@@ -81,6 +91,10 @@ class DatasetEntry(BaseModel):
     def _files_or_download(self) -> DatasetEntry:
         if not self.files and not self.download_url:
             raise ValueError("a dataset needs files, or a download_url to fetch them from")
+        if self.use == "force_field" and not self.labels:
+            raise ValueError("a force-field set names its labels (energy, forces, virial)")
+        if self.format == DIRECTORY_FORMAT and self.use != "property":
+            raise ValueError(f"format {DIRECTORY_FORMAT!r} is read by a property task: set use: property")
         return self
 
     @property

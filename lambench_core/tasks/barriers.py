@@ -14,9 +14,9 @@ from ase.data import dbh24 as dbh24_data
 from pydantic import BaseModel, ConfigDict, Field
 
 from lambench_core.models.loading import LoadedModel
-from lambench_core.results.record import ItemIssue, Metric
+from lambench_core.results.record import Metric
 from lambench_core.tasks.base import ProgressCallback, Task, TaskCategory, TaskOutput, register_task
-from lambench_core.tasks.evaluation import Timer, issue_for, skip_reason
+from lambench_core.tasks.evaluation import Timer, evaluate_items, mean_or_none
 
 KCAL_PER_MOL = units.kcal / units.mol
 
@@ -50,37 +50,33 @@ class DBH24Task(Task):
         assert isinstance(params, DBH24Params)
         reactions = params.reactions or sorted(dbh24_data.dbh24_reaction_list, key=lambda r: int(r.split("_r")[1]))
         timer = Timer()
-        records: list[dict[str, Any]] = []
-        issues: list[ItemIssue] = []
-        for done, reaction in enumerate(reactions, start=1):
-            spec: dict[str, Any] = dbh24_data.dbh24_reaction_list[reaction]
-            species = [spec["tst"], *spec["initial"], *spec["final"]]
-            structures = {name: dbh24_data.create_dbh24_system(name) for name in species}
-            reason = skip_reason(model, list(structures.values()))
-            if reason:
-                issues.append(ItemIssue(item=reaction, kind="skipped", reason=reason))
-            else:
-                try:
-                    energies = {name: timer.energy(model, atoms) for name, atoms in structures.items()}
-                    ts = energies[spec["tst"]]
-                    records.append(
-                        {
-                            "item": reaction,
-                            "description": spec["description"],
-                            "vf": (ts - sum(energies[n] for n in spec["initial"])) / KCAL_PER_MOL,
-                            "vb": (ts - sum(energies[n] for n in spec["final"])) / KCAL_PER_MOL,
-                            "vf_ref": dbh24_data.get_dbh24_Vf(spec["tst"]),
-                            "vb_ref": dbh24_data.get_dbh24_Vb(spec["tst"]),
-                        }
-                    )
-                except Exception as exc:
-                    issues.append(issue_for(reaction, exc))
-            progress(done, len(reactions))
-        errors = [abs(r[k] - r[f"{k}_ref"]) for r in records for k in ("vf", "vb")]
+
+        def species(spec: dict[str, Any]) -> list[str]:
+            return [spec["tst"], *spec["initial"], *spec["final"]]
+
+        def evaluate(reaction: str, spec: dict[str, Any]) -> dict[str, Any]:
+            energies = {name: timer.energy(model, dbh24_data.create_dbh24_system(name)) for name in species(spec)}
+            ts = energies[spec["tst"]]
+            return {
+                "description": spec["description"],
+                "vf": (ts - sum(energies[n] for n in spec["initial"])) / KCAL_PER_MOL,
+                "vb": (ts - sum(energies[n] for n in spec["final"])) / KCAL_PER_MOL,
+                "vf_ref": dbh24_data.get_dbh24_Vf(spec["tst"]),
+                "vb_ref": dbh24_data.get_dbh24_Vb(spec["tst"]),
+            }
+
+        results = evaluate_items(
+            model,
+            [(reaction, dbh24_data.dbh24_reaction_list[reaction]) for reaction in reactions],
+            lambda spec: [dbh24_data.create_dbh24_system(name) for name in species(spec)],
+            evaluate,
+            progress,
+        )
+        errors = [abs(r[k] - r[f"{k}_ref"]) for r in results.records for k in ("vf", "vb")]
         return TaskOutput(
-            metrics={"barrier_mae": Metric(value=float(np.mean(errors)) if errors else None, unit="kcal/mol")},
+            metrics={"barrier_mae": Metric(value=mean_or_none(errors), unit="kcal/mol")},
             n_items=len(reactions),
-            records=records,
-            issues=issues,
+            records=results.records,
+            issues=results.issues,
             compute_seconds=timer.seconds,
         )

@@ -6,6 +6,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, ClassVar
 
 from pydantic import BaseModel
@@ -58,6 +59,19 @@ class Task(ABC):
         frames: list[Frame],
         params: BaseModel,
         progress: ProgressCallback,
+    ) -> TaskOutput: ...
+
+
+class DirectoryTask(Task):
+    """A property task on data in its own file layout (a `directory` dataset, e.g. LAMBench's):
+    the harness verifies the tree's digest and hands the task its root."""
+
+    def run(self, model: LoadedModel, frames: list[Frame], params: BaseModel, progress: ProgressCallback) -> TaskOutput:
+        raise TypeError(f"task {self.name!r} reads a data directory: call run_on_directory")
+
+    @abstractmethod
+    def run_on_directory(
+        self, model: LoadedModel, root: Path, params: BaseModel, progress: ProgressCallback
     ) -> TaskOutput: ...
 
 

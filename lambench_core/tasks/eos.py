@@ -18,9 +18,9 @@ from ase.collections import dcdft
 from pydantic import BaseModel, ConfigDict, Field
 
 from lambench_core.models.loading import LoadedModel
-from lambench_core.results.record import ItemIssue, Metric
+from lambench_core.results.record import Metric
 from lambench_core.tasks.base import ProgressCallback, Task, TaskCategory, TaskOutput, register_task
-from lambench_core.tasks.evaluation import ItemFailure, Timer, issue_for, skip_reason
+from lambench_core.tasks.evaluation import ItemFailure, Timer, evaluate_items
 
 DELTA_RANGE = 0.06
 
@@ -127,22 +127,16 @@ class EquationOfStateTask(Task):
         assert isinstance(params, EOSParams)
         elements = params.elements or list(dcdft.names)
         timer = Timer()
-        records: list[dict[str, Any]] = []
-        issues: list[ItemIssue] = []
-        for done, element in enumerate(elements, start=1):
-            crystal = dcdft[element]
-            reason = skip_reason(model, [crystal])
-            if reason:
-                issues.append(ItemIssue(item=element, kind="skipped", reason=reason))
-            else:
-                try:
-                    records.append(self._element(model, element, crystal, params, timer))
-                except Exception as exc:  # one element never sinks the task
-                    issues.append(issue_for(element, exc))
-            progress(done, len(elements))
+        results = evaluate_items(
+            model,
+            [(element, dcdft[element]) for element in elements],
+            lambda crystal: [crystal],
+            lambda element, crystal: self._element(model, element, crystal, params, timer),
+            progress,
+        )
         return TaskOutput(
-            metrics=self._metrics(records), n_items=len(elements), records=records, issues=issues,
-            compute_seconds=timer.seconds,
+            metrics=self._metrics(results.records), n_items=len(elements), records=results.records,
+            issues=results.issues, compute_seconds=timer.seconds,
         )
 
     @staticmethod
@@ -157,7 +151,6 @@ class EquationOfStateTask(Task):
         fit = fit_birch_murnaghan(volumes, energies)
         reference = wien2k_reference(element)
         return {
-            "item": element,
             "volumes": volumes,
             "energies": energies,
             "v0": fit.v0,

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import numpy as np
 from ase import Atoms
@@ -10,6 +13,9 @@ from ase import Atoms
 from lambench_core.models.loading import LoadedModel
 from lambench_core.results.record import ItemIssue
 from lambench_core.tasks.structures import prepare_for_model, unsupported_elements
+
+T = TypeVar("T")
+ProgressCallback = Callable[[int, int], None]
 
 REASON_LENGTH = 300
 DEFAULT_PADDING = 15.0
@@ -46,3 +52,43 @@ def skip_reason(model: LoadedModel, structures: list[Atoms]) -> str | None:
 
 def issue_for(item: str, exc: Exception) -> ItemIssue:
     return ItemIssue(item=item, kind="failed", reason=f"{type(exc).__name__}: {exc}"[:REASON_LENGTH])
+
+
+@dataclass
+class ItemResults:
+    records: list[dict[str, Any]] = field(default_factory=list)
+    issues: list[ItemIssue] = field(default_factory=list)
+
+
+def evaluate_items(
+    model: LoadedModel,
+    items: Sequence[tuple[str, T]],
+    structures: Callable[[T], list[Atoms]],
+    evaluate: Callable[[str, T], dict[str, Any]],
+    progress: ProgressCallback,
+) -> ItemResults:
+    """The loop every property task shares: skip items with elements the model lacks (a coverage
+    gap, not a failure), record one failed item with its reason and go on, report progress.
+    `evaluate` returns the item's record; its "item" key is set here."""
+    results = ItemResults()
+    for done, (name, item) in enumerate(items, start=1):
+        try:
+            reason = skip_reason(model, structures(item))
+        except Exception as exc:  # unreadable input of one item is that item's failure
+            reason = None
+            results.issues.append(issue_for(name, exc))
+        else:
+            if reason:
+                results.issues.append(ItemIssue(item=name, kind="skipped", reason=reason))
+            else:
+                try:
+                    results.records.append({"item": name, **evaluate(name, item)})
+                except Exception as exc:  # one item never sinks the task
+                    results.issues.append(issue_for(name, exc))
+        progress(done, len(items))
+    return results
+
+
+def mean_or_none(values: Iterable[float]) -> float | None:
+    values = [float(v) for v in values]
+    return float(np.mean(values)) if values else None

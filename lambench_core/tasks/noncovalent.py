@@ -15,9 +15,9 @@ from ase.data import s22 as s22_data
 from pydantic import BaseModel, ConfigDict, Field
 
 from lambench_core.models.loading import LoadedModel
-from lambench_core.results.record import ItemIssue, Metric
+from lambench_core.results.record import Metric
 from lambench_core.tasks.base import ProgressCallback, Task, TaskCategory, TaskOutput, register_task
-from lambench_core.tasks.evaluation import Timer, issue_for, skip_reason
+from lambench_core.tasks.evaluation import Timer, evaluate_items
 
 KCAL_PER_MOL = units.kcal / units.mol
 DISTANCES = ("0.9", "1.0", "1.2", "1.5", "2.0")
@@ -33,6 +33,11 @@ class S22Params(BaseModel):
 def interaction_energy(model: LoadedModel, dimer: Atoms, split: int, timer: Timer) -> float:
     """E_int in eV of a dimer whose first `split` atoms are monomer A."""
     return timer.energy(model, dimer) - timer.energy(model, dimer[:split]) - timer.energy(model, dimer[split:])
+
+
+def monomer_split(name: str) -> int:
+    """The number of atoms of monomer A (the dimer's first atoms)."""
+    return int(s22_data.get_number_of_dimer_atoms(name)[0])
 
 
 @register_task
@@ -54,29 +59,21 @@ class S22Task(Task):
         assert isinstance(params, S22Params)
         systems = params.systems or list(s22_data.s22)
         timer = Timer()
-        records: list[dict[str, Any]] = []
-        issues: list[ItemIssue] = []
-        for done, name in enumerate(systems, start=1):
-            split = s22_data.get_number_of_dimer_atoms(name)[0]
-            dimer = s22_data.create_s22_system(name)
-            reason = skip_reason(model, [dimer])
-            if reason:
-                issues.append(ItemIssue(item=name, kind="skipped", reason=reason))
-            else:
-                try:
-                    records.append(self._system(model, name, split, params.curves, timer))
-                except Exception as exc:
-                    issues.append(issue_for(name, exc))
-            progress(done, len(systems))
+        results = evaluate_items(
+            model,
+            [(name, name) for name in systems],
+            lambda name: [s22_data.create_s22_system(name)],
+            lambda name, _: self._system(model, name, monomer_split(name), params.curves, timer),
+            progress,
+        )
         return TaskOutput(
-            metrics=self._metrics(records), n_items=len(systems), records=records, issues=issues,
-            compute_seconds=timer.seconds,
+            metrics=self._metrics(results.records), n_items=len(systems), records=results.records,
+            issues=results.issues, compute_seconds=timer.seconds,
         )
 
     @staticmethod
     def _system(model: LoadedModel, name: str, split: int, curves: bool, timer: Timer) -> dict[str, Any]:
         record: dict[str, Any] = {
-            "item": name,
             "e_int": interaction_energy(model, s22_data.create_s22_system(name), split, timer) / KCAL_PER_MOL,
             "e_int_ref": s22_data.get_interaction_energy_cc(name) / KCAL_PER_MOL,
         }

@@ -38,7 +38,7 @@ def force_field_instances(document: ManifestDocument) -> list[TaskInstance]:
     task = task_class("force_field")
     by_set: dict[str, list[DatasetEntry]] = {}
     for entry in document.entries():
-        if document.is_present(entry):
+        if entry.use == "force_field" and document.is_present(entry):
             by_set.setdefault(entry.set_name, []).append(entry)
     instances = []
     for set_name, entries in by_set.items():
@@ -58,25 +58,72 @@ def force_field_instances(document: ManifestDocument) -> list[TaskInstance]:
     return instances
 
 
-PROPERTY_TASKS = {
-    "eos_dcdft": Domain.INORGANIC_MATERIALS,
-    "s22": Domain.MOLECULES,
-    "dbh24": Domain.MOLECULES,
-    "phonons_phonopy": Domain.INORGANIC_MATERIALS,
-}
+class PropertyTaskSpec(BaseModel):
+    """A property task of the default suite: its domain, and the set holding its reference data
+    (None: the data ships with ASE or inside the task module)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    task: str
+    domain: Domain
+    set_name: str | None = None
 
 
-def property_instances() -> list[TaskInstance]:
-    """Property tasks on reference data that ships with ASE (WIEN2k EOS, S22, DBH24) or in the package (phonons)."""
+# The suite's property tasks. Part A runs everywhere; LAMBench's sets (part B) join once
+# `lambench data fetch lambench_<task> --archive FILE` has put their data on this machine.
+PROPERTY_TASKS: tuple[PropertyTaskSpec, ...] = (
+    PropertyTaskSpec(task="eos_dcdft", domain=Domain.INORGANIC_MATERIALS),
+    PropertyTaskSpec(task="phonons_phonopy", domain=Domain.INORGANIC_MATERIALS),
+    PropertyTaskSpec(task="elastic_cubic", domain=Domain.INORGANIC_MATERIALS, set_name="elastic_cubic"),
+    PropertyTaskSpec(task="cu_surface_vacancy", domain=Domain.INORGANIC_MATERIALS, set_name="surfaces_cu"),
+    PropertyTaskSpec(task="s22", domain=Domain.MOLECULES),
+    PropertyTaskSpec(task="dbh24", domain=Domain.MOLECULES),
+    PropertyTaskSpec(task="torsion_scans", domain=Domain.MOLECULES, set_name="torsion_scans"),
+    PropertyTaskSpec(task="cu_adsorption", domain=Domain.CATALYSIS, set_name="surfaces_cu"),
+    *(
+        PropertyTaskSpec(task=f"lambench_{name}", domain=domain, set_name=f"lambench_{name}")
+        for name, domain in (
+            ("phonon_mdr", Domain.INORGANIC_MATERIALS),
+            ("elastic", Domain.INORGANIC_MATERIALS),
+            ("vacancy", Domain.INORGANIC_MATERIALS),
+            ("pressure", Domain.INORGANIC_MATERIALS),
+            ("stacking_fault", Domain.INORGANIC_MATERIALS),
+            ("interface", Domain.INORGANIC_MATERIALS),
+            ("surface", Domain.INORGANIC_MATERIALS),
+            ("torsionnet", Domain.MOLECULES),
+            ("wiggle150", Domain.MOLECULES),
+            ("binding", Domain.MOLECULES),
+            ("rxn_barrier", Domain.MOLECULES),
+            ("neb", Domain.CATALYSIS),
+        )
+    ),
+)
+
+
+def property_instances(
+    document: ManifestDocument, specs: tuple[PropertyTaskSpec, ...] = PROPERTY_TASKS
+) -> list[TaskInstance]:
+    """The property tasks whose reference data is on this machine (always so for part A)."""
     instances = []
-    for name, domain in PROPERTY_TASKS.items():
-        task = task_class(name)
+    for spec in specs:
+        task = task_class(spec.task)
+        datasets: dict[str, str] = {}
+        if spec.set_name is not None:
+            datasets = {
+                entry.level: entry.name
+                for entry in document.entries()
+                if entry.use == "property" and entry.set_name == spec.set_name and document.is_present(entry)
+            }
+            if not datasets:
+                continue
         instances.append(
             TaskInstance(
-                name=name,
+                name=spec.task,
                 task=task.name,
                 category=task.category,
-                domain=domain,
+                domain=spec.domain,
+                set_name=spec.set_name,
+                datasets=datasets,
                 params=task.Params().model_dump(mode="json"),
             )
         )
@@ -89,7 +136,7 @@ class TaskSuite:
 
     @classmethod
     def default(cls, document: ManifestDocument) -> TaskSuite:
-        return cls(force_field_instances(document) + property_instances())
+        return cls(force_field_instances(document) + property_instances(document))
 
     def names(self) -> list[str]:
         return list(self._instances)

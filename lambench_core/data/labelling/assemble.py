@@ -93,6 +93,7 @@ def assemble(recipe: Recipe, level: str, structures: list[Atoms], cache: LabelCa
         domain=recipe.domain,
         group=recipe.name,
         level=level,
+        use=recipe.use,
         format="extxyz",
         files=[DatasetFile(path=data.name, sha256=path_sha256(data))],  # relative to the entry file
         labels=labels,

@@ -56,6 +56,7 @@ class StructureSpec(BaseModel):
     builder: str
     args: dict[str, Any] = Field(default_factory=dict)
     repeat: tuple[int, int, int] = (1, 1, 1)
+    remove: list[int] = Field(default_factory=list, description="Atom indices deleted after repeating (vacancies)")
 
 
 class GeneratorSpec(BaseModel):
@@ -68,7 +69,11 @@ class GeneratorSpec(BaseModel):
 
 def build_structure(spec: StructureSpec) -> Atoms:
     atoms = _BUILDERS[spec.builder](dict(spec.args))
-    return atoms.repeat(spec.repeat) if spec.repeat != (1, 1, 1) else atoms
+    if spec.repeat != (1, 1, 1):
+        atoms = atoms.repeat(spec.repeat)
+    if spec.remove:
+        del atoms[spec.remove]
+    return atoms
 
 
 def generate(spec: GeneratorSpec, base: Atoms, rng: np.random.Generator) -> list[Atoms]:
@@ -248,4 +253,96 @@ def _md(base: Atoms, rng: np.random.Generator, count: int, params: dict[str, Any
         snapshot = atoms.copy()
         snapshot.calc = None
         frames.append(snapshot)
+    return frames
+
+
+@register_generator("identity")
+def _identity(base: Atoms, rng: np.random.Generator, count: int, params: dict[str, Any]) -> list[Atoms]:
+    """The base structure itself (count must be 1): the fixed geometries of property references."""
+    if count != 1:
+        raise ValueError("the identity generator makes exactly one frame (count: 1)")
+    return [base.copy()]
+
+
+VOIGT_PAIRS = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))
+
+
+def voigt_strain_matrix(component: int, magnitude: float) -> np.ndarray:
+    """The symmetric strain tensor of one Voigt component; shear magnitudes are engineering strains
+    (γ = 2ε), so that σ_i = C_ij ε_j holds with Voigt stresses and strains."""
+    i, j = VOIGT_PAIRS[component]
+    strain = np.zeros((3, 3))
+    if i == j:
+        strain[i, i] = magnitude
+    else:
+        strain[i, j] = strain[j, i] = magnitude / 2
+    return strain
+
+
+def apply_strain(atoms: Atoms, strain: np.ndarray) -> Atoms:
+    strained = atoms.copy()
+    strained.set_cell(atoms.cell.array @ (np.eye(3) + strain), scale_atoms=True)
+    return strained
+
+
+@register_generator("elastic_strain")
+def _elastic_strain(base: Atoms, rng: np.random.Generator, count: int, params: dict[str, Any]) -> list[Atoms]:
+    """The unstrained cell, then each Voigt component in `components` at each of `magnitudes`.
+
+    `count` must equal 1 + len(components) × len(magnitudes): the recipe states the frames it makes.
+    Frames carry `strain_component` (0–5, −1 for the unstrained cell) and `strain` in their info.
+    """
+    components = [int(c) for c in params.get("components", [0, 3])]
+    magnitudes = [float(m) for m in params.get("magnitudes", [-0.01, -0.005, 0.005, 0.01])]
+    if any(not 0 <= c < 6 for c in components) or any(m == 0.0 for m in magnitudes):
+        raise ValueError("components are Voigt indices 0–5 and magnitudes are non-zero strains")
+    expected = 1 + len(components) * len(magnitudes)
+    if count != expected:
+        raise ValueError(f"elastic_strain makes {expected} frames for these components and magnitudes, not {count}")
+    unstrained = base.copy()
+    unstrained.info.update(strain_component=-1, strain=0.0)
+    frames = [unstrained]
+    for component in components:
+        for magnitude in magnitudes:
+            strained = apply_strain(base, voigt_strain_matrix(component, magnitude))
+            strained.info.update(strain_component=component, strain=magnitude)
+            frames.append(strained)
+    return frames
+
+
+def rotating_side(atoms: Atoms, axis_from: int, axis_to: int) -> list[int]:
+    """Atoms bonded (by covalent radii) to `axis_to` without passing through `axis_from`: the part
+    of the molecule that turns when the dihedral about the axis_from–axis_to bond changes."""
+    from ase.neighborlist import NeighborList, natural_cutoffs
+
+    neighbours = NeighborList(natural_cutoffs(atoms, mult=1.1), self_interaction=False, bothways=True)
+    neighbours.update(atoms)
+    side, frontier = {axis_to}, [axis_to]
+    while frontier:
+        for j in map(int, neighbours.get_neighbors(frontier.pop())[0]):
+            if j != axis_from and j not in side:
+                side.add(j)
+                frontier.append(j)
+    if any(int(j) in side - {axis_to} for j in neighbours.get_neighbors(axis_from)[0]):
+        raise ValueError("the dihedral axis is in a ring: no rigid rotation exists")
+    return sorted(side)
+
+
+@register_generator("torsion_scan")
+def _torsion_scan(base: Atoms, rng: np.random.Generator, count: int, params: dict[str, Any]) -> list[Atoms]:
+    """A rigid dihedral scan: the side of bond b–c that holds d turns to `count` angles evenly
+    spaced over `angles` [start, stop] degrees; bond lengths and angles stay those of the base.
+    Frames carry `dihedral_deg` in their info."""
+    a, b, c, d = (int(i) for i in params["dihedral"])
+    side = rotating_side(base, b, c)
+    if d not in side or a in side:
+        raise ValueError(f"atoms {a} and {d} are not on opposite sides of the {b}–{c} bond")
+    frames = []
+    for angle in _linspace(params, "angles", count, (0.0, 180.0)):
+        atoms = base.copy()
+        mask = np.zeros(len(atoms), bool)
+        mask[side] = True
+        atoms.set_dihedral(a, b, c, d, float(angle), mask=mask)
+        atoms.info.update(dihedral_deg=float(angle))
+        frames.append(atoms)
     return frames

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lambench_core.data.labelling.generators import GeneratorSpec, StructureSpec, build_structure, generate
 from lambench_core.data.labelling.reference import ReferenceLabels, reference_calculator
+from lambench_core.data.manifest import DatasetUse
 from lambench_core.domains import Domain
 from lambench_core.errors import InputError
 from lambench_core.hashing import sha256_json
@@ -57,6 +58,10 @@ class Recipe(BaseModel):
 
     name: str = Field(description="The benchmark set (the group of its label sets)")
     domain: Domain
+    use: DatasetUse = Field(
+        default="force_field",
+        description="force_field: a benchmark set of M_FF; property: reference data of a property task",
+    )
     description: str
     licence: str = "CC-BY-4.0"
     seed: int
@@ -85,15 +90,19 @@ def load_recipe(name_or_path: str) -> Recipe:
 
 
 def generate_frames(recipe: Recipe) -> list[Atoms]:
-    """Every unlabelled frame of a recipe, deterministically; `info` carries id, charge and spin."""
+    """Every unlabelled frame of a recipe, deterministically; `info` carries id, system, charge and spin."""
     frames: list[Atoms] = []
     for system_index, system in enumerate(recipe.systems):
         base = build_structure(system.structure)
         for generator_index, spec in enumerate(system.generators):
             rng = np.random.default_rng([recipe.seed, system_index, generator_index])
             for index, atoms in enumerate(generate(spec, base, rng)):
+                # A generator may describe its frames with scalars (a strain, a dihedral angle)
+                # that property tasks read back; builders' own info (ASE's adsorbate_info) is dropped.
                 atoms.info = {
+                    **{k: v for k, v in atoms.info.items() if isinstance(v, int | float | str | bool)},
                     "frame_id": f"{system.name}-{spec.generator}-{index:03d}",
+                    "system": system.name,
                     "charge": system.charge,
                     "spin": system.spin,
                 }

@@ -1,0 +1,109 @@
+"""Surface, vacancy and adsorption energies of fixed geometries, checked against plain EMT arithmetic."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from ase.build import fcc111, molecule
+from ase.calculators.emt import EMT
+
+from lambench_core.data.frames import Frame
+from lambench_core.data.labelling.recipe import generate_frames, load_recipe
+from lambench_core.errors import InputError
+from lambench_core.models import ModelCatalog, load_model
+from lambench_core.tasks.energetics import (
+    CuAdsorptionParams,
+    CuAdsorptionTask,
+    CuSurfaceVacancyParams,
+    CuSurfaceVacancyTask,
+    EnergeticsParams,
+    ReactionEnergy,
+)
+
+
+def model(name: str):
+    return load_model(ModelCatalog.load().get(name), None, "cpu")
+
+
+def quiet(done: int, total: int) -> None:
+    pass
+
+
+def emt_energy(atoms) -> float:
+    atoms = atoms.copy()
+    atoms.calc = EMT()
+    return float(atoms.get_potential_energy())
+
+
+@pytest.fixture(scope="module")
+def emt_labelled() -> list[Frame]:
+    """The shipped recipe's structures with EMT as their 'reference' energies."""
+    frames = []
+    for atoms in generate_frames(load_recipe("surfaces_cu")):
+        frames.append(Frame(atoms.info["frame_id"], atoms, emt_energy(atoms), None, None))
+    return frames
+
+
+def test_emt_reproduces_its_own_reference_and_plain_arithmetic(emt_labelled):
+    output = CuSurfaceVacancyTask().run(model("emt"), emt_labelled, CuSurfaceVacancyParams(), quiet)
+    assert output.metrics["surface_energy_mae"].value == pytest.approx(0.0, abs=1e-9)
+    assert output.metrics["vacancy_formation_mae"].value == pytest.approx(0.0, abs=1e-9)
+    records = {r["item"]: r for r in output.records}
+
+    # Independent: a 5-layer Cu(111) slab against 3 layers of bulk in the same in-plane cell.
+    slab = fcc111("Cu", size=(1, 1, 5), a=3.6293, vacuum=6.0)
+    bulk = fcc111("Cu", size=(1, 1, 3), a=3.6293, periodic=True)
+    area = np.linalg.norm(np.cross(slab.cell[0], slab.cell[1]))
+    gamma = (emt_energy(slab) - 5 / 3 * emt_energy(bulk)) / (2 * area) * 1000
+    assert records["Cu(111)"]["value"] == pytest.approx(gamma, rel=1e-9)
+    assert 20 < gamma < 150  # meV/Å²: a metal surface, not a unit slip
+
+    perfect = emt_energy(next(f.atoms for f in emt_labelled if f.atoms.info["system"] == "cu-bulk-8"))
+    defect = emt_energy(next(f.atoms for f in emt_labelled if f.atoms.info["system"] == "cu-vacancy-7"))
+    assert records["Cu vacancy (2×2×2 primitive)"]["value"] == pytest.approx(defect - 7 / 8 * perfect, rel=1e-9)
+
+
+def test_adsorption_energy_matches_hand_sum_and_dummy_error_is_mean_reference(emt_labelled):
+    output = CuAdsorptionTask().run(model("emt"), emt_labelled, CuAdsorptionParams(), quiet)
+    by_system = {f.atoms.info["system"]: f.energy for f in emt_labelled}
+    expected_h = by_system["cu111-h"] - by_system["cu111-slab"] - 0.5 * by_system["h2"]
+    records = {r["item"]: r for r in output.records}
+    assert records["H/Cu(111) fcc vs ½H2"]["value"] == pytest.approx(expected_h, rel=1e-9)
+    assert output.n_scored == 2
+
+    dummy = CuAdsorptionTask().run(model("dummy"), emt_labelled, CuAdsorptionParams(), quiet)
+    references = [abs(r["reference"]) for r in dummy.records]
+    assert all(r["value"] == pytest.approx(0.0, abs=1e-9) for r in dummy.records)
+    assert dummy.metrics["adsorption_energy_mae"].value == pytest.approx(np.mean(references))
+
+
+def test_a_failing_property_is_recorded_and_the_rest_scored(emt_labelled):
+    params = EnergeticsParams(
+        reactions=[
+            ReactionEnergy(name="fine", terms={"cu111-h": 1.0, "cu111-slab": -1.0, "h2": -0.5}),
+            ReactionEnergy(name="broken", terms={"h2o": 1.0, "h2": -1.0}),
+        ]
+    )
+    frames = [f for f in emt_labelled]
+    # A frame the model cannot evaluate (NaN coordinates give a NaN energy): its property fails,
+    # the other is scored.
+    broken = next(f for f in frames if f.atoms.info["system"] == "h2o")
+    corrupt = broken.atoms.copy()
+    corrupt.positions[0] = np.nan
+    frames = [f if f is not broken else Frame(f.frame_id, corrupt, f.energy, None, None) for f in frames]
+    output = CuAdsorptionTask().run(model("emt"), frames, params, quiet)
+    assert [r["item"] for r in output.records] == ["fine"]
+    assert [(i.item, i.kind) for i in output.issues] == [("broken", "failed")]
+
+
+def test_a_missing_system_is_one_clear_input_error(emt_labelled):
+    frames = [f for f in emt_labelled if f.atoms.info["system"] != "h2"]
+    with pytest.raises(InputError, match="no frame of h2"):
+        CuAdsorptionTask().run(model("emt"), frames, CuAdsorptionParams(), quiet)
+
+
+def test_gas_reference_is_isolated_molecule():
+    # The H2 frame is a molecule (no PBC); the task must not turn it into a periodic crystal.
+    h2 = next(a for a in generate_frames(load_recipe("surfaces_cu")) if a.info["system"] == "h2")
+    assert not h2.pbc.any()
+    assert emt_energy(h2) == pytest.approx(emt_energy(molecule("H2")), abs=1e-9)
