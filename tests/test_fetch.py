@@ -439,5 +439,7 @@ def test_a_dead_server_fails_after_bounded_retries(tmp_path):
 def test_built_in_external_entries_validate():
     document = load_manifest()
     external = [e for e in document.entries() if e.download_url]
-    assert len(external) == 18 and all(not e.files for e in external)
+    assert all(not e.files for e in external)
+    assert len([e for e in external if e.use == "force_field"]) == 18
+    assert len([e for e in external if e.use == "property" and e.format == "directory"]) == 12
     assert {e.group for e in external if e.level == "wb97"} == {"AQM", "H_nature_2022", "AIMD_Chig"}

@@ -28,9 +28,9 @@ from phonopy.structure.atoms import PhonopyAtoms
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from lambench_core.models.loading import LoadedModel
-from lambench_core.results.record import ItemIssue, Metric
+from lambench_core.results.record import Metric
 from lambench_core.tasks.base import ProgressCallback, Task, TaskCategory, TaskOutput, register_task
-from lambench_core.tasks.evaluation import DEFAULT_PADDING, ItemFailure, Timer, issue_for, skip_reason
+from lambench_core.tasks.evaluation import DEFAULT_PADDING, ItemFailure, Timer, evaluate_items
 from lambench_core.tasks.structures import prepare_for_model
 
 SYSTEMS = ("NaCl", "MgO", "Al")
@@ -212,23 +212,21 @@ class PhononTask(Task):
         assert isinstance(params, PhononParams)
         systems = params.systems or list(SYSTEMS)
         timer = Timer()
-        records: list[dict[str, Any]] = []
-        issues: list[ItemIssue] = []
-        for done, system in enumerate(systems, start=1):
-            try:
-                phonon = load_system(system)
-                units = get_calculator_physical_units(phonon.calculator)
-                reason = skip_reason(model, [to_ase(phonon.unitcell, units.distance_to_A)])
-                if reason:
-                    issues.append(ItemIssue(item=system, kind="skipped", reason=reason))
-                else:
-                    records.append(self._system(model, system, phonon, params, timer))
-            except Exception as exc:  # one system never sinks the task
-                issues.append(issue_for(system, exc))
-            progress(done, len(systems))
+
+        def unit_cell(system: str) -> list[Atoms]:
+            phonon = load_system(system)
+            return [to_ase(phonon.unitcell, get_calculator_physical_units(phonon.calculator).distance_to_A)]
+
+        results = evaluate_items(
+            model,
+            [(system, system) for system in systems],
+            unit_cell,
+            lambda system, _: self._system(model, system, load_system(system), params, timer),
+            progress,
+        )
         return TaskOutput(
-            metrics=self._metrics(records), n_items=len(systems), records=records, issues=issues,
-            compute_seconds=timer.seconds,
+            metrics=self._metrics(results.records), n_items=len(systems), records=results.records,
+            issues=results.issues, compute_seconds=timer.seconds,
         )
 
     @staticmethod
@@ -239,7 +237,6 @@ class PhononTask(Task):
         reference = reference_properties(system, mesh, params.temperature_K)
         predicted = model_properties(model, phonon, mesh, params.temperature_K, timer)
         return {
-            "item": system,
             "n_supercells": len(phonon.supercells_with_displacements),
             "n_atoms_supercell": len(phonon.supercell),
             "qpoints": commensurate_qpoints(phonon).tolist(),
