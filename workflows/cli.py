@@ -211,6 +211,8 @@ def command_data(args: argparse.Namespace, console: Console) -> int:
         return 0
     differs = False
     for entry in document.entries():
+        if entry.use != "force_field":
+            continue  # property data is not scored frame by frame
         if not document.is_present(entry):
             print(f"# {entry.name}: files not on this machine, skipped")
             continue

@@ -21,6 +21,10 @@ PROPERTY_DATA = """
 | s22 | ASE `ase.data.s22` (S22, S22x5) | 22 dimers, 5 separations each | CCSD(T)/CBS interaction energies | ASE, LGPL-2.1+ |
 | dbh24 | ASE `ase.data.dbh24` | 12 reactions, 24 barriers | W4/benchmark barrier heights (Zheng, Zhao, Truhlar 2007) | ASE, LGPL-2.1+ |
 | phonons_phonopy | `lambench_core/data/sets/phonons` from phonopy 4.10.0's examples | NaCl, MgO, Al force sets | VASP PBE (NaCl, MgO), ABACUS PBE (Al) | BSD-3-Clause |
+| elastic_cubic | `elastic_cubic_pbe` (recipe `elastic_cubic`) | fcc Cu and Rh, ±1% normal and shear strains | Quantum ESPRESSO PBE stresses | CC-BY-4.0 |
+| cu_surface_vacancy, cu_adsorption | `surfaces_cu_pbe` (recipe `surfaces_cu`) | Cu(111), Cu(100), a Cu vacancy, H and O on Cu(111), H2, H2O | Quantum ESPRESSO PBE energies of fixed geometries | CC-BY-4.0 |
+| torsion_scans | `torsion_scans_pbe`, `torsion_scans_wb97` (recipe `torsion_scans`) | 4 rigid scans × 7 angles | PySCF PBE and ωB97X, def2-TZVP | CC-BY-4.0 |
+| lambench_* | the `use: property` entries of the external table | LAMBench's published sets | see each entry | see source |
 """
 
 
@@ -44,21 +48,24 @@ def render(document: ManifestDocument) -> str:
     external = [e for e in document.entries() if e.download_url]
     lines = [HEADER, "## Shipped with lambench (labelled by its own recipes)\n"]
     lines.append(
-        "| dataset | set / level | domain | frames | labels | level of theory | normalization | licence | source |"
+        "| dataset | set / level | use | domain | frames | labels | level of theory | normalization | licence | source |"
     )
-    lines.append("|---|---|---|---|---|---|---|---|---|")
+    lines.append("|---|---|---|---|---|---|---|---|---|---|")
     for e in sorted(shipped, key=lambda e: (e.domain, e.name)):
         lines.append(
-            f"| {e.name} | {e.set_name} / {e.level} | {e.domain.value} | {e.n_frames} | {', '.join(e.labels)} | "
+            f"| {e.name} | {e.set_name} / {e.level} | {e.use} | {e.domain.value} | {e.n_frames} | "
+            f"{', '.join(e.labels)} | "
             f"{_theory(e)} | {_norm(e)} | {e.licence} | {e.source} |"
         )
     lines.append("\n## External (fetch with `lambench data fetch NAME`)\n")
-    lines.append("| dataset | set / level | domain | labels | level of theory | normalization | licence | citation |")
-    lines.append("|---|---|---|---|---|---|---|---|")
+    lines.append(
+        "| dataset | set / level | use | domain | labels | level of theory | normalization | licence | citation |"
+    )
+    lines.append("|---|---|---|---|---|---|---|---|---|")
     for e in sorted(external, key=lambda e: (e.domain, e.name)):
         lines.append(
-            f"| {e.name} | {e.set_name} / {e.level} | {e.domain.value} | {', '.join(e.labels)} | {_theory(e)} | "
-            f"{_norm(e)} | {e.licence} | {e.citation or '—'} |"
+            f"| {e.name} | {e.set_name} / {e.level} | {e.use} | {e.domain.value} | {', '.join(e.labels) or '—'} | "
+            f"{_theory(e)} | {_norm(e)} | {e.licence} | {e.citation or '—'} |"
         )
     lines.append(PROPERTY_DATA)
     return "\n".join(lines) + "\n"

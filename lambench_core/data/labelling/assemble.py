@@ -105,7 +105,8 @@ def assemble(recipe: Recipe, level: str, structures: list[Atoms], cache: LabelCa
         source=f"lambench recipe lambench_core/data/recipes/{recipe.name}.yaml (provenance_{level}.json)",
         licence=recipe.licence,
         description=recipe.description,
-        dummy_errors=dummy_errors_of_frames(frames),
+        # Property sets are not scored frame by frame: no M_FF normalization.
+        dummy_errors=dummy_errors_of_frames(frames) if recipe.use == "force_field" else None,
     )
     (out_dir / f"{level}.entry.yaml").write_text(
         yaml.safe_dump(entry.model_dump(mode="json", exclude_none=True), sort_keys=False, allow_unicode=True)
