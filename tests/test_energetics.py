@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from ase.build import fcc111, molecule
@@ -109,15 +111,15 @@ def test_gas_reference_is_isolated_molecule():
     assert emt_energy(h2) == pytest.approx(emt_energy(molecule("H2")), abs=1e-9)
 
 
-SHIPPED = "lambench_core/data/sets/surfaces_cu/pbe.extxyz"
+SHIPPED = Path(__file__).resolve().parents[1] / "lambench_core/data/sets/surfaces_cu/pbe.extxyz"
 
 
 @pytest.fixture(scope="module")
-def shipped_frames(repo) -> list[Frame]:
-    from lambench_core.data.manifest import load_datasets
+def shipped_frames() -> list[Frame]:
     from lambench_core.data.loaders import load_frames
+    from lambench_core.data.manifest import load_datasets
 
-    if not (repo / SHIPPED).is_file():
+    if not SHIPPED.is_file():
         pytest.skip("surfaces_cu is not built")
     document = load_datasets()
     return load_frames(document, document.get("surfaces_cu_pbe"))[0]
@@ -137,3 +139,17 @@ def test_shipped_reference_is_physical_and_dummy_constants_match_it(shipped_fram
     measured = {name: m.value for name, m in [*surfaces.metrics.items(), *adsorption.metrics.items()]}
     expected = CuSurfaceVacancyTask.dummy_values() | CuAdsorptionTask.dummy_values()
     assert measured == pytest.approx(expected, rel=1e-9), f"set the DUMMY constants to {measured}"
+
+
+def test_a_slab_stored_with_open_z_is_scored_as_a_slab_not_a_molecule():
+    from lambench_core.tasks.evaluation import Timer
+
+    periodic = fcc111("Cu", size=(2, 2, 3), a=3.6293, vacuum=8.0)
+    open_z = periodic.copy()
+    open_z.pbc = (True, True, False)
+    timer = Timer()
+    emt = model("emt")
+    assert timer.energy(emt, open_z) == pytest.approx(emt_energy(periodic), abs=1e-9)
+    as_molecule = periodic.copy()
+    as_molecule.pbc = False
+    assert abs(emt_energy(as_molecule) - emt_energy(periodic)) > 0.1  # the test can tell the two apart

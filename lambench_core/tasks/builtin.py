@@ -1,3 +1,17 @@
 """Imports every built-in task module so that each registers itself."""
 
-from lambench_core.tasks import barriers, energetics, eos, force_field, noncovalent, phonons  # noqa: F401
+from lambench_core.tasks import (  # noqa: F401
+    barriers,
+    elasticity,
+    energetics,
+    eos,
+    force_field,
+    interfaces,
+    molecular_sets,
+    neb,
+    noncovalent,
+    phonon_mdr,
+    phonons,
+    pressure,
+    torsion,
+)

@@ -34,9 +34,16 @@ def prepare_for_model(card: ModelCard, atoms: Atoms, padding: float) -> Atoms:
     prepared = atoms.copy()
     prepared.calc = None
     periodic = bool(prepared.pbc.all()) and prepared.cell.volume > 0
+    if not periodic and prepared.pbc.any() and prepared.cell.rank == 3:
+        # A slab or wire stored with pbc like (T, T, F): fully periodic with `padding` Å of vacuum on
+        # both sides of each open direction, so no model sees a periodic image across it.
+        open_axes = tuple(int(axis) for axis in np.flatnonzero(~prepared.pbc))
+        prepared.center(vacuum=padding, axis=open_axes)
+        prepared.pbc = True
+        return prepared
     if card.capabilities.requires_pbc and not periodic:
         return in_vacuum_box(prepared, padding)
     if not periodic:
-        # A half-periodic or cell-less structure goes in as a molecule: no cell, no PBC.
+        # A cell-less structure goes in as a molecule: no cell, no PBC.
         prepared.pbc = False
     return prepared
