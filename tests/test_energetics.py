@@ -131,11 +131,12 @@ def test_shipped_reference_is_physical_and_dummy_constants_match_it(shipped_fram
     adsorption = CuAdsorptionTask().run(dummy, shipped_frames, CuAdsorptionParams(), quiet)
     reference = {r["item"]: r["reference"] for r in [*surfaces.records, *adsorption.records]}
     # PBE literature: Cu(111) ≈ 1.3 J/m² ≈ 80 meV/Å², Cu(100) higher; vacancy ≈ 1 eV; H on Cu(111)
-    # near thermoneutral against H2; O bound more weakly than in H2O.
+    # near thermoneutral against H2; a full monolayer of O (p(1×1), O–O 2.57 Å) far less bound than
+    # in H2O (low-coverage O is ≈ 2.5 eV less bound than in H2O already, relative to H2).
     assert 55 < reference["Cu(111)"] < 110 and reference["Cu(111)"] < reference["Cu(100)"] < 130
     assert 0.6 < reference["Cu vacancy (2×2×2 primitive)"] < 1.6
     assert -0.6 < reference["H/Cu(111) fcc vs ½H2"] < 0.6
-    assert 0.0 < reference["O/Cu(111) fcc vs H2O − H2"] < 2.0
+    assert 0.5 < reference["O/Cu(111) fcc vs H2O − H2"] < 4.0
     measured = {name: m.value for name, m in [*surfaces.metrics.items(), *adsorption.metrics.items()]}
     expected = CuSurfaceVacancyTask.dummy_values() | CuAdsorptionTask.dummy_values()
     assert measured == pytest.approx(expected, rel=1e-9), f"set the DUMMY constants to {measured}"
