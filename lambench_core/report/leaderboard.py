@@ -45,6 +45,26 @@ class PropertyCell(BaseModel):
     error: str | None = None
 
 
+class ApplicabilityCell(BaseModel):
+    """LAMBench's applicability metrics: efficiency M_E = 100 µs/atom ÷ η̄ (higher is faster) and
+    instability M_IS (mean over systems of the clipped log10 energy drift; 0 is stable, 5 the worst)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    m_e: float | None = None
+    eta_us_per_atom: float | None = None
+    efficiency_status: str = "missing"
+    m_is: float | None = None
+    survival_fraction: float | None = None
+    stability_status: str = "missing"
+
+
+APPLICABILITY_METRICS = {
+    "efficiency": ("efficiency_status", ("m_e", "eta_us_per_atom")),
+    "stability": ("stability_status", ("m_is", "survival_fraction")),
+}
+
+
 class LeaderboardRow(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -54,6 +74,7 @@ class LeaderboardRow(BaseModel):
     property_score: PropertyScore | None = None
     datasets: dict[str, DatasetCell]
     tasks: dict[str, PropertyCell] = Field(default_factory=dict)
+    applicability: ApplicabilityCell | None = None
     compute_seconds: float
     wall_seconds: float
 
@@ -135,10 +156,12 @@ def build_leaderboard(
     property_results = [r for r in results if r.key in properties]
     property_rows = [_property_row(r) for r in property_results if r.status not in ("failed", "unsupported")]
     property_scores = {s.model: s for s in score_property(models, property_rows, property_norms)}
+    applicability = {j.key: j for j in jobs if j.instance.category in APPLICABILITY_METRICS}
     table = []
     for model in models:
         own = [r for r in scored if r.model == model]
         own_properties = [r for r in property_results if r.model == model]
+        own_applicability = [r for r in results if r.key in applicability and r.model == model]
         table.append(
             LeaderboardRow(
                 rank=None,
@@ -147,8 +170,15 @@ def build_leaderboard(
                 property_score=property_scores[model] if property_norms else None,
                 datasets={force_field[r.key].instance.set_name or "": _cell(r) for r in own},
                 tasks={r.task: _property_cell(r) for r in own_properties},
-                compute_seconds=sum(r.provenance.compute_seconds for r in [*own, *own_properties] if r.provenance),
-                wall_seconds=sum(r.provenance.wall_seconds for r in [*own, *own_properties] if r.provenance),
+                applicability=(
+                    _applicability_cell(own_applicability, applicability) if applicability else None
+                ),
+                compute_seconds=sum(
+                    r.provenance.compute_seconds for r in [*own, *own_properties, *own_applicability] if r.provenance
+                ),
+                wall_seconds=sum(
+                    r.provenance.wall_seconds for r in [*own, *own_properties, *own_applicability] if r.provenance
+                ),
             )
         )
     # LAMBench's order: M_FF, then M_PC; complete scores before partial ones; no score last.
@@ -215,6 +245,17 @@ def _property_cell(result: TaskResult) -> PropertyCell:
     )
 
 
+def _applicability_cell(results: Sequence[TaskResult], jobs: dict[str, Job]) -> ApplicabilityCell:
+    cell = ApplicabilityCell()
+    for result in results:
+        status_field, metrics = APPLICABILITY_METRICS[jobs[result.key].instance.category]
+        setattr(cell, status_field, result.status.value)
+        if result.status.value not in ("failed", "unsupported"):
+            for metric in metrics:
+                setattr(cell, metric, result.metric(metric))
+    return cell
+
+
 def _fmt(value: float | None) -> str:
     return "—" if value is None else f"{value:.3f}"
 
@@ -248,8 +289,26 @@ def _score_columns(board: Leaderboard) -> list[tuple[str, list[str]]]:
         for domain in board.property_domains:
             values = [_fmt(r.property_score.domains.get(domain) if r.property_score else None) for r in board.rows]
             columns.append((f"PC {domain.value}", values))
+    if any(r.applicability is not None for r in board.rows):
+        for title, metric, status, digits in (
+            ("M_E ↑", "m_e", "efficiency_status", 3),
+            ("η̄ (µs/atom)", "eta_us_per_atom", "efficiency_status", 1),
+            ("M_IS ↓", "m_is", "stability_status", 3),
+            ("MD survival", "survival_fraction", "stability_status", 2),
+        ):
+            columns.append((title, [_applicability_text(r.applicability, metric, status, digits) for r in board.rows]))
     columns.append(("Model time (s)", [f"{r.compute_seconds:.1f}" for r in board.rows]))
     return columns
+
+
+def _applicability_text(cell: ApplicabilityCell | None, metric: str, status_field: str, digits: int = 3) -> str:
+    if cell is None:
+        return "missing"
+    status = getattr(cell, status_field)
+    if status in ("missing", "failed", "unsupported"):
+        return status
+    value = getattr(cell, metric)
+    return "—" if value is None else f"{value:.{digits}f}"
 
 
 def _property_text(score: PropertyScore | None) -> str:
@@ -308,6 +367,9 @@ def _footnotes(board: Leaderboard) -> list[str]:
     lines = [
         "M_FF and M_PC: 0 is perfect, 1 is the composition-only dummy model (errors capped at the dummy's; "
         "M_PC's are divided by each task's success rate). Ranked by M_FF, then M_PC.",
+        "M_E = 100 µs/atom ÷ η̄ (η̄: mean model time per atom over the efficiency task's size window; higher is "
+        "faster, on the hardware in the results' provenance); M_IS: mean over MD systems of "
+        "clip(log10(|drift| / 5e-4 eV/atom/ps), 0, 5), a failed run counting 5.",
         "`*` some structures were skipped or failed (see the JSON for reasons); `failed`, `missing` and "
         "`unsupported` (the model lacks the set's elements) are gaps, never zeros, and make a score partial.",
     ]
