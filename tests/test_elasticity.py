@@ -296,3 +296,22 @@ def test_elastic_cubic_dummy_constants_match_the_shipped_set():
     assert ElasticCubicTask.DUMMY_K_GPA == pytest.approx(k_mean, rel=1e-4)
     assert ElasticCubicTask.DUMMY_G_GPA == pytest.approx(g_mean, rel=1e-4)
     assert ElasticCubicTask.dummy_values() == {"k_vrh_mae": ElasticCubicTask.DUMMY_K_GPA, "g_vrh_mae": ElasticCubicTask.DUMMY_G_GPA}
+
+
+def test_shipped_reference_bulk_moduli_agree_with_wien2k():
+    """Independent check of the QE reference: K_VRH from stresses against WIEN2k's B0 from energies."""
+    from ase.collections import dcdft
+
+    from lambench_core.data.loaders import load_frames
+    from lambench_core.data.manifest import load_datasets
+    from lambench_core.tasks.elasticity import cubic_systems, reference_constants
+
+    document = load_datasets()
+    entry = document.get("elastic_cubic_pbe")
+    if not document.is_present(entry):
+        pytest.skip("elastic_cubic is not built")
+    frames = load_frames(document, entry)[0]
+    for name, system in cubic_systems(frames, "elastic_cubic_pbe").items():
+        _, moduli = reference_constants(system)
+        wien2k = dcdft.data[name.capitalize()]["wien2k_B"]
+        assert moduli.k_vrh == pytest.approx(wien2k, rel=0.05), name
