@@ -30,7 +30,7 @@ from lambench_core.results.provenance import git_commit, hardware, package_versi
 from lambench_core.results.record import Provenance, Status, TaskResult
 from lambench_core.results.store import ResultStore
 from lambench_core.tasks.base import DirectoryTask, TaskOutput, task_class
-from lambench_core.tasks.suite import TaskInstance, TaskSuite
+from lambench_core.tasks.suite import Profile, TaskInstance, TaskSuite
 
 
 class CampaignSpec(BaseModel):
@@ -48,6 +48,7 @@ class CampaignSpec(BaseModel):
     threads_per_job: int | None = None
     force: bool = False
     progress_dir: str | None = None
+    profile: Profile = Field(default="quick", description="quick: laptop-sized applicability runs; full: LAMBench's")
 
 
 class Job(BaseModel):
@@ -78,7 +79,7 @@ class CampaignContext:
         self.spec = spec
         self.catalog = ModelCatalog.load(Path(d) for d in spec.cards_dirs)
         self.manifest: ManifestDocument = load_datasets(Path(spec.manifest))
-        self.suite = TaskSuite.default(self.manifest)
+        self.suite = TaskSuite.default(self.manifest, spec.profile)
 
     def job_for(self, card: ModelCard, instance: TaskInstance) -> Job:
         task = task_class(instance.task)

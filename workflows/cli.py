@@ -48,6 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--workers", type=int, default=2, help="jobs run at once (default: 2)")
     run.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
     run.add_argument("--timeout", type=float, default=7200.0, help="seconds before the campaign is stopped")
+    run.add_argument(
+        "--profile",
+        choices=("quick", "full"),
+        default="quick",
+        help="quick (default): laptop-sized efficiency sweep and 200-step MD; full: LAMBench's protocol (10 ps MD)",
+    )
     _add_catalog_options(run)
 
     models = commands.add_parser("models", help="list the model cards")
@@ -96,6 +102,7 @@ def _spec_from_args(args: argparse.Namespace, campaign_id: str, run_dir: Path) -
         threads_per_job=max(1, (os.cpu_count() or 1) // workers),
         force=args.force,
         progress_dir=str(run_dir / "progress"),
+        profile=args.profile,
     )
 
 

@@ -2,6 +2,7 @@
 
 from lambench_core.tasks import (  # noqa: F401
     barriers,
+    efficiency,
     elasticity,
     energetics,
     eos,
@@ -13,5 +14,6 @@ from lambench_core.tasks import (  # noqa: F401
     phonon_mdr,
     phonons,
     pressure,
+    stability,
     torsion,
 )

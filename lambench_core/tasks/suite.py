@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -130,13 +130,73 @@ def property_instances(
     return instances
 
 
+Profile = Literal["quick", "full"]
+
+
+class ApplicabilityTaskSpec(BaseModel):
+    """An applicability task of the default suite. `quick` overrides its params for laptop campaigns
+    (the default profile); `full` runs the task's own defaults, LAMBench's protocol."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    task: str
+    # The head a multi-head model runs with: applicability is measured on one head.
+    domain: Domain = Domain.INORGANIC_MATERIALS
+    quick: dict[str, Any] = Field(default_factory=dict)
+
+
+# The quick MD profile runs the same systems in their shipped (small) cells for 200 fs: enough to catch
+# a model that explodes, not to resolve drifts near λ0 — use `--profile full` (10 ps) for that.
+APPLICABILITY_TASKS: tuple[ApplicabilityTaskSpec, ...] = (
+    # Quick: sizes up to 600 atoms (η̄ then averages 100–600 of the 100–1000 window), one minute per system.
+    ApplicabilityTaskSpec(
+        task="efficiency", quick={"max_atoms": 600, "time_budget_s": 60.0, "warmup": 1, "repeats": 3}
+    ),
+    ApplicabilityTaskSpec(
+        task="md_stability",
+        quick={
+            "steps": 200,
+            "log_interval": 5,
+            "systems": [
+                {"dataset": "cu_bulk_pbe", "frame": 0},
+                {"dataset": "si_bulk_pbe", "frame": 0},
+                {"dataset": "sic_bulk_pbe", "frame": 0},
+                {"dataset": "molecules_small_pbe", "frame": 28},
+                {"dataset": "molecules_small_pbe", "frame": 0},
+                {"dataset": "cu111_h_pbe", "frame": 0},
+                {"dataset": "cu111_o_pbe", "frame": 0},
+            ],
+        },
+    ),
+)
+
+
+def applicability_instances(
+    profile: Profile = "quick", specs: tuple[ApplicabilityTaskSpec, ...] = APPLICABILITY_TASKS
+) -> list[TaskInstance]:
+    instances = []
+    for spec in specs:
+        task = task_class(spec.task)
+        overrides = spec.quick if profile == "quick" else {}
+        instances.append(
+            TaskInstance(
+                name=spec.task,
+                task=task.name,
+                category=task.category,
+                domain=spec.domain,
+                params=task.Params.model_validate(overrides).model_dump(mode="json"),
+            )
+        )
+    return instances
+
+
 class TaskSuite:
     def __init__(self, instances: list[TaskInstance]) -> None:
         self._instances = {instance.name: instance for instance in instances}
 
     @classmethod
-    def default(cls, document: ManifestDocument) -> TaskSuite:
-        return cls(force_field_instances(document) + property_instances(document))
+    def default(cls, document: ManifestDocument, profile: Profile = "quick") -> TaskSuite:
+        return cls(force_field_instances(document) + property_instances(document) + applicability_instances(profile))
 
     def names(self) -> list[str]:
         return list(self._instances)
