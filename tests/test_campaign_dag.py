@@ -156,3 +156,8 @@ def test_default_suite_covers_three_domains(tmp_path):
     # EMT knows neither Si nor C+Si: those sets are skipped structure by structure, and its score is partial.
     emt = next(row for row in board["rows"] if row["model"] == "emt")
     assert emt["score"]["partial"] and emt["rank"] is None
+    # Applicability: both tasks ran for both models and reached the leaderboard. The dummy's energy is
+    # constant, so its MD conserves energy exactly (M_IS = 0).
+    assert dummy["applicability"]["m_is"] == pytest.approx(0.0) and dummy["applicability"]["survival_fraction"] == 1.0
+    assert emt["applicability"]["m_e"] > 0 and emt["applicability"]["eta_us_per_atom"] > 0
+    assert "M_E ↑" in (run_dir / "leaderboard.md").read_text() and "M_IS ↓" in (run_dir / "leaderboard.md").read_text()
