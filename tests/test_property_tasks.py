@@ -127,3 +127,17 @@ def test_m_pc_definition():
     assert missing.partial and missing.missing == ["s22"]
     (uncovered,) = score_property(["m"], [rows[0], rows[1].model_copy(update={"coverage": 0.5})], norms)
     assert uncovered.partial
+
+
+def test_leaderboard_success_rate_excludes_skipped_items_and_shows_coverage():
+    from lambench_core.report.leaderboard import _property_cell
+    from lambench_core.results.record import ItemIssue, Metric, Status, TaskResult
+
+    result = TaskResult(
+        key="k", model="emt", task="elastic_cubic", status=Status.PARTIAL, n_items=4, n_scored=2,
+        success_rate=0.5, metrics={"k_vrh_mae": Metric(value=1.0, unit="GPa")},
+        issues=[ItemIssue(item="rh", kind="skipped", reason="model lacks element(s) Rh"),
+                ItemIssue(item="x", kind="failed", reason="boom")],
+    )
+    cell = _property_cell(result)
+    assert cell.success_rate == pytest.approx(2 / 3) and cell.coverage == pytest.approx(3 / 4)

@@ -41,7 +41,8 @@ class PropertyCell(BaseModel):
     status: str
     metrics: dict[str, float | None] = Field(default_factory=dict)
     units: dict[str, str] = Field(default_factory=dict)
-    success_rate: float | None = None
+    success_rate: float | None = Field(default=None, description="Scored ÷ attempted (skipped items excluded)")
+    coverage: float | None = Field(default=None, description="Attempted ÷ all items")
     error: str | None = None
 
 
@@ -236,11 +237,13 @@ def _property_row(result: TaskResult) -> RawPropertyRow:
 
 
 def _property_cell(result: TaskResult) -> PropertyCell:
+    row = _property_row(result)  # the success rate M_PC divides by: skipped items are a coverage gap
     return PropertyCell(
         status=result.status.value,
         metrics={name: metric.value for name, metric in result.metrics.items()},
         units={name: metric.unit for name, metric in result.metrics.items()},
-        success_rate=result.success_rate,
+        success_rate=row.success_rate if result.status.value != "failed" else result.success_rate,
+        coverage=row.coverage,
         error=result.error,
     )
 
@@ -335,11 +338,14 @@ def _property_columns(board: Leaderboard) -> list[tuple[str, list[str]]]:
                     value = cell.metrics.get(metric)
                     text = "—" if value is None else f"{value:.3g}"
                     cells[row.model].append(text + ("*" if cell.status == "partial" else ""))
-        labels.append(f"{norm.task} success rate")
+        labels.append(f"{norm.task} success rate (coverage)")
         for row in board.rows:
             cell = row.tasks.get(norm.task)
-            rate = cell.success_rate if cell is not None and cell.success_rate is not None else None
-            cells[row.model].append("—" if rate is None else f"{rate:.2f}")
+            if cell is None or cell.success_rate is None:
+                cells[row.model].append("—")
+            else:
+                coverage = "" if cell.coverage in (None, 1.0) else f" ({cell.coverage:.2f})"
+                cells[row.model].append(f"{cell.success_rate:.2f}{coverage}")
     return [("Task metric", labels), *((row.model, cells[row.model]) for row in board.rows)]
 
 
