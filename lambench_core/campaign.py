@@ -22,6 +22,7 @@ from lambench_core.data.frames import Frame
 from lambench_core.data.loaders import load_directory, load_frames
 from lambench_core.data.manifest import BUILTIN_MANIFEST, ManifestDocument, load_datasets
 from lambench_core.errors import LambenchError
+from lambench_core.hashing import sha256_json
 from lambench_core.models.card import ModelCard
 from lambench_core.models.catalog import ModelCatalog
 from lambench_core.models.loading import LoadedModel, load_model
@@ -85,6 +86,10 @@ class CampaignContext:
         task = task_class(instance.task)
         dataset = instance.dataset_for(card.level_for(instance.domain))
         digest = dataset_digest(self.manifest.get(dataset)) if dataset is not None else None
+        referenced = task.referenced_datasets(task.Params.model_validate(instance.params))
+        if referenced:
+            digests = {name: dataset_digest(self.manifest.get(name)) for name in referenced}
+            digest = sha256_json({"dataset": digest, "referenced": digests})
         key = job_key(card, task.name, task.version, instance.params, digest)
         return Job(key=key, model=card.name, instance=instance, dataset=dataset)
 

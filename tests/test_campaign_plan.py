@@ -74,3 +74,26 @@ def test_model_lacking_every_element_is_unsupported_not_failed(tmp_path):
     assert result.status == "unsupported" and result.n_scored == 0 and "Cu" in result.error
     store.put(result)
     assert not plan_campaign(spec, store).to_run  # stored as a result: a rerun does not retry it
+
+
+def test_a_relabelled_set_that_a_task_reads_by_name_is_a_new_computation(tmp_path):
+    """md_stability reads its structures from shipped sets named in its params: their digests are part
+    of its results' identity even though the job scores no dataset of its own."""
+    from lambench_core.data.manifest import BUILTIN_MANIFEST, DatasetManifest
+
+    store = ResultStore.open(tmp_path / "store")
+    spec = CampaignSpec(campaign_id="t", models=["emt"], tasks=["md_stability"], store=str(tmp_path / "store"),
+                        manifest=str(BUILTIN_MANIFEST))
+    (job,) = plan_campaign(spec, store).to_run
+    assert job.dataset is None
+
+    # The same campaign, with one referenced set's pinned digest changed (as a relabel would).
+    from lambench_core.campaign import CampaignContext
+
+    context = CampaignContext(spec)
+    instance, card = context.suite.get("md_stability"), context.catalog.get("emt")
+    assert context.job_for(card, instance).key == job.key
+    entry = context.manifest.get("cu_bulk_pbe")
+    relabelled = entry.model_copy(update={"files": [entry.files[0].model_copy(update={"sha256": "0" * 64})]})
+    context.manifest.add(DatasetManifest(datasets=[relabelled]), context.manifest.source(entry))
+    assert context.job_for(card, instance).key != job.key

@@ -52,6 +52,12 @@ class Task(ABC):
     def dummy_values(cls) -> dict[str, float]:
         return {}
 
+    @classmethod
+    def referenced_datasets(cls, params: BaseModel) -> list[str]:
+        """Datasets the task reads by name from its params, beside its own: their digests join the
+        identity of its results, so relabelling one of them recomputes the task."""
+        return []
+
     @abstractmethod
     def run(
         self,

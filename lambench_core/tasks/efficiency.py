@@ -704,6 +704,11 @@ class EfficiencyTask(Task):
     version = "1"
     Params = EfficiencyParams
 
+    @classmethod
+    def referenced_datasets(cls, params: BaseModel) -> list[str]:
+        assert isinstance(params, EfficiencyParams)
+        return sorted({system.dataset for system in params.systems})
+
     def __init__(self, clock: Clock = time.perf_counter) -> None:
         self.clock = clock
 

@@ -332,6 +332,11 @@ class MDStabilityTask(Task):
     version = "1"
     Params = MDStabilityParams
 
+    @classmethod
+    def referenced_datasets(cls, params: BaseModel) -> list[str]:
+        assert isinstance(params, MDStabilityParams)
+        return sorted({system.dataset for system in params.systems})
+
     def run(self, model: LoadedModel, frames: list, params: BaseModel, progress: ProgressCallback) -> TaskOutput:
         assert isinstance(params, MDStabilityParams)
         systems = load_systems(params)
