@@ -38,12 +38,9 @@ from lambench_core.tasks.efficiency import (
     repeat_unit,
     scaling_exponent,
 )
+from tests.helpers import quiet
 
 CU = [EfficiencySystem(dataset="cu_bulk_pbe")]  # 4-atom cubic cell: one "atom step" of the sweep is 4 atoms
-
-
-def quiet(done: int, total: int) -> None:
-    pass
 
 
 class FakeClock:

@@ -22,7 +22,6 @@ from lambench_core.data.labelling.generators import apply_strain, voigt_strain_m
 from lambench_core.data.labelling.recipe import SETS_DIR, generate_frames, load_recipe
 from lambench_core.data.loaders import read_extxyz
 from lambench_core.errors import InputError
-from lambench_core.models import ModelCatalog, load_model
 from lambench_core.tasks.base import task_class
 from lambench_core.tasks.elasticity import (
     ElasticCubicParams,
@@ -34,19 +33,12 @@ from lambench_core.tasks.elasticity import (
     fit_stiffness,
     vrh_moduli,
 )
+from tests.helpers import model, quiet
 
 GPA = units.GPa
 STRAINS = [(c, m) for c in (0, 1, 2) for m in (-0.01, -0.005, 0.005, 0.01)] + [
     (c, m) for c in (3, 4, 5) for m in (-0.04, -0.02, 0.02, 0.04)
 ]
-
-
-def model(name: str):
-    return load_model(ModelCatalog.load().get(name), None, "cpu")
-
-
-def quiet(done: int, total: int) -> None:
-    pass
 
 
 def emt_relaxed(atoms):

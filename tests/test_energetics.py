@@ -7,12 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from ase.build import fcc111, molecule
-from ase.calculators.emt import EMT
 
 from lambench_core.data.frames import Frame
 from lambench_core.data.labelling.recipe import generate_frames, load_recipe
 from lambench_core.errors import InputError
-from lambench_core.models import ModelCatalog, load_model
 from lambench_core.tasks.energetics import (
     CuAdsorptionParams,
     CuAdsorptionTask,
@@ -21,20 +19,7 @@ from lambench_core.tasks.energetics import (
     EnergeticsParams,
     ReactionEnergy,
 )
-
-
-def model(name: str):
-    return load_model(ModelCatalog.load().get(name), None, "cpu")
-
-
-def quiet(done: int, total: int) -> None:
-    pass
-
-
-def emt_energy(atoms) -> float:
-    atoms = atoms.copy()
-    atoms.calc = EMT()
-    return float(atoms.get_potential_energy())
+from tests.helpers import emt_energy, model, quiet
 
 
 @pytest.fixture(scope="module")

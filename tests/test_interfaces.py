@@ -10,13 +10,11 @@ import numpy as np
 import pytest
 from ase import Atoms
 from ase.build import bulk, fcc100, fcc111
-from ase.calculators.emt import EMT
 from ase.io import write
 from pymatgen.io.ase import AseAtomsAdaptor
 from scipy.interpolate import PchipInterpolator
 
 from lambench_core.errors import InputError
-from lambench_core.models import ModelCatalog, load_model
 from lambench_core.tasks.interfaces import (
     InterfaceTask,
     NoParams,
@@ -26,22 +24,9 @@ from lambench_core.tasks.interfaces import (
     VacancyParams,
     VacancyTask,
 )
+from tests.helpers import emt_energy, model, quiet
 
 MJ_PER_M2 = 16021.766  # 1 eV/Å² in mJ/m², to 8 digits
-
-
-def model(name: str):
-    return load_model(ModelCatalog.load().get(name), None, "cpu")
-
-
-def quiet(done: int, total: int) -> None:
-    pass
-
-
-def emt_energy(atoms: Atoms) -> float:
-    atoms = atoms.copy()
-    atoms.calc = EMT()
-    return float(atoms.get_potential_energy())
 
 
 def write_csv(path: Path, header: list[str], rows: list[list]) -> None:

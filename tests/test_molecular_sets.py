@@ -11,27 +11,19 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import write
 
 from lambench_core.errors import InputError
-from lambench_core.models import ModelCatalog, load_model
 from lambench_core.tasks import molecular_sets
 from lambench_core.tasks.base import task_class
+from lambench_core.tasks.lambench_files import NoParams
 from lambench_core.tasks.molecular_sets import (
     BindingTask,
-    EmptyParams,
     ReactionBarrierTask,
     Wiggle150Params,
     Wiggle150Task,
 )
+from tests.helpers import model, quiet
 
 EV_IN_KCAL = 23.060548  # 1 eV in kcal/mol (CODATA), written out independently of ASE
 HARTREE_IN_KCAL = 627.509474
-
-
-def model(name: str):
-    return load_model(ModelCatalog.load().get(name), None, "cpu")
-
-
-def quiet(done: int, total: int) -> None:
-    pass
 
 
 def emt_kcal(atoms: Atoms) -> float:
@@ -131,7 +123,7 @@ def binding_dir(tmp_path, labels):
 def test_binding_energy_against_direct_emt(tmp_path):
     labels = [-3.0, np.nan, 1.25]
     sites, drugs, combined = binding_dir(tmp_path, labels)
-    output = BindingTask().run_on_directory(model("emt"), tmp_path, EmptyParams(), quiet)
+    output = BindingTask().run_on_directory(model("emt"), tmp_path, NoParams(), quiet)
     assert output.n_items == 3 and [r["item"] for r in output.records] == ["complex0", "complex2"]
     (issue,) = output.issues
     assert issue.item == "complex1" and issue.kind == "failed"
@@ -146,10 +138,10 @@ def test_binding_input_errors(tmp_path):
     binding_dir(tmp_path, [0.0, 0.0, 0.0])
     (tmp_path / "labels.npy").unlink()
     with pytest.raises(InputError, match="labels.npy"):
-        BindingTask().run_on_directory(model("emt"), tmp_path, EmptyParams(), quiet)
+        BindingTask().run_on_directory(model("emt"), tmp_path, NoParams(), quiet)
     np.save(tmp_path / "labels.npy", np.zeros(2))
     with pytest.raises(InputError, match="active_site.traj: frames"):
-        BindingTask().run_on_directory(model("emt"), tmp_path, EmptyParams(), quiet)
+        BindingTask().run_on_directory(model("emt"), tmp_path, NoParams(), quiet)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -188,7 +180,7 @@ def test_reaction_energies_against_direct_emt(tmp_path, monkeypatch):
     calls = []
     original = molecular_sets.Timer.energy
     monkeypatch.setattr(molecular_sets.Timer, "energy", lambda self, m, a, *r: calls.append(1) or original(self, m, a))
-    output = ReactionBarrierTask().run_on_directory(model("emt"), tmp_path, EmptyParams(), quiet)
+    output = ReactionBarrierTask().run_on_directory(model("emt"), tmp_path, NoParams(), quiet)
     assert len(calls) == 5  # every species once, though H, H2 and H3_TS are used twice
     assert output.n_items == 4 and [r["item"] for r in output.records] == ["fwd", "bwd", "abstraction"]
     (issue,) = output.issues
@@ -210,14 +202,14 @@ def test_reaction_input_errors(tmp_path):
     rxn_dir(tmp_path, [("fwd", 0.01, "1,H3_TS,-1,H2,-1,H")])
     (tmp_path / "stoichiometry.csv").write_text("Reaction,Reference,Stoich\nfwd,0.01,x\n")
     with pytest.raises(InputError, match="stoichiometry.csv: Stoichiometry"):
-        ReactionBarrierTask().run_on_directory(model("emt"), tmp_path, EmptyParams(), quiet)
+        ReactionBarrierTask().run_on_directory(model("emt"), tmp_path, NoParams(), quiet)
     rxn_dir(tmp_path, [("fwd", 0.01, "1,H3_TS,-1,H2,-1,H")])
     (tmp_path / "lookup_table.csv").write_text("ID\nH2\n")  # 1 row for 5 frames
     with pytest.raises(InputError, match="lookup_table.csv: ID"):
-        ReactionBarrierTask().run_on_directory(model("emt"), tmp_path, EmptyParams(), quiet)
+        ReactionBarrierTask().run_on_directory(model("emt"), tmp_path, NoParams(), quiet)
     (tmp_path / "BH876.traj").unlink()
     with pytest.raises(InputError, match="BH876.traj"):
-        ReactionBarrierTask().run_on_directory(model("emt"), tmp_path, EmptyParams(), quiet)
+        ReactionBarrierTask().run_on_directory(model("emt"), tmp_path, NoParams(), quiet)
 
 
 def test_registration_and_published_dummies():

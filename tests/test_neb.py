@@ -9,27 +9,12 @@ import numpy as np
 import pytest
 from ase import Atoms
 from ase.build import add_adsorbate, fcc100
-from ase.calculators.emt import EMT
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import write
 
 from lambench_core.errors import InputError
-from lambench_core.models import ModelCatalog, load_model
 from lambench_core.tasks.neb import NEBParams, NEBTask
-
-
-def model(name: str):
-    return load_model(ModelCatalog.load().get(name), None, "cpu")
-
-
-def quiet(done: int, total: int) -> None:
-    pass
-
-
-def emt_energy(atoms: Atoms) -> float:
-    atoms = atoms.copy()
-    atoms.calc = EMT()
-    return float(atoms.get_potential_energy())
+from tests.helpers import emt_energy, model, quiet
 
 
 def hop_path(adsorbate: str, height: float, n_frames: int = 10) -> list[Atoms]:

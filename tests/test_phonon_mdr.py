@@ -19,21 +19,13 @@ from phonopy import Phonopy
 from phonopy.structure.atoms import PhonopyAtoms
 
 from lambench_core.errors import InputError
-from lambench_core.models import ModelCatalog, load_model
 from lambench_core.tasks.phonon_mdr import PhononMDRParams, PhononMDRTask
+from tests.helpers import model, quiet
 
 SUPERCELL = np.diag([2, 2, 2])
 # pbe.csv's labels are the test's own phonopy values plus these offsets
 OFFSETS = {"max_freq": 12.5, "entropy": -3.0, "free_energy": 0.75, "heat_capacity": -1.25}
 COLUMNS = ["mp_id", "max_freq", "entropy", "free_energy", "heat_capacity"]
-
-
-def model(name: str):
-    return load_model(ModelCatalog.load().get(name), None, "cpu")
-
-
-def quiet(done: int, total: int) -> None:
-    pass
 
 
 def phonopy_cell(atoms: Atoms) -> PhonopyAtoms:

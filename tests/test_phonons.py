@@ -10,20 +10,12 @@ from ase.calculators.emt import EMT
 from ase.units import Bohr
 from pydantic import ValidationError
 
-from lambench_core.models import ModelCatalog, load_model
 from lambench_core.tasks.base import task_class
 from lambench_core.tasks.phonons import SYSTEMS, PhononParams, PhononTask, data_directory
 from lambench_core.tasks.suite import PROPERTY_TASKS
+from tests.helpers import model, quiet
 
 SMALL_MESH = [4, 4, 4]
-
-
-def model(name: str):
-    return load_model(ModelCatalog.load().get(name), None, "cpu")
-
-
-def quiet(done: int, total: int) -> None:
-    pass
 
 
 def direct_phonopy(system: str, produce_fc: bool = False) -> phonopy.Phonopy:

@@ -15,17 +15,9 @@ from ase.io import write
 from ase.optimize import BFGS
 
 from lambench_core.errors import InputError
-from lambench_core.models import ModelCatalog, load_model
 from lambench_core.tasks.base import task_class
 from lambench_core.tasks.pressure import LambenchPressureTask, PressureParams
-
-
-def model(name: str):
-    return load_model(ModelCatalog.load().get(name), None, "cpu")
-
-
-def quiet(done: int, total: int) -> None:
-    pass
+from tests.helpers import model, quiet
 
 
 def emt_relaxed_under(atoms: Atoms, pressure_gpa: float) -> Atoms:

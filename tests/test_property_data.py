@@ -3,8 +3,6 @@ shipped property references (strains, torsion scans, vacancies, fixed structures
 
 from __future__ import annotations
 
-import io
-import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +22,7 @@ from lambench_core.data.loaders import load_directory
 from lambench_core.data.manifest import DATA_DIR_ENV, DatasetEntry, load_datasets
 from lambench_core.errors import ChecksumError, InputError
 from lambench_core.tasks.suite import PropertyTaskSpec, property_instances
+from tests.test_fetch import tar_gz
 
 
 def directory_manifest(tmp_path: Path) -> Path:
@@ -43,16 +42,6 @@ def directory_manifest(tmp_path: Path) -> Path:
     return manifest
 
 
-def tar_of(members: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for name, payload in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(payload)
-            tar.addfile(info, io.BytesIO(payload))
-    return buffer.getvalue()
-
-
 @pytest.fixture
 def data_root(tmp_path, monkeypatch) -> Path:
     root = tmp_path / "data"
@@ -62,7 +51,7 @@ def data_root(tmp_path, monkeypatch) -> Path:
 
 def test_a_directory_archive_is_registered_pinned_and_handed_over(tmp_path, data_root):
     archive = tmp_path / "demo.tar.gz"
-    archive.write_bytes(tar_of({"Demo/label.csv": b"traj,Ea,dE\n", "Demo/sub/a.txt": b"1\n"}))
+    archive.write_bytes(tar_gz({"Demo/label.csv": b"traj,Ea,dE\n", "Demo/sub/a.txt": b"1\n"}))
     manifest = directory_manifest(tmp_path)
     entry = fetch_dataset(load_datasets(manifest), "lambench_demo", archive=archive)
     assert entry.format == "directory" and len(entry.files) == 1
@@ -93,7 +82,7 @@ def test_property_tasks_join_the_suite_only_when_their_data_is_present(tmp_path,
     manifest = directory_manifest(tmp_path)
     assert property_instances(load_datasets(manifest), (spec,)) == []
     archive = tmp_path / "demo.tar.gz"
-    archive.write_bytes(tar_of({"Demo/x.txt": b"x"}))
+    archive.write_bytes(tar_gz({"Demo/x.txt": b"x"}))
     fetch_dataset(load_datasets(manifest), "lambench_demo", archive=archive)
     (instance,) = property_instances(load_datasets(manifest), (spec,))
     assert instance.datasets == {"pbe": "lambench_demo"}

@@ -13,21 +13,13 @@ from ase.eos import EquationOfState
 
 from lambench_core.domains import Domain
 from lambench_core.metrics.property import PropertyNormalization, RawPropertyRow, score_property
-from lambench_core.models import ModelCatalog, load_model
 from lambench_core.tasks.barriers import DBH24Params, DBH24Task
 from lambench_core.tasks.eos import EOSParams, EquationOfStateTask, delta_gauge, fit_birch_murnaghan, wien2k_reference
 from lambench_core.tasks.evaluation import ItemFailure
 from lambench_core.tasks.noncovalent import S22Params, S22Task
+from tests.helpers import model, quiet
 
 KCAL = units.kcal / units.mol
-
-
-def model(name: str):
-    return load_model(ModelCatalog.load().get(name), None, "cpu")
-
-
-def quiet(done: int, total: int) -> None:
-    pass
 
 
 def test_eos_matches_ases_own_fit():

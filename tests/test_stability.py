@@ -34,13 +34,10 @@ from lambench_core.tasks.stability import (
     subsample,
     system_instability,
 )
+from tests.helpers import quiet
 
 SETS = Path(lambench_core.__file__).parent / "data" / "sets"
 CU4 = MDSystem(dataset="cu_bulk_pbe", frame=0)  # cu-rattle-000: 4 Cu atoms, equal masses
-
-
-def quiet(done: int, total: int) -> None:
-    pass
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,6 @@ from lambench_core.data.frames import Frame
 from lambench_core.data.labelling.recipe import generate_frames, load_recipe
 from lambench_core.data.loaders import read_extxyz
 from lambench_core.errors import InputError
-from lambench_core.models import ModelCatalog, load_model
 from lambench_core.tasks.base import task_class
 from lambench_core.tasks.torsion import (
     TorsionNetParams,
@@ -23,17 +22,10 @@ from lambench_core.tasks.torsion import (
     TorsionScanTask,
     score_torsion_profiles,
 )
+from tests.helpers import model, quiet
 
 KCAL = units.kcal / units.mol
 SHIPPED = Path(__file__).resolve().parents[1] / "lambench_core" / "data" / "sets" / "torsion_scans" / "pbe.extxyz"
-
-
-def model(name: str):
-    return load_model(ModelCatalog.load().get(name), None, "cpu")
-
-
-def quiet(done: int, total: int) -> None:
-    pass
 
 
 def emt_energy(atoms) -> float:

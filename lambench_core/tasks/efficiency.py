@@ -92,15 +92,13 @@ import psutil
 from ase import Atoms
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from lambench_core.data.loaders import load_frames
-from lambench_core.data.manifest import DIRECTORY_FORMAT, load_datasets
 from lambench_core.errors import InputError
-from lambench_core.models.catalog import UnknownNameError
 from lambench_core.models.loading import LoadedModel
 from lambench_core.results.provenance import cpu_name, gpu_name, thread_count
 from lambench_core.results.record import Metric
 from lambench_core.tasks.base import ProgressCallback, Task, TaskCategory, TaskOutput, register_task
 from lambench_core.tasks.evaluation import DEFAULT_PADDING, ItemFailure, evaluate_items
+from lambench_core.tasks.named_frames import NamedFrames
 from lambench_core.tasks.structures import prepare_for_model
 
 ETA_0_US_PER_ATOM = 100.0  # M_E = ETA_0 / η̄
@@ -606,25 +604,12 @@ class PreparedSystem:
 
 def load_systems(params: EfficiencyParams) -> list[tuple[str, PreparedSystem]]:
     """Every listed system's repeat unit; a bad name, index or geometry is an InputError before any model call."""
-    document = load_datasets()
-    cache: dict[str, list] = {}
+    lookup = NamedFrames(PARAMS_SOURCE)
     systems = []
     for index, system in enumerate(params.systems):
         where = f"systems[{index}]"
-        try:
-            entry = document.get(system.dataset)
-        except UnknownNameError as exc:
-            raise InputError(PARAMS_SOURCE, f"{where}.dataset", str(exc)) from None
-        if entry.format == DIRECTORY_FORMAT:
-            raise InputError(PARAMS_SOURCE, f"{where}.dataset", f"{entry.name} is a directory set, not frames")
-        if entry.name not in cache:
-            cache[entry.name] = load_frames(document, entry)[0]
-        frames = cache[entry.name]
-        if system.frame >= len(frames):
-            raise InputError(
-                PARAMS_SOURCE, f"{where}.frame", f"{entry.name} has {len(frames)} frames, no index {system.frame}"
-            )
-        structure = frames[system.frame].atoms.copy()
+        entry, frame = lookup.get(system.dataset, system.frame, where)
+        structure = frame.atoms.copy()
         structure.calc = None
         try:
             unit = repeat_unit(structure, system.geometry, params.molecule_spacing_A)
@@ -632,7 +617,7 @@ def load_systems(params: EfficiencyParams) -> list[tuple[str, PreparedSystem]]:
             raise InputError(PARAMS_SOURCE, f"{where}.geometry", f"{entry.name}[{system.frame}]: {exc}") from None
         name = f"{entry.name}[{system.frame}]"
         systems.append(
-            (name, PreparedSystem(entry.name, system.frame, str(frames[system.frame].frame_id), structure, unit))
+            (name, PreparedSystem(entry.name, system.frame, str(frame.frame_id), structure, unit))
         )
     return systems
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-import numpy as np
 from ase import Atoms
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -29,6 +28,7 @@ from lambench_core.models.loading import LoadedModel
 from lambench_core.results.record import Metric
 from lambench_core.tasks.base import ProgressCallback, Task, TaskCategory, TaskOutput, register_task
 from lambench_core.tasks.evaluation import Timer, evaluate_items, mean_or_none
+from lambench_core.tasks.structures import in_plane_area
 
 MEV = 1000.0
 
@@ -67,16 +67,12 @@ class EnergeticsParams(BaseModel):
 Property = SurfaceEnergy | VacancyFormation | ReactionEnergy
 
 
-def surface_area(slab: Atoms) -> float:
-    return float(np.linalg.norm(np.cross(slab.cell[0], slab.cell[1])))
-
-
 def property_value(prop: Property, energies: dict[str, float], structures: dict[str, Atoms]) -> float:
     """The property from total energies (eV) of its systems: meV/Å² for surfaces, eV otherwise."""
     if isinstance(prop, SurfaceEnergy):
         ratio = len(structures[prop.slab]) / len(structures[prop.bulk])
         excess = energies[prop.slab] - ratio * energies[prop.bulk]
-        return excess / (2.0 * surface_area(structures[prop.slab])) * MEV
+        return excess / (2.0 * in_plane_area(structures[prop.slab])) * MEV
     if isinstance(prop, VacancyFormation):
         n_bulk, n_defect = len(structures[prop.bulk]), len(structures[prop.defect])
         return energies[prop.defect] - n_defect / n_bulk * energies[prop.bulk]

@@ -40,18 +40,16 @@ file without its partner is an input error.
 from __future__ import annotations
 
 import ast
-import csv
 import functools
 import json
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from ase import Atoms, units
-from ase.io import Trajectory, read
+from ase.io import Trajectory
 from pydantic import BaseModel, ConfigDict, Field
 
 from lambench_core.errors import InputError
@@ -59,74 +57,18 @@ from lambench_core.models.loading import LoadedModel
 from lambench_core.results.record import Metric
 from lambench_core.tasks.base import DirectoryTask, ProgressCallback, TaskCategory, TaskOutput, register_task
 from lambench_core.tasks.evaluation import ItemFailure, Timer, evaluate_items
+from lambench_core.tasks.lambench_files import (
+    NoParams,
+    as_float,
+    error_metrics,
+    read_csv_rows,
+    read_trajectory,
+    require_files,
+)
+from lambench_core.tasks.structures import in_plane_area
 
 EV_PER_A2_IN_MJ_PER_M2 = units._e * 1e23  # 1 eV/Å² = e J / 10⁻²⁰ m², in mJ/m²
 MEV = 1000.0
-
-
-# --- shared readers (also used by neb.py and phonon_mdr.py) -------------------------------------------
-
-
-def require_files(root: Path, names: Sequence[str]) -> list[Path]:
-    """The paths of `names` under `root`; InputError naming every missing one."""
-    if not root.is_dir():
-        raise InputError(root, None, "data directory not found")
-    paths = [root / name for name in names]
-    missing = [path.name for path in paths if not path.is_file()]
-    if missing:
-        raise InputError(root, None, f"missing file(s): {', '.join(missing)}")
-    return paths
-
-
-def read_trajectory(path: Path) -> list[Atoms]:
-    try:
-        frames = read(path, index=":")
-    except Exception as exc:
-        raise InputError(path, None, f"unreadable trajectory ({type(exc).__name__}: {exc})") from None
-    return list(frames) if isinstance(frames, list) else [frames]
-
-
-def read_csv_rows(path: Path, columns: Sequence[str]) -> list[dict[str, str]]:
-    """Rows of a csv with a header; InputError naming the columns it lacks."""
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle)
-            header = [name.strip() for name in reader.fieldnames or []]
-            rows = [{(k or "").strip(): (v or "").strip() for k, v in row.items()} for row in reader]
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise InputError(path, None, f"unreadable csv ({type(exc).__name__}: {exc})") from None
-    missing = [column for column in columns if column not in header]
-    if missing:
-        raise InputError(path, ", ".join(missing), f"missing column(s) (header: {', '.join(header)})")
-    return rows
-
-
-def as_float(value: Any, what: str) -> float:
-    """A finite float, or ItemFailure naming `what`."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ItemFailure(f"{what} is not a number: {value!r}") from None
-    if not np.isfinite(number):
-        raise ItemFailure(f"{what} is not finite: {value!r}")
-    return number
-
-
-def error_metrics(records: list[dict[str, Any]], unit: str) -> dict[str, Metric]:
-    """MAE and RMSE of `value` against `reference` over the scored records."""
-    errors = np.array([r["value"] - r["reference"] for r in records], dtype=float)
-    return {
-        "mae": Metric(value=float(np.mean(np.abs(errors))) if errors.size else None, unit=unit),
-        "rmse": Metric(value=float(np.sqrt(np.mean(errors**2))) if errors.size else None, unit=unit),
-    }
-
-
-def in_plane_area(atoms: Atoms) -> float:
-    return float(np.linalg.norm(np.cross(atoms.cell[0], atoms.cell[1])))
-
-
-class NoParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 # --- vacancy -------------------------------------------------------------------------------------------

@@ -25,7 +25,6 @@ column when the file has one, else by row number.
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,32 +32,16 @@ from typing import Any
 
 import numpy as np
 from ase import Atoms, units
-from ase.io import read
 from pydantic import BaseModel, ConfigDict, Field
 
 from lambench_core.errors import InputError
 from lambench_core.models.loading import LoadedModel
-from lambench_core.results.record import Metric
 from lambench_core.tasks.base import DirectoryTask, ProgressCallback, TaskCategory, TaskOutput, register_task
 from lambench_core.tasks.evaluation import ItemFailure, Timer, evaluate_items
+from lambench_core.tasks.lambench_files import NoParams, error_metrics, read_csv_rows, read_trajectory, require_files
 
 KCAL_PER_MOL = units.kcal / units.mol  # eV
 HARTREE_IN_KCAL = units.Hartree / KCAL_PER_MOL
-
-
-def require_file(root: Path, name: str) -> Path:
-    path = root / name
-    if not path.is_file():
-        raise InputError(path, None, "file not found")
-    return path
-
-
-def read_trajectory(path: Path) -> list[Atoms]:
-    try:
-        frames = read(path, index=":")
-    except Exception as exc:
-        raise InputError(path, None, f"unreadable trajectory ({type(exc).__name__}: {exc})") from None
-    return list(frames) if isinstance(frames, list) else [frames]
 
 
 def stored_energy(atoms: Atoms) -> float:
@@ -79,14 +62,6 @@ def bare(atoms: Atoms) -> Atoms:
     return copy
 
 
-def error_metrics(records: list[dict[str, Any]]) -> dict[str, Metric]:
-    errors = np.array([r["predicted"] - r["reference"] for r in records], float)
-    return {
-        "mae": Metric(value=float(np.mean(np.abs(errors))) if errors.size else None, unit="kcal/mol"),
-        "rmse": Metric(value=float(np.sqrt(np.mean(errors**2))) if errors.size else None, unit="kcal/mol"),
-    }
-
-
 class Cached:
     """Each key's value computed once; a failure is remembered and raised again for every later use."""
 
@@ -104,10 +79,6 @@ class Cached:
         if isinstance(value, Exception):
             raise value
         return value
-
-
-class EmptyParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -144,7 +115,7 @@ class Wiggle150Task(DirectoryTask):
         self, model: LoadedModel, root: Path, params: BaseModel, progress: ProgressCallback
     ) -> TaskOutput:
         assert isinstance(params, Wiggle150Params)
-        path = require_file(root, params.file)
+        (path,) = require_files(root, [params.file])
         frames = read_trajectory(path)
         if not frames or len(frames) % params.block_size:
             raise InputError(
@@ -169,7 +140,7 @@ class Wiggle150Task(DirectoryTask):
 
         results = evaluate_items(model, items, lambda c: [c.reference, bare(c.conformer)], evaluate, progress)
         return TaskOutput(
-            metrics=error_metrics(results.records),
+            metrics=error_metrics(results.records, "kcal/mol", predicted="predicted"),
             n_items=len(items),
             records=results.records,
             issues=results.issues,
@@ -203,7 +174,7 @@ class BindingTask(DirectoryTask):
     name = "lambench_binding"
     category = TaskCategory.PROPERTY
     version = "1"
-    Params = EmptyParams
+    Params = NoParams
     scored_metrics = ("mae",)
 
     @classmethod
@@ -213,8 +184,7 @@ class BindingTask(DirectoryTask):
     def run_on_directory(
         self, model: LoadedModel, root: Path, params: BaseModel, progress: ProgressCallback
     ) -> TaskOutput:
-        paths = [require_file(root, name) for name in BINDING_FILES]
-        labels_path = require_file(root, "labels.npy")
+        *paths, labels_path = require_files(root, [*BINDING_FILES, "labels.npy"])
         site, drug, combined = (read_trajectory(path) for path in paths)
         try:
             labels = np.asarray(np.load(labels_path, allow_pickle=False), float)
@@ -241,7 +211,7 @@ class BindingTask(DirectoryTask):
 
         results = evaluate_items(model, items, lambda c: [c.combined, c.site, c.drug], evaluate, progress)
         return TaskOutput(
-            metrics=error_metrics(results.records),
+            metrics=error_metrics(results.records, "kcal/mol", predicted="predicted"),
             n_items=len(items),
             records=results.records,
             issues=results.issues,
@@ -258,20 +228,6 @@ class Reaction:
     terms: list[tuple[float, str]] | None  # None: the row could not be parsed (see problem)
     reference: float  # kcal/mol
     problem: str | None = None
-
-
-def read_csv(path: Path, columns: tuple[str, ...]) -> list[dict[str, str]]:
-    try:
-        with path.open(newline="") as handle:
-            reader = csv.DictReader(handle)
-            rows = list(reader)
-            header = reader.fieldnames or []
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise InputError(path, None, f"unreadable CSV ({exc})") from None
-    for column in columns:
-        if column not in header:
-            raise InputError(path, column, f"column missing (columns: {', '.join(header)})")
-    return rows
 
 
 def parse_reaction(row: dict[str, str], known: set[str]) -> Reaction:
@@ -301,7 +257,7 @@ class ReactionBarrierTask(DirectoryTask):
     name = "lambench_rxn_barrier"
     category = TaskCategory.PROPERTY
     version = "1"
-    Params = EmptyParams
+    Params = NoParams
     scored_metrics = ("mae",)
 
     @classmethod
@@ -311,12 +267,12 @@ class ReactionBarrierTask(DirectoryTask):
     def run_on_directory(
         self, model: LoadedModel, root: Path, params: BaseModel, progress: ProgressCallback
     ) -> TaskOutput:
-        traj_path = require_file(root, "BH876.traj")
-        lookup_path = require_file(root, "lookup_table.csv")
-        stoichiometry_path = require_file(root, "stoichiometry.csv")
+        traj_path, lookup_path, stoichiometry_path = require_files(
+            root, ["BH876.traj", "lookup_table.csv", "stoichiometry.csv"]
+        )
         frames = read_trajectory(traj_path)
-        lookup = read_csv(lookup_path, ("ID",))
-        rows = read_csv(stoichiometry_path, ("Stoichiometry", "Reference"))
+        lookup = read_csv_rows(lookup_path, ("ID",))
+        rows = read_csv_rows(stoichiometry_path, ("Stoichiometry", "Reference"))
         if len(lookup) != len(frames):
             raise InputError(lookup_path, "ID", f"{len(lookup)} rows for {len(frames)} frames in {traj_path.name}")
         species: dict[str, Atoms] = {}
@@ -353,7 +309,7 @@ class ReactionBarrierTask(DirectoryTask):
 
         results = evaluate_items(model, items, structures, evaluate, progress)
         return TaskOutput(
-            metrics=error_metrics(results.records),
+            metrics=error_metrics(results.records, "kcal/mol", predicted="predicted"),
             n_items=len(items),
             records=results.records,
             issues=results.issues,

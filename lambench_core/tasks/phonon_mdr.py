@@ -48,7 +48,7 @@ from lambench_core.models.loading import LoadedModel
 from lambench_core.results.record import Metric
 from lambench_core.tasks.base import DirectoryTask, ProgressCallback, TaskCategory, TaskOutput, register_task
 from lambench_core.tasks.evaluation import ItemFailure, Timer, evaluate_items, mean_or_none
-from lambench_core.tasks.interfaces import as_float, read_csv_rows, require_files
+from lambench_core.tasks.lambench_files import as_float, read_csv_rows, require_files
 from lambench_core.tasks.phonons import commensurate_qpoints, model_forces, produce_force_constants, to_ase
 from lambench_core.tasks.relaxation import RelaxationParams, relax
 

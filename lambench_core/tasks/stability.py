@@ -57,15 +57,13 @@ from ase.md.velocitydistribution import Stationary, ZeroRotation
 from ase.md.verlet import VelocityVerlet
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from lambench_core.data.loaders import load_frames
-from lambench_core.data.manifest import load_datasets
 from lambench_core.domains import Domain
 from lambench_core.errors import InputError
-from lambench_core.models.catalog import UnknownNameError
 from lambench_core.models.loading import LoadedModel
 from lambench_core.results.record import Metric
 from lambench_core.tasks.base import ProgressCallback, Task, TaskCategory, TaskOutput, register_task
 from lambench_core.tasks.evaluation import DEFAULT_PADDING, ItemFailure, evaluate_items
+from lambench_core.tasks.named_frames import NamedFrames
 from lambench_core.tasks.relaxation import EXPLODING_FORCE
 from lambench_core.tasks.structures import prepare_for_model
 
@@ -289,25 +287,12 @@ class PreparedSystem:
 
 def load_systems(params: MDStabilityParams) -> list[tuple[str, PreparedSystem]]:
     """Every listed system's structure; bad names or indices are InputErrors, raised before any model call."""
-    document = load_datasets()
-    cache: dict[str, list] = {}
+    lookup = NamedFrames(PARAMS_SOURCE)
     systems = []
     for index, system in enumerate(params.systems):
         where = f"systems[{index}]"
-        try:
-            entry = document.get(system.dataset)
-        except UnknownNameError as exc:
-            raise InputError(PARAMS_SOURCE, f"{where}.dataset", str(exc)) from None
-        if entry.format == "directory":
-            raise InputError(PARAMS_SOURCE, f"{where}.dataset", f"{entry.name} is a directory set, not frames")
-        if entry.name not in cache:
-            cache[entry.name] = load_frames(document, entry)[0]
-        frames = cache[entry.name]
-        if system.frame >= len(frames):
-            raise InputError(
-                PARAMS_SOURCE, f"{where}.frame", f"{entry.name} has {len(frames)} frames, no index {system.frame}"
-            )
-        atoms = frames[system.frame].atoms.copy()
+        entry, frame = lookup.get(system.dataset, system.frame, where)
+        atoms = frame.atoms.copy()
         atoms.calc = None
         isolated = bool(not atoms.pbc.any() or atoms.cell.rank < 3)
         if system.repeat != (1, 1, 1):
@@ -320,7 +305,7 @@ def load_systems(params: MDStabilityParams) -> list[tuple[str, PreparedSystem]]:
         name = f"{entry.name}[{system.frame}]"
         if system.repeat != (1, 1, 1):
             name += "×".join(str(r) for r in system.repeat)
-        frame_id = str(frames[system.frame].frame_id)
+        frame_id = str(frame.frame_id)
         systems.append((name, PreparedSystem(entry.name, system.frame, frame_id, entry.domain, isolated, atoms)))
     return systems
 

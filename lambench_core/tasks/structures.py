@@ -47,3 +47,7 @@ def prepare_for_model(card: ModelCard, atoms: Atoms, padding: float) -> Atoms:
         # A cell-less structure goes in as a molecule: no cell, no PBC.
         prepared.pbc = False
     return prepared
+
+
+def in_plane_area(atoms: Atoms) -> float:
+    return float(np.linalg.norm(np.cross(atoms.cell[0], atoms.cell[1])))
