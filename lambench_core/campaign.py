@@ -50,6 +50,7 @@ class CampaignSpec(BaseModel):
     force: bool = False
     progress_dir: str | None = None
     profile: Profile = Field(default="quick", description="quick: laptop-sized applicability runs; full: LAMBench's")
+    bootstrap_replicates: int = Field(default=1000, ge=0, description="Bootstrap replicates per interval (0: none)")
 
 
 class Job(BaseModel):

@@ -71,8 +71,9 @@ class AggregateCampaign(OP):
         spec = CampaignSpec.model_validate(op_in["spec"])
         jobs = [Job.model_validate(job) for job in op_in["jobs"]]
         board = aggregate_campaign(spec, jobs, ResultStore.open(spec.store))
-        ranked = [row.model for row in board.rows]
-        return OPIO({"summary": {"models": ranked, "scored": sum(r.rank is not None for r in board.rows)}})
+        ranked = [scores.model for scores in board.scoreboard.models]
+        scored = sum(scores.rank is not None for scores in board.scoreboard.models)
+        return OPIO({"summary": {"models": ranked, "scored": scored}})
 
 
 class PublishCampaign(OP):

@@ -3,16 +3,19 @@
 # Torch goes first, pinned, so that no later install drags in a multi-GB CUDA build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! command -v pw.x >/dev/null 2>&1; then
+# System packages, each only where its command is missing: Quantum ESPRESSO (reference labels; OpenBLAS
+# makes pw.x ~2× faster on slabs and is what the shipped QE sets were labelled with) and headless
+# Chromium with its driver (the site's browser test).
+packages=()
+command -v pw.x >/dev/null 2>&1 || packages+=(quantum-espresso quantum-espresso-data libopenblas0-serial)
+command -v chromedriver >/dev/null 2>&1 || packages+=(chromium chromium-driver)
+if [ ${#packages[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     apt-get update -qq
-    # OpenBLAS makes pw.x ~2× faster on slabs than the reference BLAS, and is what the shipped QE sets
-    # were labelled with (their provenance lists the numerical libraries).
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq quantum-espresso quantum-espresso-data \
-      libopenblas0-serial >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${packages[@]}" >/dev/null
   else
-    echo "note: Quantum ESPRESSO (pw.x) is not installed; 'lambench data build' of periodic sets and" \
-         "some tests need it: apt-get install quantum-espresso quantum-espresso-data" >&2
+    echo "note: not installed: ${packages[*]}; 'lambench data build' of periodic sets and some tests" \
+         "need them: apt-get install ${packages[*]}" >&2
   fi
 fi
 python -m pip install --quiet torch==2.13.0

@@ -64,8 +64,22 @@ def campaign(tmp_path_factory):
     first = lambench("run", "--models", MODELS, "--tasks", TASK, "--workdir", str(workdir), "--workers", "2", env=env)
     assert first.returncode == 0, first.stdout + first.stderr
     (run_dir,) = (workdir / "runs").iterdir()
-    board = json.loads((run_dir / "leaderboard.json").read_text())
+    board = json.loads((run_dir / "site" / "leaderboard.json").read_text())
     return workdir, env, first, run_dir, board
+
+
+def scores_of(board: dict) -> dict[str, dict]:
+    return {scores["model"]: scores for scores in board["scoreboard"]["models"]}
+
+
+def raw(board: dict, model: str, benchmark: str, metric: str) -> dict:
+    return next(
+        r for r in board["table"]["rows"] if (r["model"], r["benchmark"], r["metric"]) == (model, benchmark, metric)
+    )
+
+
+def job_of(board: dict, model: str, benchmark: str) -> dict:
+    return next(j for j in board["jobs"] if (j["model"], j["benchmark"]) == (model, benchmark))
 
 
 def test_leaderboard_matches_independent_computation(campaign):
@@ -79,36 +93,63 @@ def test_leaderboard_matches_independent_computation(campaign):
     dummy_e = bias_corrected_energy_rmse_per_atom(frames, np.zeros(len(frames)))
     dummy_f = float(np.sqrt(np.mean(reference_forces**2)))
 
-    rows = {row["model"]: row for row in board["rows"]}
+    rows = scores_of(board)
     chgnet = CHGNetCalculator(CHGNet.load(model_name="0.3.0", verbose=False), use_device="cpu")
     for model, calculator, box in (("emt", EMT(), False), ("chgnet-0.3.0", chgnet, True)):
         energies, forces = independent_predictions(frames, calculator, box)
         e_rmse = bias_corrected_energy_rmse_per_atom(frames, energies)
         f_rmse = force_rmse(frames, forces)
-        cell = rows[model]["datasets"]["molecules_small"]
-        assert cell["status"] == "succeeded"
-        assert cell["energy_rmse_per_atom"] == pytest.approx(e_rmse, rel=1e-4)
-        assert cell["force_rmse"] == pytest.approx(f_rmse, rel=1e-4)
+        assert job_of(board, model, "molecules_small")["status"] == "succeeded"
+        energy = raw(board, model, "molecules_small", "energy_rmse_per_atom")
+        assert energy["value"] == pytest.approx(e_rmse, rel=1e-4)
+        assert raw(board, model, "molecules_small", "force_rmse")["value"] == pytest.approx(f_rmse, rel=1e-4)
         m_ff = 0.5 * min(e_rmse / dummy_e, 1) + 0.5 * min(f_rmse / dummy_f, 1)
-        assert rows[model]["score"]["m_ff"] == pytest.approx(m_ff, rel=1e-4)
-        assert rows[model]["score"]["partial"] is False
+        assert rows[model]["m_ff"]["value"] == pytest.approx(m_ff, rel=1e-4)
+        assert rows[model]["m_ff"]["low"] < rows[model]["m_ff"]["value"] < rows[model]["m_ff"]["high"]
+        assert rows[model]["m_ff_partial"] is False
 
-    assert rows["dummy"]["score"]["m_ff"] == pytest.approx(1.0)
-    assert rows["chgnet-0.3.0"]["score"]["m_ff"] < rows["emt"]["score"]["m_ff"] < 1.0
-    ranked = [row["model"] for row in board["rows"]]
+    # Normalized by its own errors on every resample, the dummy scores exactly 1 with no spread.
+    assert rows["dummy"]["m_ff"] == pytest.approx({"value": 1.0, "low": 1.0, "high": 1.0})
+    assert rows["chgnet-0.3.0"]["m_ff"]["value"] < rows["emt"]["m_ff"]["value"] < 1.0
+    ranked = [scores["model"] for scores in board["scoreboard"]["models"]]
     assert ranked[:3] == ["chgnet-0.3.0", "emt", "dummy"]
 
 
 def test_a_failing_model_is_shown_and_does_not_sink_the_campaign(campaign):
     workdir, _, first, run_dir, board = campaign
-    mace = next(row for row in board["rows"] if row["model"] == "mace-mp-0-medium")
-    assert mace["rank"] is None and mace["score"]["m_ff"] is None
-    assert mace["datasets"]["molecules_small"]["status"] == "failed"
-    assert "weights not found" in mace["datasets"]["molecules_small"]["error"]
+    mace = scores_of(board)["mace-mp-0-medium"]
+    assert mace["rank"] is None and mace["m_ff"]["value"] is None
+    assert job_of(board, "mace-mp-0-medium", "molecules_small")["status"] == "failed"
+    assert "weights not found" in job_of(board, "mace-mp-0-medium", "molecules_small")["error"]
     assert "failed mace-mp-0-medium × force_field/molecules_small: model mace-mp-0-medium: weights not found" in " ".join(first.stdout.split())
     assert "| 1 | chgnet-0.3.0 |" in first.stdout
-    page = (run_dir / "leaderboard.html").read_text()
-    assert page.count("<tr>") == 5 + 3 and "mace-mp-0-medium" in page
+    page = (run_dir / "site" / "index.html").read_text()
+    assert page.count("<tr data-model=") == 4 and "mace-mp-0-medium" in page
+
+
+def test_the_run_site_opens_in_a_browser_with_every_model_and_interval(campaign):
+    from selenium.webdriver.common.by import By
+
+    from tests.browser import chromium, screenshot, severe_console_errors, wait_for_plots
+
+    *_, run_dir, board = campaign
+    with chromium() as driver:
+        driver.get((run_dir / "site" / "index.html").as_uri())
+        wait_for_plots(driver)
+        rows = driver.find_elements(By.CSS_SELECTOR, "#leaderboard tbody tr")
+        assert [r.get_attribute("data-model") for r in rows] == [s["model"] for s in board["scoreboard"]["models"]]
+        chgnet = rows[0].text
+        low, high = (f"{scores_of(board)['chgnet-0.3.0']['m_ff'][k]:.3f}" for k in ("low", "high"))
+        assert f"[{low}, {high}]" in chgnet
+        assert "failed" in rows[-1].text  # mace: no weights here, shown as a gap
+        assert severe_console_errors(driver) == []
+        screenshot(driver, "run-site-index.png")
+        driver.find_element(By.LINK_TEXT, "molecules_small").click()
+        wait_for_plots(driver)
+        assert "Level of theory" in driver.page_source and "weights not found" not in driver.page_source
+        driver.back()
+        driver.find_element(By.LINK_TEXT, "chgnet-0.3.0").click()
+        assert "d14ab7c0f093efe64b60a7bcd540bca10e74fb7f46c86108a079af60524659d1" in driver.page_source
 
 
 def test_results_carry_provenance(campaign):
@@ -133,8 +174,9 @@ def test_second_run_recomputes_nothing(campaign):
     assert "1 to compute, 3 already in the store" in again.stdout
     assert {p: p.stat().st_mtime_ns for p in stored} == stored
     newest = max((workdir / "runs").iterdir(), key=lambda p: p.name)
-    second = json.loads((newest / "leaderboard.json").read_text())
-    assert [r["score"] for r in second["rows"]] == [r["score"] for r in board["rows"]]
+    second = json.loads((newest / "site" / "leaderboard.json").read_text())
+    # Same results, same seeds: the same scores and the same intervals.
+    assert second["scoreboard"]["models"] == board["scoreboard"]["models"]
 
 
 def test_nothing_to_compute_says_so(campaign):
@@ -149,15 +191,17 @@ def test_default_suite_covers_three_domains(tmp_path):
     done = lambench("run", "--models", "dummy,emt", "--workdir", str(tmp_path), env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     (run_dir,) = (tmp_path / "runs").iterdir()
-    board = json.loads((run_dir / "leaderboard.json").read_text())
-    assert board["domains"] == ["catalysis", "inorganic_materials", "molecules"]
-    dummy = next(row for row in board["rows"] if row["model"] == "dummy")
-    assert dummy["score"]["m_ff"] == pytest.approx(1.0) and not dummy["score"]["partial"]
+    board = json.loads((run_dir / "site" / "leaderboard.json").read_text())
+    assert board["scoreboard"]["force_field_domains"] == ["catalysis", "inorganic_materials", "molecules"]
+    dummy, emt = scores_of(board)["dummy"], scores_of(board)["emt"]
+    assert dummy["m_ff"]["value"] == pytest.approx(1.0) and not dummy["m_ff_partial"]
     # EMT knows neither Si nor C+Si: those sets are skipped structure by structure, and its score is partial.
-    emt = next(row for row in board["rows"] if row["model"] == "emt")
-    assert emt["score"]["partial"] and emt["rank"] is None
+    assert emt["m_ff_partial"] and emt["rank"] is None
     # Applicability: both tasks ran for both models and reached the leaderboard. The dummy's energy is
     # constant, so its MD conserves energy exactly (M_IS = 0).
-    assert dummy["applicability"]["m_is"] == pytest.approx(0.0) and dummy["applicability"]["survival_fraction"] == 1.0
-    assert emt["applicability"]["m_e"] > 0 and emt["applicability"]["eta_us_per_atom"] > 0
-    assert "M_E ↑" in (run_dir / "leaderboard.md").read_text() and "M_IS ↓" in (run_dir / "leaderboard.md").read_text()
+    assert dummy["m_is"]["value"] == pytest.approx(0.0)
+    assert raw(board, "dummy", "md_stability", "survival_fraction")["value"] == 1.0
+    assert emt["m_e"]["value"] > 0 and emt["m_e"]["low"] <= emt["m_e"]["value"] <= emt["m_e"]["high"]
+    assert raw(board, "emt", "efficiency", "eta_us_per_atom")["value"] > 0
+    summary = (run_dir / "site" / "leaderboard.md").read_text()
+    assert "M_E ↑" in summary and "M_IS ↓" in summary

@@ -39,8 +39,10 @@ from lambench_core.tasks.efficiency import (
     scaling_exponent,
 )
 from tests.helpers import quiet
+from tests.test_task_summaries import assert_summarizes
 
 CU = [EfficiencySystem(dataset="cu_bulk_pbe")]  # 4-atom cubic cell: one "atom step" of the sweep is 4 atoms
+RUN_ONLY = ("peak_rss_mib", "peak_device_mib")  # the run's own measurements, in no record
 
 
 class FakeClock:
@@ -131,6 +133,7 @@ def test_a_message_saying_out_of_memory_is_a_failure_not_oom():
     assert record["status"] == "failed" and record["stop_reason"] == STOP_ERROR and record["oom_atoms"] is None
     assert [s["n_atoms"] for s in record["sizes"]] == [48, 108]  # kept for inspection...
     assert output.metrics["eta_us_per_atom"].value is None  # ...but a failed system is not scored
+    assert_summarizes(EfficiencyTask, output, fast(max_atoms=2000), extras=RUN_ONLY)
 
 
 def test_oom_is_recognised_by_type_only():
@@ -206,6 +209,7 @@ def test_eta_is_the_mean_over_sizes_in_the_window_and_m_e_is_100_over_eta():
     assert output.metrics["eta_us_per_atom"].value == pytest.approx(expected)
     assert output.metrics["m_e"].value == pytest.approx(100.0 / expected)
     assert output.metrics["eta_us_per_atom"].unit == "µs/atom"
+    assert_summarizes(EfficiencyTask, output, fast(max_atoms=600, eta_window=(100, 300)), extras=RUN_ONLY)
     assert eta_and_m_e([50.0, 150.0]) == (100.0, 1.0)
     assert eta_and_m_e([]) == (None, None)
 
@@ -246,6 +250,7 @@ def test_default_systems_real_emt_skip_and_geometries():
     assert all(s["n_atoms"] % 3 == 0 and s["n_atoms"] <= 60 for s in molecule["sizes"])
     assert by_item["cu_bulk_pbe[0]"]["geometry"] == "bulk"
     assert output.compute_seconds > 0 and output.metrics["max_atoms"].value <= 60
+    assert_summarizes(EfficiencyTask, output, EfficiencyParams(max_atoms=60, warmup=0, repeats=3), extras=RUN_ONLY)
 
 
 def test_molecule_boxes_and_slab_axes():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -34,6 +35,7 @@ from lambench_core.tasks.elasticity import (
     vrh_moduli,
 )
 from tests.helpers import model, quiet
+from tests.test_task_summaries import assert_summarizes
 
 GPA = units.GPa
 STRAINS = [(c, m) for c in (0, 1, 2) for m in (-0.01, -0.005, 0.005, 0.01)] + [
@@ -178,8 +180,20 @@ def test_lambench_elastic_with_emt(tmp_path: Path):
     expected_g = np.mean([abs(records[e.lower()]["g_vrh"] - LABELS[e][1]) for e in LABELS])
     assert output.metrics["k_vrh_mae"].value == pytest.approx(expected_k)
     assert output.metrics["g_vrh_mae"].value == pytest.approx(expected_g)
+    assert_summarizes(type(task), output, LambenchElasticParams())
     assert set(task.scored_metrics) == {"k_vrh_mae", "g_vrh_mae"}
     assert task.dummy_values() == {"g_vrh_mae": 67.5431, "k_vrh_mae": 136.2597}
+
+
+def test_a_model_without_stress_skips_every_item_and_scores_nothing(tmp_path: Path):
+    write_elastic_json(tmp_path)
+    emt = model("emt")
+    card = emt.card.model_copy(update={"capabilities": emt.card.capabilities.model_copy(update={"stress": False})})
+    no_stress = dataclasses.replace(emt, card=card)
+    output = LambenchElasticTask().run_on_directory(no_stress, tmp_path, LambenchElasticParams(), quiet)
+    assert output.n_items == 4 and not output.records and {i.kind for i in output.issues} == {"skipped"}
+    assert output.metrics == LambenchElasticTask.summarize([], LambenchElasticParams())
+    assert_summarizes(LambenchElasticTask, output, LambenchElasticParams())
 
 
 def test_lambench_elastic_bad_input(tmp_path: Path):
@@ -260,6 +274,7 @@ def test_elastic_cubic_dummy_error_is_the_mean_reference(tmp_path: Path):
     k_refs, g_refs = zip(*(cubic_moduli(*CHOSEN[s]) for s in ("cu", "rh")), strict=True)
     assert output.metrics["k_vrh_mae"].value == pytest.approx(np.mean(k_refs))
     assert output.metrics["g_vrh_mae"].value == pytest.approx(np.mean(g_refs))
+    assert_summarizes(ElasticCubicTask, output, ElasticCubicParams())
 
 
 def test_elastic_cubic_bad_frames(tmp_path: Path):

@@ -20,6 +20,7 @@ from lambench_core.tasks.energetics import (
     ReactionEnergy,
 )
 from tests.helpers import emt_energy, model, quiet
+from tests.test_task_summaries import assert_summarizes
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +36,7 @@ def test_emt_reproduces_its_own_reference_and_plain_arithmetic(emt_labelled):
     output = CuSurfaceVacancyTask().run(model("emt"), emt_labelled, CuSurfaceVacancyParams(), quiet)
     assert output.metrics["surface_energy_mae"].value == pytest.approx(0.0, abs=1e-9)
     assert output.metrics["vacancy_formation_mae"].value == pytest.approx(0.0, abs=1e-9)
+    assert_summarizes(CuSurfaceVacancyTask, output, CuSurfaceVacancyParams())
     records = {r["item"]: r for r in output.records}
 
     # Independent: a 5-layer Cu(111) slab against 3 layers of bulk in the same in-plane cell.
@@ -62,6 +64,7 @@ def test_adsorption_energy_matches_hand_sum_and_dummy_error_is_mean_reference(em
     references = [abs(r["reference"]) for r in dummy.records]
     assert all(r["value"] == pytest.approx(0.0, abs=1e-9) for r in dummy.records)
     assert dummy.metrics["adsorption_energy_mae"].value == pytest.approx(np.mean(references))
+    assert_summarizes(CuAdsorptionTask, dummy, CuAdsorptionParams())
 
 
 def test_a_failing_property_is_recorded_and_the_rest_scored(emt_labelled):

@@ -12,6 +12,7 @@ from lambench_core.models import ModelCatalog, load_model
 from lambench_core.models.loading import LoadedModel
 from lambench_core.tasks.force_field import ForceFieldParams, ForceFieldTask
 from lambench_core.tasks.structures import in_vacuum_box
+from tests.test_task_summaries import assert_summarizes
 
 
 def no_progress(done: int, total: int) -> None:
@@ -49,6 +50,7 @@ def test_dummy_errors_are_the_label_magnitudes():
     virials = np.concatenate([(f.virial / f.n_atoms).ravel() for f in frames])
     assert output.metrics["force_rmse"].value == pytest.approx(np.sqrt(np.mean(forces**2)))
     assert output.metrics["virial_rmse_per_atom"].value == pytest.approx(np.sqrt(np.mean(virials**2)))
+    assert_summarizes(ForceFieldTask, output, ForceFieldParams())
 
 
 class FlakyCalculator(Calculator):
@@ -80,6 +82,7 @@ def test_failed_and_non_finite_frames_are_recorded_not_fatal():
     assert reasons == {"cu-1": "RuntimeError: simulated crash", "cu-2": "FrameFailure: non-finite energy predicted"}
     assert output.n_items == 5 and output.n_scored == 3
     assert output.metrics["force_rmse"].value == pytest.approx(0, abs=1e-9)
+    assert_summarizes(ForceFieldTask, output, ForceFieldParams())
 
 
 def test_unsupported_element_is_skipped_with_reason():

@@ -25,6 +25,7 @@ from lambench_core.tasks.interfaces import (
     VacancyTask,
 )
 from tests.helpers import emt_energy, model, quiet
+from tests.test_task_summaries import assert_summarizes
 
 MJ_PER_M2 = 16021.766  # 1 eV/Å² in mJ/m², to 8 digits
 
@@ -78,6 +79,7 @@ def test_vacancy_formation_energy_against_direct_emt(tmp_path):
     assert output.metrics["mae"].value == pytest.approx(np.mean(np.abs(errors)), abs=1e-9)
     assert output.metrics["rmse"].value == pytest.approx(np.sqrt(np.mean(errors**2)), abs=1e-9)
     assert output.metrics["mae"].unit == "eV"
+    assert_summarizes(VacancyTask, output, VacancyParams())
     (issue,) = output.issues
     assert issue.item == "2" and issue.kind == "failed" and "expected only oxygen removed" in issue.reason
 
@@ -153,6 +155,7 @@ def test_surface_cleavage_energy_against_direct_emt(tmp_path):
     assert output.metrics["mae"].value == pytest.approx(np.mean(np.abs(errors)), abs=1e-7)
     assert output.metrics["rmse"].value == pytest.approx(np.sqrt(np.mean(errors**2)), abs=1e-7)
     assert output.metrics["mae"].unit == "meV/Å²"
+    assert_summarizes(SurfaceTask, output, NoParams())
     (issue,) = output.issues
     assert issue.item == "2" and issue.kind == "failed" and "area_slab" in issue.reason
 
@@ -225,6 +228,7 @@ def test_interface_energy_against_direct_emt(tmp_path):
     assert output.metrics["mae"].value == pytest.approx(abs(expected - reference), rel=1e-6)
     assert output.metrics["rmse"].value == pytest.approx(abs(expected - reference), rel=1e-6)
     assert output.metrics["mae"].unit == "mJ/m²"
+    assert_summarizes(InterfaceTask, output, NoParams())
     (issue,) = output.issues
     assert issue.item == "Cu_Ag_100" and issue.kind == "failed" and "Ag_bulk" in issue.reason
 
@@ -310,6 +314,7 @@ def test_stacking_fault_curves_against_direct_emt(tmp_path):
     assert output.metrics["energy_mae"].value == pytest.approx(np.mean([e[0] for e in expected.values()]), rel=1e-6)
     assert output.metrics["derivative_mae"].value == pytest.approx(np.mean([e[1] for e in expected.values()]), rel=1e-6)
     assert output.metrics["energy_mae"].unit == "mJ/m²"
+    assert_summarizes(StackingFaultTask, output, StackingFaultParams())
     (issue,) = output.issues
     assert issue.item == "bad/Ni_111" and issue.kind == "failed" and "2 rows for 10 frames" in issue.reason
 

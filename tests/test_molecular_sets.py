@@ -21,6 +21,7 @@ from lambench_core.tasks.molecular_sets import (
     Wiggle150Task,
 )
 from tests.helpers import model, quiet
+from tests.test_task_summaries import assert_summarizes
 
 EV_IN_KCAL = 23.060548  # 1 eV in kcal/mol (CODATA), written out independently of ASE
 HARTREE_IN_KCAL = 627.509474
@@ -80,6 +81,7 @@ def test_wiggle150_relative_energies_against_direct_emt(tmp_path):
     assert output.metrics["mae"].value == pytest.approx(np.mean(np.abs(errors)), rel=1e-5)
     assert output.metrics["rmse"].value == pytest.approx(np.sqrt(np.mean(errors**2)), rel=1e-5)
     assert output.metrics["mae"].value > 1.0
+    assert_summarizes(Wiggle150Task, output, Wiggle150Params(block_size=4))
 
 
 def test_wiggle150_failed_reference_fails_its_block(tmp_path):
@@ -132,6 +134,7 @@ def test_binding_energy_against_direct_emt(tmp_path):
     )
     assert output.metrics["mae"].value == pytest.approx(np.mean(np.abs(errors)), rel=1e-5)
     assert output.metrics["rmse"].value == pytest.approx(np.sqrt(np.mean(errors**2)), rel=1e-5)
+    assert_summarizes(BindingTask, output, NoParams())
 
 
 def test_binding_input_errors(tmp_path):
@@ -196,6 +199,7 @@ def test_reaction_energies_against_direct_emt(tmp_path, monkeypatch):
     assert output.records[2]["reference"] == pytest.approx(-0.002 * HARTREE_IN_KCAL, rel=1e-6)
     assert output.metrics["mae"].value == pytest.approx(np.mean(np.abs(errors)), rel=1e-5)
     assert output.metrics["rmse"].value == pytest.approx(np.sqrt(np.mean(errors**2)), rel=1e-5)
+    assert_summarizes(ReactionBarrierTask, output, NoParams())
 
 
 def test_reaction_input_errors(tmp_path):

@@ -15,6 +15,7 @@ from ase.io import write
 from lambench_core.errors import InputError
 from lambench_core.tasks.neb import NEBParams, NEBTask
 from tests.helpers import emt_energy, model, quiet
+from tests.test_task_summaries import assert_summarizes
 
 
 def hop_path(adsorbate: str, height: float, n_frames: int = 10) -> list[Atoms]:
@@ -87,6 +88,7 @@ def test_neb_barriers_and_failure_percentages(tmp_path):
     assert metrics["ea_fail_pct_dissociation"] == 100.0
     assert metrics["ea_fail_pct_transfer"] == 50.0
     assert output.metrics["ea_fail_pct_transfer"].unit == "%"
+    assert_summarizes(NEBTask, output, NEBParams())
     (issue,) = output.issues
     assert issue.item == "rotation_0" and issue.kind == "failed" and "unknown reaction type 'rotation'" in issue.reason
 
@@ -97,6 +99,7 @@ def test_a_type_without_reactions_has_no_percentage(tmp_path):
     assert output.metrics["ea_fail_pct_transfer"].value == 100.0
     assert output.metrics["ea_fail_pct_desorption"].value is None
     assert output.metrics["ea_fail_pct_dissociation"].value is None
+    assert_summarizes(NEBTask, output, NEBParams(fail_threshold_eV=0.01))
 
 
 def test_neb_missing_files_are_named(tmp_path):

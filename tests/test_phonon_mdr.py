@@ -21,6 +21,7 @@ from phonopy.structure.atoms import PhonopyAtoms
 from lambench_core.errors import InputError
 from lambench_core.tasks.phonon_mdr import PhononMDRParams, PhononMDRTask
 from tests.helpers import model, quiet
+from tests.test_task_summaries import assert_summarizes
 
 SUPERCELL = np.diag([2, 2, 2])
 # pbe.csv's labels are the test's own phonopy values plus these offsets
@@ -121,6 +122,7 @@ def test_phonon_mdr_reproduces_phonopy_and_scores_offsets(tmp_path, reference):
         assert output.metrics[f"{key}_mae"].value == pytest.approx(abs(offset), abs=1e-4), key
     assert output.metrics["max_freq_mae"].unit == "K"
     assert output.metrics["free_energy_mae"].unit == "kJ/mol"
+    assert_summarizes(PhononMDRTask, output, PhononMDRParams())
     # magnitudes of fcc Cu: top of the spectrum ≈ 7 THz; Dulong–Petit Cv ≈ 3R per atom at 300 K
     assert 250 < record["max_freq"] < 450
     assert 20 < record["heat_capacity"] < 3 * units._k * units._Nav

@@ -14,6 +14,7 @@ from lambench_core.tasks.base import task_class
 from lambench_core.tasks.phonons import SYSTEMS, PhononParams, PhononTask, data_directory
 from lambench_core.tasks.suite import PROPERTY_TASKS
 from tests.helpers import model, quiet
+from tests.test_task_summaries import assert_summarizes
 
 SMALL_MESH = [4, 4, 4]
 
@@ -89,6 +90,7 @@ def test_model_side_equals_an_independent_computation_and_elements_are_skipped()
         abs(frequencies.max() - np.max(record["frequencies_ref"]))
     )
     assert output.compute_seconds > 0 and output.n_scored == 1
+    assert_summarizes(PhononTask, output, PhononParams(mesh=SMALL_MESH))
 
 
 def test_dummy_model_records_zero_frequencies_and_scores_its_dummy_values():
@@ -104,6 +106,7 @@ def test_dummy_model_records_zero_frequencies_and_scores_its_dummy_values():
     assert dummy["frequency_mae"] == pytest.approx(
         np.mean([np.mean(np.abs(r["frequencies_ref"])) for r in output.records])
     )
+    assert_summarizes(PhononTask, output, PhononParams())
 
 
 @pytest.mark.parametrize(

@@ -18,6 +18,7 @@ from lambench_core.errors import InputError
 from lambench_core.tasks.base import task_class
 from lambench_core.tasks.pressure import LambenchPressureTask, PressureParams
 from tests.helpers import model, quiet
+from tests.test_task_summaries import assert_summarizes
 
 
 def emt_relaxed_under(atoms: Atoms, pressure_gpa: float) -> Atoms:
@@ -68,6 +69,7 @@ def test_pressure_volumes_with_emt(tmp_path: Path, relaxed):
     assert output.metrics["volume_mae"].value == pytest.approx(0.05 * v25 / 5, abs=1e-3)
     assert output.metrics["volume_rmse"].value == pytest.approx(0.05 * v25 / np.sqrt(5), abs=1e-3)
     assert output.metrics["volume_mae"].unit == "Å³/atom"
+    assert_summarizes(LambenchPressureTask, output, PressureParams())
     assert task.scored_metrics == ("volume_mae",) and task.dummy_values() == {"volume_mae": 2.505}
 
 
@@ -89,3 +91,4 @@ def test_a_cell_collapsing_under_pressure_is_a_failed_item(tmp_path: Path, relax
     (issue,) = output.issues
     assert issue.kind == "failed" and "volume" in issue.reason
     assert output.metrics["volume_mae"].value is None
+    assert_summarizes(LambenchPressureTask, output, PressureParams())

@@ -190,9 +190,10 @@ def test_a_fetched_lambench_set_runs_in_a_campaign(tmp_path):
     done = lambench("run", "--models", "emt", "--tasks", "lambench_wiggle150", "--workdir", str(tmp_path / "work"))
     assert done.returncode == 0, done.stdout + done.stderr
     (run_dir,) = (tmp_path / "work" / "runs").iterdir()
-    results = json.loads((run_dir / "results.json").read_text())
-    (result,) = [r for r in results if r["task"] == "lambench_wiggle150"]
+    results = json.loads((run_dir / "site" / "results.json").read_text())
+    (mae,) = [r for r in results["metrics"] if r["benchmark"] == "lambench_wiggle150" and r["metric"] == "mae"]
     # Labels are EMT plus 0.5 kcal/mol on odd conformers (the reference, index 0, is exact): the
     # relative-energy error is 0.5 on the 25 odd conformers of 50 and 0 elsewhere.
-    assert result["metrics"]["mae"]["value"] == pytest.approx(0.25, abs=1e-6)
-    assert result["provenance"]["dataset"] == "lambench_wiggle150" and len(result["provenance"]["dataset_sha256"]) == 64
+    assert mae["value"] == pytest.approx(0.25, abs=1e-6)
+    (job,) = [j for j in results["jobs"] if j["task"] == "lambench_wiggle150"]
+    assert job["dataset"] == "lambench_wiggle150" and len(job["dataset_sha256"]) == 64

@@ -18,6 +18,7 @@ from lambench_core.tasks.eos import EOSParams, EquationOfStateTask, delta_gauge,
 from lambench_core.tasks.evaluation import ItemFailure
 from lambench_core.tasks.noncovalent import S22Params, S22Task
 from tests.helpers import model, quiet
+from tests.test_task_summaries import assert_summarizes
 
 KCAL = units.kcal / units.mol
 
@@ -43,6 +44,7 @@ def test_eos_matches_ases_own_fit():
     assert output.metrics["v0_mae"].value == pytest.approx(
         np.mean([abs(r["v0"] - r["v0_ref"]) for r in output.records])
     )
+    assert_summarizes(EquationOfStateTask, output, EOSParams(elements=["Cu", "Pd", "Si"]))
 
 
 def test_birch_murnaghan_fit_is_exact_and_delta_vanishes_for_identical_curves():
@@ -74,6 +76,7 @@ def test_s22_interaction_energy_computed_directly():
     assert record["e_int"] == pytest.approx(expected, rel=1e-9)
     assert record["e_int_ref"] == pytest.approx(-5.02, abs=0.01)  # S22 CCSD(T)/CBS, kcal/mol
     assert set(record["curve"]) == {"0.9", "1.0", "1.2", "1.5", "2.0"}
+    assert_summarizes(S22Task, output, S22Params(systems=["Water_dimer"]))
 
 
 def test_dummy_values_are_what_the_dummy_model_scores():
@@ -83,6 +86,8 @@ def test_dummy_values_are_what_the_dummy_model_scores():
     assert s22.metrics["s22x5_mae"].value == pytest.approx(S22Task.dummy_values()["s22x5_mae"])
     barriers = DBH24Task().run(dummy, [], DBH24Params(), quiet)
     assert barriers.metrics["barrier_mae"].value == pytest.approx(DBH24Task.dummy_values()["barrier_mae"])
+    assert_summarizes(S22Task, s22, S22Params())
+    assert_summarizes(DBH24Task, barriers, DBH24Params())
     eos = EquationOfStateTask().run(dummy, [], EOSParams(elements=["Cu", "Al"]), quiet)
     assert eos.n_scored == 0 and all("does not depend" in i.reason for i in eos.issues)
 
@@ -122,7 +127,7 @@ def test_m_pc_definition():
 
 
 def test_leaderboard_success_rate_excludes_skipped_items_and_shows_coverage():
-    from lambench_core.report.leaderboard import _property_cell
+    from lambench_core.report.collect import rates
     from lambench_core.results.record import ItemIssue, Metric, Status, TaskResult
 
     result = TaskResult(
@@ -131,5 +136,5 @@ def test_leaderboard_success_rate_excludes_skipped_items_and_shows_coverage():
         issues=[ItemIssue(item="rh", kind="skipped", reason="model lacks element(s) Rh"),
                 ItemIssue(item="x", kind="failed", reason="boom")],
     )
-    cell = _property_cell(result)
-    assert cell.success_rate == pytest.approx(2 / 3) and cell.coverage == pytest.approx(3 / 4)
+    success_rate, coverage = rates(result)
+    assert success_rate == pytest.approx(2 / 3) and coverage == pytest.approx(3 / 4)

@@ -35,6 +35,7 @@ from lambench_core.tasks.stability import (
     system_instability,
 )
 from tests.helpers import quiet
+from tests.test_task_summaries import assert_summarizes
 
 SETS = Path(lambench_core.__file__).parent / "data" / "sets"
 CU4 = MDSystem(dataset="cu_bulk_pbe", frame=0)  # cu-rattle-000: 4 Cu atoms, equal masses
@@ -258,6 +259,7 @@ def test_exploding_run_stops_early_and_scores_5(emt, calculator, step, why):
     assert record["energy_samples"]["step"][-1] < step
     assert output.metrics["m_is"].value == 5.0 and output.metrics["survival_fraction"].value == 0.0
     assert output.metrics["drift_mean_abs"].value is None
+    assert_summarizes(MDStabilityTask, output, params)
 
 
 def test_skipped_systems_are_not_attempted_and_failures_count(emt):
@@ -277,6 +279,7 @@ def test_skipped_systems_are_not_attempted_and_failures_count(emt):
     assert failed["domain"] == "catalysis" and completed["domain"] == "inorganic_materials"
     assert output.metrics["survival_fraction"].value == 0.5
     assert output.metrics["m_is"].value == pytest.approx((completed["m_is"] + 5.0) / 2)
+    assert_summarizes(MDStabilityTask, output, params)
     json.dumps(output.records)  # plain JSON types, for the result store
 
 

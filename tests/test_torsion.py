@@ -23,6 +23,7 @@ from lambench_core.tasks.torsion import (
     score_torsion_profiles,
 )
 from tests.helpers import model, quiet
+from tests.test_task_summaries import assert_summarizes
 
 KCAL = units.kcal / units.mol
 SHIPPED = Path(__file__).resolve().parents[1] / "lambench_core" / "data" / "sets" / "torsion_scans" / "pbe.extxyz"
@@ -90,6 +91,7 @@ def test_torsion_scans_with_emt_against_direct_energies(scan_atoms):
     assert output.metrics["barrier_mae"].value == pytest.approx(np.mean(np.abs(barrier_errors)), rel=1e-9)
     assert output.metrics["n_barrier_above_1"].value == sum(abs(e) > 1 for e in barrier_errors)
     assert output.metrics["profile_mae"].value > 0.1  # the bump is 0.05 eV ≈ 1.15 kcal/mol
+    assert_summarizes(TorsionScanTask, output, TorsionScanParams())
 
 
 def test_torsion_scans_bad_scan_is_one_failed_item_and_bad_frames_are_input_errors(scan_atoms):
@@ -182,6 +184,10 @@ def test_torsionnet_directory_against_direct_energies(tmp_path, scan_atoms):
     assert output.metrics["barrier_mae"].value == pytest.approx(np.mean(np.abs(expected_barrier)), rel=1e-9)
     assert output.metrics["n_barrier_above_1"].value == sum(abs(b) > 1 for b in expected_barrier)
     assert output.metrics["n_barrier_above_1"].unit == "count"
+    assert_summarizes(TorsionNetTask, output, TorsionNetParams())
+    # A count, not a mean: a bootstrap draw that repeats every fragment counts each twice.
+    doubled = TorsionNetTask.summarize(output.records * 2, TorsionNetParams())
+    assert doubled["n_barrier_above_1"].value == 2 * output.metrics["n_barrier_above_1"].value
 
 
 def test_torsionnet_input_errors_and_registration(tmp_path):

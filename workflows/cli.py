@@ -15,6 +15,7 @@ from rich.console import Console
 from lambench_core.campaign import CampaignContext, CampaignSpec, Plan, plan_campaign
 from lambench_core.data.manifest import BUILTIN_MANIFEST, DATA_DIR_ENV
 from lambench_core.errors import LambenchError
+from lambench_core.report.publish import SITE
 from lambench_core.results.store import ResultStore
 
 DEFAULT_MODELS = ["dummy", "emt", "chgnet-0.3.0", "sevennet-0"]
@@ -54,7 +55,29 @@ def build_parser() -> argparse.ArgumentParser:
         default="quick",
         help="quick (default): laptop-sized efficiency sweep and 200-step MD; full: LAMBench's protocol (10 ps MD)",
     )
+    run.add_argument(
+        "--bootstrap", type=int, default=1000, help="bootstrap replicates of every interval (default: 1000; 0: none)"
+    )
     _add_catalog_options(run)
+
+    aggregate = commands.add_parser(
+        "aggregate", help="score a table of raw metrics (JSON or Parquet) made anywhere, the way lambench scores"
+    )
+    aggregate.add_argument("table", type=Path, help="results.json or metrics.parquet of a run, or your own table")
+    aggregate.add_argument("--out", type=Path, help="also write the site and exports to this folder")
+    aggregate.add_argument("--confidence", type=float, default=0.95, help="interval level (default: 0.95)")
+
+    compare = commands.add_parser(
+        "compare", help="regression report between two published runs (folders or s3://bucket/prefix)"
+    )
+    compare.add_argument("run_a", help="the earlier run (baseline)")
+    compare.add_argument("run_b", help="the later run")
+    compare.add_argument(
+        "--out", default="lambench-comparison", help="folder or s3:// URL for comparison.{md,json} (%(default)s)"
+    )
+    compare.add_argument(
+        "--fail-on-regression", action="store_true", help="exit 1 if any score got worse beyond A's interval"
+    )
 
     models = commands.add_parser("models", help="list the model cards")
     _add_catalog_options(models)
@@ -103,6 +126,7 @@ def _spec_from_args(args: argparse.Namespace, campaign_id: str, run_dir: Path) -
         force=args.force,
         progress_dir=str(run_dir / "progress"),
         profile=args.profile,
+        bootstrap_replicates=args.bootstrap,
     )
 
 
@@ -154,14 +178,15 @@ def _report(plan: Plan, outcome: object, store: ResultStore, console: Console) -
         failure = store.get_failure(key)
         reason = failure.error if failure and failure.error else "see " + str(run_dir / "dag.log")
         console.print(f"[red]failed[/] {job.model} × {job.instance.name}: {reason}", highlight=False)
-    board_path = run_dir / "leaderboard.md"
+    site = run_dir / SITE
+    board_path = site / "leaderboard.md"
     if outcome.stage_failed("aggregate") or outcome.stage_failed("publish") or not board_path.exists():
         console.print(f"lambench: the campaign did not produce a leaderboard; see {run_dir / 'dag.log'}")
         return 1
     console.print()
     console.print(board_path.read_text(), markup=False, highlight=False)
     console.print(
-        f"Leaderboard: {run_dir / 'leaderboard.html'} and {run_dir / 'leaderboard.json'} "
+        f"Leaderboard site: {site / 'index.html'} (exports beside it) "
         f"({outcome.wall_seconds:.1f} s)",
         highlight=False,
     )
@@ -294,7 +319,45 @@ def command_data_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": command_run, "models": command_models, "tasks": command_tasks, "data": command_data}
+def command_aggregate(args: argparse.Namespace, console: Console) -> int:
+    from lambench_core.metrics.table import read_table, table_to_parquet
+    from lambench_core.report.leaderboard import leaderboard_from_table
+    from lambench_core.report.markdown import to_markdown
+    from lambench_core.report.publish import site_files, write_folder
+
+    if not 0 < args.confidence < 1:
+        raise LambenchError("--confidence must lie between 0 and 1")
+    table = read_table(args.table)
+    board = leaderboard_from_table(args.table.stem, table, args.confidence)
+    print(to_markdown(board), end="")
+    if args.out is not None:
+        write_folder(site_files(board, table_to_parquet(table), b""), args.out)
+        print(f"wrote the site and exports to {args.out}")
+    return 0
+
+
+def command_compare(args: argparse.Namespace, console: Console) -> int:
+    from lambench_core.report.compare import compare_runs, comparison_markdown, load_run
+    from lambench_core.results.store import open_backend
+
+    comparison = compare_runs(load_run(args.run_a), load_run(args.run_b))
+    report = comparison_markdown(comparison)
+    print(report, end="")
+    out = open_backend(args.out)
+    out.write_bytes("comparison.md", report.encode())
+    out.write_bytes("comparison.json", comparison.model_dump_json(indent=1).encode())
+    print(f"wrote {out.url}/comparison.md and comparison.json")
+    return 1 if args.fail_on_regression and comparison.regressions else 0
+
+
+COMMANDS = {
+    "run": command_run,
+    "aggregate": command_aggregate,
+    "compare": command_compare,
+    "models": command_models,
+    "tasks": command_tasks,
+    "data": command_data,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -26,10 +26,11 @@ PLAN_FILE = "plan.json"
 
 def _campaign(run_dir: Path) -> Workflow:
     from lambench_core.campaign import Plan
+    from lambench_core.report.publish import SITE
     from workflows.dag import build_campaign_workflow
 
     plan = Plan.model_validate_json((run_dir / PLAN_FILE).read_text())
-    return build_campaign_workflow(plan, output_dir=run_dir)
+    return build_campaign_workflow(plan, output_dir=run_dir / SITE)
 
 
 def _labelling(run_dir: Path) -> Workflow:

@@ -1,17 +1,30 @@
-"""Aggregate a campaign's stored results into a leaderboard and publish it."""
+"""Aggregate a campaign's stored results, and publish the site and its exports.
+
+aggregate: results → metrics table (with bootstrap replicates) → scores → leaderboard.json, kept in
+the store beside metrics.parquet and records.parquet. publish: leaderboard.json → the static site
+plus results.json, rankings.json, the Parquet files and leaderboard.md, to the store and to a folder.
+Scores are always recomputed from the raw results; none is stored as the only copy.
+"""
 
 from __future__ import annotations
 
+import io
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
 from lambench_core.campaign import CampaignContext, CampaignSpec, Job
-from lambench_core.report.leaderboard import Leaderboard, build_leaderboard, to_html, to_markdown
+from lambench_core.metrics.table import table_to_parquet
+from lambench_core.report.leaderboard import Leaderboard, build_leaderboard
+from lambench_core.report.markdown import to_markdown
+from lambench_core.report.site import render_site
 from lambench_core.results.record import TaskResult
 from lambench_core.results.store import ResultStore
 
 LEADERBOARD_JSON = "leaderboard.json"
-RESULTS_JSON = "results.json"
+METRICS_PARQUET = "metrics.parquet"
+RECORDS_PARQUET = "records.parquet"
+SITE = "site"
 
 
 def collect_results(jobs: Sequence[Job], store: ResultStore) -> list[TaskResult]:
@@ -24,42 +37,79 @@ def collect_results(jobs: Sequence[Job], store: ResultStore) -> list[TaskResult]
     return found
 
 
+def records_parquet(results: Sequence[TaskResult], jobs: Sequence[Job]) -> bytes:
+    """Every per-structure record, one row each; the record itself as JSON (tasks differ in fields)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    task_of = {job.key: job.instance.name for job in jobs}
+    columns: dict[str, list] = {"model": [], "task": [], "job_key": [], "item": [], "record": []}
+    for result in results:
+        for record in result.records:
+            columns["model"].append(result.model)
+            columns["task"].append(task_of.get(result.key, result.task))
+            columns["job_key"].append(result.key)
+            columns["item"].append(str(record.get("item", "")))
+            columns["record"].append(json.dumps(record, default=str))
+    buffer = io.BytesIO()
+    pq.write_table(pa.table({k: pa.array(v, pa.string()) for k, v in columns.items()}), buffer, compression="zstd")
+    return buffer.getvalue()
+
+
 def aggregate_campaign(spec: CampaignSpec, jobs: Sequence[Job], store: ResultStore) -> Leaderboard:
     context = CampaignContext(spec)
     results = collect_results(jobs, store)
-    board = build_leaderboard(spec.campaign_id, spec.models, results, jobs, context.manifest)
+    board, table = build_leaderboard(
+        spec.campaign_id, spec.models, results, jobs, context.manifest, n_replicates=spec.bootstrap_replicates
+    )
     store.put_campaign_file(spec.campaign_id, LEADERBOARD_JSON, board.model_dump_json(indent=1).encode())
-    raw = [r.model_dump(mode="json", exclude={"records"}) for r in results]
-    store.put_campaign_file(spec.campaign_id, RESULTS_JSON, _json_bytes(raw))
+    store.put_campaign_file(spec.campaign_id, METRICS_PARQUET, table_to_parquet(table))
+    store.put_campaign_file(spec.campaign_id, RECORDS_PARQUET, records_parquet(results, jobs))
     return board
 
 
-def _json_bytes(value: object) -> bytes:
-    import json
+def site_files(board: Leaderboard, metrics: bytes, records: bytes) -> dict[str, bytes]:
+    """The whole published folder: pages, assets and the data exports beside them."""
+    results = {
+        "campaign": board.campaign,
+        "created_at": board.created_at.isoformat(),
+        "models": board.table.models,
+        "jobs": [job.model_dump(mode="json") for job in board.jobs],
+        "metrics": [row.model_dump(mode="json", exclude={"replicates"}) for row in board.table.rows],
+    }
+    return render_site(board) | {
+        "results.json": json.dumps(results, indent=1).encode(),
+        "rankings.json": board.scoreboard.model_dump_json(indent=1).encode(),
+        METRICS_PARQUET: metrics,
+        RECORDS_PARQUET: records,
+        "leaderboard.md": to_markdown(board).encode(),
+        LEADERBOARD_JSON: board.model_dump_json(indent=1).encode(),
+    }
 
-    return json.dumps(value, indent=1).encode()
+
+def write_folder(files: dict[str, bytes], folder: Path) -> None:
+    """Each file written beside itself and renamed, so a reader never sees half a file."""
+    for name, content in files.items():
+        target = folder / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = target.with_name(f".{target.name}.tmp")
+        temporary.write_bytes(content)
+        temporary.replace(target)
 
 
 def publish_campaign(spec: CampaignSpec, store: ResultStore, output_dir: Path | None) -> list[str]:
-    """Write leaderboard.{json,md,html} (and results.json) to the store and to `output_dir`."""
+    """Write the site (and exports) to the store under site/ and, if given, to `output_dir`."""
     data = store.get_campaign_file(spec.campaign_id, LEADERBOARD_JSON)
     if data is None:
         raise FileNotFoundError(f"{store.url}: campaign {spec.campaign_id} has no {LEADERBOARD_JSON}")
     board = Leaderboard.model_validate_json(data)
-    outputs = {
-        LEADERBOARD_JSON: data,
-        "leaderboard.md": to_markdown(board).encode(),
-        "leaderboard.html": to_html(board).encode(),
-        RESULTS_JSON: store.get_campaign_file(spec.campaign_id, RESULTS_JSON) or b"[]",
-    }
-    written = []
-    for name, content in outputs.items():
-        written.append(f"{store.url}/{store.put_campaign_file(spec.campaign_id, name, content)}")
-        if output_dir is not None:
-            output_dir.mkdir(parents=True, exist_ok=True)
-            target = output_dir / name
-            temporary = target.with_name(f".{name}.tmp")
-            temporary.write_bytes(content)
-            temporary.replace(target)
-            written.append(str(target))
+    files = site_files(
+        board,
+        store.get_campaign_file(spec.campaign_id, METRICS_PARQUET) or b"",
+        store.get_campaign_file(spec.campaign_id, RECORDS_PARQUET) or b"",
+    )
+    written = [f"{store.url}/{store.put_campaign_file(spec.campaign_id, f'{SITE}/{n}', c)}" for n, c in files.items()]
+    if output_dir is not None:
+        write_folder(files, output_dir)
+        written.append(str(output_dir))
     return written

@@ -1,4 +1,4 @@
-"""ResultStore: TaskResults and campaign outputs in a local directory (or, later, object storage).
+"""ResultStore: TaskResults and campaign outputs in a local directory or S3 object storage.
 
 Every write is atomic: a reader sees the old object or the whole new one, never a torn file.
 """
@@ -78,10 +78,22 @@ class LocalBackend:
 
 
 BackendOpener = Callable[[str], StoreBackend]
+def _s3(url: str) -> StoreBackend:
+    from lambench_core.results.s3 import S3Backend
+
+    return S3Backend(url)
+
+
 _BACKENDS: dict[str, BackendOpener] = {
     "": lambda url: LocalBackend(Path(url)),
     "file": lambda url: LocalBackend(Path(urlparse(url).path)),
+    "s3": _s3,
 }
+
+
+def open_backend(url: str | Path) -> StoreBackend:
+    """The backend behind a store URL: a path, file://... or s3://bucket/prefix."""
+    return ResultStore.open(url).backend
 
 
 def register_backend(scheme: str, opener: BackendOpener) -> None:

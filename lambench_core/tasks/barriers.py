@@ -46,6 +46,12 @@ class DBH24Task(Task):
         ]
         return {"barrier_mae": float(np.mean(barriers))}
 
+    @classmethod
+    def summarize(cls, records: list[dict[str, Any]], params: BaseModel) -> dict[str, Metric]:
+        """MAE over the forward and backward barriers of the scored reactions."""
+        errors = [abs(r[k] - r[f"{k}_ref"]) for r in records for k in ("vf", "vb")]
+        return {"barrier_mae": Metric(value=mean_or_none(errors), unit="kcal/mol")}
+
     def run(self, model: LoadedModel, frames: list, params: BaseModel, progress: ProgressCallback) -> TaskOutput:
         assert isinstance(params, DBH24Params)
         reactions = params.reactions or sorted(dbh24_data.dbh24_reaction_list, key=lambda r: int(r.split("_r")[1]))
@@ -72,9 +78,8 @@ class DBH24Task(Task):
             evaluate,
             progress,
         )
-        errors = [abs(r[k] - r[f"{k}_ref"]) for r in results.records for k in ("vf", "vb")]
         return TaskOutput(
-            metrics={"barrier_mae": Metric(value=mean_or_none(errors), unit="kcal/mol")},
+            metrics=self.summarize(results.records, params),
             n_items=len(reactions),
             records=results.records,
             issues=results.issues,

@@ -53,6 +53,13 @@ class Task(ABC):
         return {}
 
     @classmethod
+    def summarize(cls, records: list[dict[str, Any]], params: BaseModel) -> dict[str, Metric]:
+        """The task's metrics from its per-item records alone (one record per resampling unit, with
+        an "item" key). The bootstrap calls it on resampled records, so run() must build its metrics
+        with it; metrics that no record carries (peak memory, ...) may be added by run() beside it."""
+        raise NotImplementedError(f"task {cls.name!r} cannot summarize its records")
+
+    @classmethod
     def referenced_datasets(cls, params: BaseModel) -> list[str]:
         """Datasets the task reads by name from its params, beside its own: their digests join the
         identity of its results, so relabelling one of them recomputes the task."""

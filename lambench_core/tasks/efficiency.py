@@ -665,23 +665,6 @@ def sweep_record(system: PreparedSystem, sweep: Sweep, window: tuple[int, int], 
     }
 
 
-def efficiency_metrics(records: list[dict[str, Any]], window: tuple[int, int], peak_rss: float,
-                       peak_device: float | None) -> dict[str, Metric]:
-    """Task metrics from the completed systems' records."""
-    in_window = [s["us_per_atom"] for r in records for s in r["sizes"] if window[0] <= s["n_atoms"] <= window[1]]
-    eta, m_e = eta_and_m_e(in_window)
-    exponents = [r["scaling_exponent"] for r in records if r["scaling_exponent"] is not None]
-    reached = [r["max_atoms"] for r in records if r["max_atoms"] is not None]
-    return {
-        "eta_us_per_atom": Metric(value=eta, unit="µs/atom"),
-        "m_e": Metric(value=m_e, unit="1"),
-        "max_atoms": Metric(value=float(max(reached)) if reached else None, unit="atoms"),
-        "scaling_exponent": Metric(value=float(np.mean(exponents)) if exponents else None, unit="1"),
-        "peak_rss_mib": Metric(value=peak_rss, unit="MiB"),
-        "peak_device_mib": Metric(value=peak_device, unit="MiB"),
-    }
-
-
 @register_task
 class EfficiencyTask(Task):
     name = "efficiency"
@@ -696,6 +679,25 @@ class EfficiencyTask(Task):
 
     def __init__(self, clock: Clock = time.perf_counter) -> None:
         self.clock = clock
+
+    @classmethod
+    def summarize(cls, records: list[dict[str, Any]], params: BaseModel) -> dict[str, Metric]:
+        """η̄, M_E, the largest size and the mean scaling exponent from the completed systems' records
+        (records of failed systems, status "failed", are left out; η̄ pools the sizes inside
+        params.eta_window). The peak memory metrics are the run's own: run() adds them."""
+        assert isinstance(params, EfficiencyParams)
+        low, high = params.eta_window
+        completed = [r for r in records if r.get("status", "completed") == "completed"]
+        in_window = [s["us_per_atom"] for r in completed for s in r["sizes"] if low <= s["n_atoms"] <= high]
+        eta, m_e = eta_and_m_e(in_window)
+        exponents = [r["scaling_exponent"] for r in completed if r["scaling_exponent"] is not None]
+        reached = [r["max_atoms"] for r in completed if r["max_atoms"] is not None]
+        return {
+            "eta_us_per_atom": Metric(value=eta, unit="µs/atom"),
+            "m_e": Metric(value=m_e, unit="1"),
+            "max_atoms": Metric(value=float(max(reached)) if reached else None, unit="atoms"),
+            "scaling_exponent": Metric(value=float(np.mean(exponents)) if exponents else None, unit="1"),
+        }
 
     def run(self, model: LoadedModel, frames: list, params: BaseModel, progress: ProgressCallback) -> TaskOutput:
         assert isinstance(params, EfficiencyParams)
@@ -731,8 +733,12 @@ class EfficiencyTask(Task):
                    if name in completed or name in failed_records]
         peak_rss = max(lifetime_peak_rss_mib(), *sampled_rss)
         peak_device = max(device_peaks) if device_peaks else None
+        metrics = self.summarize(records, params) | {
+            "peak_rss_mib": Metric(value=peak_rss, unit="MiB"),
+            "peak_device_mib": Metric(value=peak_device, unit="MiB"),
+        }
         return TaskOutput(
-            metrics=efficiency_metrics(list(completed.values()), window, peak_rss, peak_device),
+            metrics=metrics,
             n_items=len(systems),
             records=records,
             issues=results.issues,

@@ -330,8 +330,9 @@ class ElasticCubicTask(Task):
     def dummy_values(cls) -> dict[str, float]:
         return {"k_vrh_mae": cls.DUMMY_K_GPA, "g_vrh_mae": cls.DUMMY_G_GPA}
 
-    @staticmethod
-    def metrics(records: list[dict[str, Any]]) -> dict[str, Metric]:
+    @classmethod
+    def summarize(cls, records: list[dict[str, Any]], params: BaseModel) -> dict[str, Metric]:
+        """MAE of the moduli and cubic constants over the scored systems."""
         keys = ("k_vrh", "g_vrh", "c11", "c12", "c44")
         return {f"{key}_mae": Metric(value=_mae(records, key), unit="GPa") for key in keys}
 
@@ -352,7 +353,7 @@ class ElasticCubicTask(Task):
                 message = f"reference stresses give no elastic constants: {exc}"
                 raise InputError(source, f"system {name}", message) from None
         if not model.card.capabilities.stress:
-            return all_skipped(list(systems), NO_STRESS_REASON, self.metrics([]))
+            return all_skipped(list(systems), NO_STRESS_REASON, self.summarize([], params))
         timer = Timer()
         relax_params = relaxation_params(params.fmax, params.steps)
 
@@ -383,7 +384,7 @@ class ElasticCubicTask(Task):
             model, list(systems.items()), lambda system: [system.unstrained.atoms], evaluate, progress
         )
         return TaskOutput(
-            metrics=self.metrics(results.records),
+            metrics=self.summarize(results.records, params),
             n_items=len(systems),
             records=results.records,
             issues=results.issues,
@@ -493,8 +494,9 @@ class LambenchElasticTask(DirectoryTask):
         """LAMBench's normalisation constants for MAE_G_VRH and MAE_K_VRH (GPa)."""
         return {"g_vrh_mae": 67.5431, "k_vrh_mae": 136.2597}
 
-    @staticmethod
-    def metrics(records: list[dict[str, Any]]) -> dict[str, Metric]:
+    @classmethod
+    def summarize(cls, records: list[dict[str, Any]], params: BaseModel) -> dict[str, Metric]:
+        """MAE of G_VRH and K_VRH over the scored materials."""
         return {f"{key}_mae": Metric(value=_mae(records, key), unit="GPa") for key in ("g_vrh", "k_vrh")}
 
     def run_on_directory(
@@ -503,7 +505,7 @@ class LambenchElasticTask(DirectoryTask):
         assert isinstance(params, LambenchElasticParams)
         entries = read_elastic_entries(elastic_file(root))
         if not model.card.capabilities.stress:
-            return all_skipped([name for name, _ in entries], NO_STRESS_REASON, self.metrics([]))
+            return all_skipped([name for name, _ in entries], NO_STRESS_REASON, self.summarize([], params))
         timer = Timer()
         relax_params = relaxation_params(params.fmax, params.steps)
         strains = params.strains()
@@ -526,7 +528,7 @@ class LambenchElasticTask(DirectoryTask):
 
         results = evaluate_items(model, entries, lambda entry: [read_poscar(entry.poscar)], evaluate, progress)
         return TaskOutput(
-            metrics=self.metrics(results.records),
+            metrics=self.summarize(results.records, params),
             n_items=len(entries),
             records=results.records,
             issues=results.issues,

@@ -104,6 +104,17 @@ class FixedGeometryEnergetics(Task):
     def dummy_values(cls) -> dict[str, float]:
         return dict(cls.DUMMY)
 
+    @classmethod
+    def summarize(cls, records: list[dict[str, Any]], params: BaseModel) -> dict[str, Metric]:
+        """Per kind of property (surface, vacancy, reaction), the MAE over its scored records."""
+        return {
+            metric: Metric(
+                value=mean_or_none(abs(r["value"] - r["reference"]) for r in records if r["kind"] == kind),
+                unit=unit,
+            )
+            for kind, (metric, unit) in cls.METRICS.items()
+        }
+
     def run(self, model: LoadedModel, frames: list[Frame], params: BaseModel, progress: ProgressCallback) -> TaskOutput:
         assert isinstance(params, EnergeticsParams)
         by_system = {str(frame.atoms.info.get("system")): frame for frame in frames}
@@ -141,15 +152,8 @@ class FixedGeometryEnergetics(Task):
             evaluate,
             progress,
         )
-        metrics = {
-            metric: Metric(
-                value=mean_or_none(abs(r["value"] - r["reference"]) for r in results.records if r["kind"] == kind),
-                unit=unit,
-            )
-            for kind, (metric, unit) in self.METRICS.items()
-        }
         return TaskOutput(
-            metrics=metrics,
+            metrics=self.summarize(results.records, params),
             n_items=len(properties),
             records=results.records,
             issues=results.issues,

@@ -135,7 +135,7 @@ class EquationOfStateTask(Task):
             progress,
         )
         return TaskOutput(
-            metrics=self._metrics(results.records), n_items=len(elements), records=results.records,
+            metrics=self.summarize(results.records, params), n_items=len(elements), records=results.records,
             issues=results.issues, compute_seconds=timer.seconds,
         )
 
@@ -162,8 +162,10 @@ class EquationOfStateTask(Task):
             "delta": delta_gauge(fit, reference) * 1000.0,
         }
 
-    @staticmethod
-    def _metrics(records: list[dict[str, Any]]) -> dict[str, Metric]:
+    @classmethod
+    def summarize(cls, records: list[dict[str, Any]], params: BaseModel) -> dict[str, Metric]:
+        """MAE of V0, B0 and B1 and the mean and median Δ over the scored elements."""
+
         def mae(key: str) -> float | None:
             if not records:
                 return None

@@ -15,7 +15,7 @@ from lambench_core.data.frames import Frame
 from lambench_core.data.manifest import Dispersion
 from lambench_core.metrics.force_field import force_field_metrics
 from lambench_core.models.loading import LoadedModel
-from lambench_core.results.record import ItemIssue
+from lambench_core.results.record import ItemIssue, Metric
 from lambench_core.tasks.base import ProgressCallback, Task, TaskCategory, TaskOutput, register_task
 from lambench_core.tasks.structures import prepare_for_model, unsupported_elements
 
@@ -100,6 +100,12 @@ class ForceFieldTask(Task):
     version = "1"
     Params = ForceFieldParams
 
+    @classmethod
+    def summarize(cls, records: list[dict[str, Any]], params: BaseModel) -> dict[str, Metric]:
+        """Error metrics of the scored frames (one record per frame; the energy shifts are refitted
+        on whatever frames are given)."""
+        return force_field_metrics(records)
+
     def run(
         self,
         model: LoadedModel,
@@ -133,7 +139,7 @@ class ForceFieldTask(Task):
                 compute_seconds += time.perf_counter() - start
             progress(done, len(selected))
         return TaskOutput(
-            metrics=force_field_metrics(records),
+            metrics=self.summarize(records, params),
             n_items=len(selected),
             records=records,
             issues=issues,

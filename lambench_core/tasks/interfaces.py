@@ -115,6 +115,11 @@ class VacancyTask(DirectoryTask):
     def dummy_values(cls) -> dict[str, float]:
         return {"mae": 4.381}  # LAMBench's published vacancy MAE baseline (eV)
 
+    @classmethod
+    def summarize(cls, records: list[dict[str, Any]], params: BaseModel) -> dict[str, Metric]:
+        """MAE and RMSE of the vacancy formation energies over the scored pairs."""
+        return error_metrics(records, "eV")
+
     def run_on_directory(
         self, model: LoadedModel, root: Path, params: BaseModel, progress: ProgressCallback
     ) -> TaskOutput:
@@ -165,7 +170,7 @@ class VacancyTask(DirectoryTask):
             progress,
         )
         return TaskOutput(
-            metrics=error_metrics(results.records, "eV"),
+            metrics=self.summarize(results.records, params),
             n_items=len(labels),
             records=results.records,
             issues=results.issues,
@@ -240,6 +245,11 @@ class SurfaceTask(DirectoryTask):
             raise InputError(path, "data", "expected an object whose 'data' is a list of surfaces")
         return path, document["data"]
 
+    @classmethod
+    def summarize(cls, records: list[dict[str, Any]], params: BaseModel) -> dict[str, Metric]:
+        """MAE and RMSE of the cleavage energies over the scored surfaces."""
+        return error_metrics(records, "meV/Å²")
+
     def run_on_directory(
         self, model: LoadedModel, root: Path, params: BaseModel, progress: ProgressCallback
     ) -> TaskOutput:
@@ -271,7 +281,7 @@ class SurfaceTask(DirectoryTask):
             progress,
         )
         return TaskOutput(
-            metrics=error_metrics(results.records, "meV/Å²"),
+            metrics=self.summarize(results.records, params),
             n_items=len(entries),
             records=results.records,
             issues=results.issues,
@@ -310,6 +320,11 @@ class InterfaceTask(DirectoryTask):
     @classmethod
     def dummy_values(cls) -> dict[str, float]:
         return {"mae": 2060.4102820362823}  # LAMBench's published interface MAE baseline (mJ/m²)
+
+    @classmethod
+    def summarize(cls, records: list[dict[str, Any]], params: BaseModel) -> dict[str, Metric]:
+        """MAE and RMSE of the interface energies over the scored interfaces."""
+        return error_metrics(records, "mJ/m²")
 
     def run_on_directory(
         self, model: LoadedModel, root: Path, params: BaseModel, progress: ProgressCallback
@@ -406,7 +421,7 @@ class InterfaceTask(DirectoryTask):
         finally:
             trajectory.close()
         return TaskOutput(
-            metrics=error_metrics(results.records, "mJ/m²"),
+            metrics=self.summarize(results.records, params),
             n_items=len(interfaces),
             records=results.records,
             issues=results.issues,
@@ -472,6 +487,18 @@ class StackingFaultTask(DirectoryTask):
     def dummy_values(cls) -> dict[str, float]:
         return {"energy_mae": 1544.8257, "derivative_mae": 2.0}  # LAMBench's published baselines
 
+    @classmethod
+    def summarize(cls, records: list[dict[str, Any]], params: BaseModel) -> dict[str, Metric]:
+        """Means over the scored curves of their energy and normalised-derivative MAEs."""
+
+        def mean(key: str) -> float | None:
+            return float(np.mean([r[key] for r in records])) if records else None
+
+        return {
+            "energy_mae": Metric(value=mean("energy_mae"), unit="mJ/m²"),
+            "derivative_mae": Metric(value=mean("derivative_mae"), unit="1/displacement"),
+        }
+
     def run_on_directory(
         self, model: LoadedModel, root: Path, params: BaseModel, progress: ProgressCallback
     ) -> TaskOutput:
@@ -526,15 +553,8 @@ class StackingFaultTask(DirectoryTask):
             evaluate,
             progress,
         )
-
-        def mean(key: str) -> float | None:
-            return float(np.mean([r[key] for r in results.records])) if results.records else None
-
         return TaskOutput(
-            metrics={
-                "energy_mae": Metric(value=mean("energy_mae"), unit="mJ/m²"),
-                "derivative_mae": Metric(value=mean("derivative_mae"), unit="1/displacement"),
-            },
+            metrics=self.summarize(results.records, params),
             n_items=len(pairs),
             records=results.records,
             issues=results.issues,

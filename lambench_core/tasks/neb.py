@@ -65,6 +65,11 @@ def stored_energies(images: list[Atoms]) -> np.ndarray:
     return np.array(energies)
 
 
+def ea_failed(ea: float, ea_ref: float, params: NEBParams) -> bool:
+    """Whether a reaction's barrier error counts against its type's percentage."""
+    return bool(abs(ea - ea_ref) > params.fail_threshold_eV)
+
+
 @register_task
 class NEBTask(DirectoryTask):
     name = "lambench_neb"
@@ -83,6 +88,21 @@ class NEBTask(DirectoryTask):
             "ea_fail_pct_dissociation": 99.37,
             "ea_fail_pct_transfer": 95.43,
         }
+
+    @classmethod
+    def summarize(cls, records: list[dict[str, Any]], params: BaseModel) -> dict[str, Metric]:
+        """Ea and dE MAE over the scored reactions, and per reaction type the percentage whose
+        |ΔEa| exceeds params.fail_threshold_eV (None for a type with no scored reaction)."""
+        assert isinstance(params, NEBParams)
+        metrics = {
+            "ea_mae": Metric(value=mean_or_none(abs(r["ea"] - r["ea_ref"]) for r in records), unit="eV"),
+            "de_mae": Metric(value=mean_or_none(abs(r["de"] - r["de_ref"]) for r in records), unit="eV"),
+        }
+        for kind in REACTION_TYPES:
+            failed = [ea_failed(r["ea"], r["ea_ref"], params) for r in records if r["type"] == kind]
+            percent = 100.0 * sum(failed) / len(failed) if failed else None
+            metrics[f"ea_fail_pct_{kind}"] = Metric(value=percent, unit="%")
+        return metrics
 
     def run_on_directory(
         self, model: LoadedModel, root: Path, params: BaseModel, progress: ProgressCallback
@@ -128,25 +148,16 @@ class NEBTask(DirectoryTask):
                 "ea_ref": ea_ref,
                 "de": e_fs - e_is,
                 "de_ref": de_ref,
-                "ea_failed": bool(abs(ea - ea_ref) > params.fail_threshold_eV),
+                "ea_failed": ea_failed(ea, ea_ref, params),
             }
 
         results = evaluate_items(
             model, list(zip(names, rows, strict=True)), lambda row: path_images(row["traj"]), evaluate, progress
         )
-        records = results.records
-        metrics = {
-            "ea_mae": Metric(value=mean_or_none(abs(r["ea"] - r["ea_ref"]) for r in records), unit="eV"),
-            "de_mae": Metric(value=mean_or_none(abs(r["de"] - r["de_ref"]) for r in records), unit="eV"),
-        }
-        for kind in REACTION_TYPES:
-            failed = [r["ea_failed"] for r in records if r["type"] == kind]
-            percent = 100.0 * sum(failed) / len(failed) if failed else None
-            metrics[f"ea_fail_pct_{kind}"] = Metric(value=percent, unit="%")
         return TaskOutput(
-            metrics=metrics,
+            metrics=self.summarize(results.records, params),
             n_items=len(rows),
-            records=records,
+            records=results.records,
             issues=results.issues,
             compute_seconds=timer.seconds,
         )

@@ -67,7 +67,7 @@ class S22Task(Task):
             progress,
         )
         return TaskOutput(
-            metrics=self._metrics(results.records), n_items=len(systems), records=results.records,
+            metrics=self.summarize(results.records, params), n_items=len(systems), records=results.records,
             issues=results.issues, compute_seconds=timer.seconds,
         )
 
@@ -89,8 +89,11 @@ class S22Task(Task):
             }
         return record
 
-    @staticmethod
-    def _metrics(records: list[dict[str, Any]]) -> dict[str, Metric]:
+    @classmethod
+    def summarize(cls, records: list[dict[str, Any]], params: BaseModel) -> dict[str, Metric]:
+        """s22_mae over the scored systems; with params.curves (or records carrying curves) also the
+        S22x5 MAE, overall and per distance, None when no system was scored."""
+        assert isinstance(params, S22Params)
         metrics = {
             "s22_mae": Metric(
                 value=float(np.mean([abs(r["e_int"] - r["e_int_ref"]) for r in records])) if records else None,
@@ -98,10 +101,12 @@ class S22Task(Task):
             )
         }
         curves = [r for r in records if "curve" in r]
-        if curves:
+        if curves or params.curves:
             errors = {d: [abs(r["curve"][d] - r["curve_ref"][d]) for r in curves] for d in DISTANCES}
             every = [error for values in errors.values() for error in values]
-            metrics["s22x5_mae"] = Metric(value=float(np.mean(every)), unit="kcal/mol")
+            metrics["s22x5_mae"] = Metric(value=float(np.mean(every)) if every else None, unit="kcal/mol")
             for distance, values in errors.items():
-                metrics[f"s22x5_mae_{distance}"] = Metric(value=float(np.mean(values)), unit="kcal/mol")
+                metrics[f"s22x5_mae_{distance}"] = Metric(
+                    value=float(np.mean(values)) if values else None, unit="kcal/mol"
+                )
         return metrics

@@ -169,6 +169,16 @@ class PhononMDRTask(DirectoryTask):
         # LAMBench's published phonon_mdr baselines.
         return {"max_freq_mae": 1188.3, "entropy_mae": 764.8, "free_energy_mae": 125.1, "heat_capacity_mae": 547.4}
 
+    @classmethod
+    def summarize(cls, records: list[dict[str, Any]], params: BaseModel) -> dict[str, Metric]:
+        """MAE of each label (max_freq, entropy, free_energy, heat_capacity) over the scored materials."""
+        return {
+            f"{label}_mae": Metric(
+                value=mean_or_none(abs(r[label] - r[f"{label}_ref"]) for r in records), unit=UNITS[label]
+            )
+            for label in LABELS
+        }
+
     def run_on_directory(
         self, model: LoadedModel, root: Path, params: BaseModel, progress: ProgressCallback
     ) -> TaskOutput:
@@ -235,14 +245,8 @@ class PhononMDRTask(DirectoryTask):
             evaluate,
             progress,
         )
-        metrics = {
-            f"{label}_mae": Metric(
-                value=mean_or_none(abs(r[label] - r[f"{label}_ref"]) for r in results.records), unit=UNITS[label]
-            )
-            for label in LABELS
-        }
         return TaskOutput(
-            metrics=metrics,
+            metrics=self.summarize(results.records, params),
             n_items=len(rows),
             records=results.records,
             issues=results.issues,

@@ -225,7 +225,7 @@ class PhononTask(Task):
             progress,
         )
         return TaskOutput(
-            metrics=self._metrics(results.records), n_items=len(systems), records=results.records,
+            metrics=self.summarize(results.records, params), n_items=len(systems), records=results.records,
             issues=results.issues, compute_seconds=timer.seconds,
         )
 
@@ -254,8 +254,11 @@ class PhononTask(Task):
             "free_energy_ref": reference.free_energy,
         }
 
-    @staticmethod
-    def _metrics(records: list[dict[str, Any]]) -> dict[str, Metric]:
+    @classmethod
+    def summarize(cls, records: list[dict[str, Any]], params: BaseModel) -> dict[str, Metric]:
+        """Frequency, thermal-property and highest-frequency MAEs over the scored systems (each system's
+        frequency MAE weighs the same)."""
+
         def mae(key: str) -> float | None:
             if not records:
                 return None

@@ -93,8 +93,9 @@ class LambenchPressureTask(DirectoryTask):
         """LAMBench's normalisation constant (Å³/atom): the MAE of the mean DFT volume over 270 structures."""
         return {"volume_mae": 2.505}
 
-    @staticmethod
-    def metrics(records: list[dict[str, Any]]) -> dict[str, Metric]:
+    @classmethod
+    def summarize(cls, records: list[dict[str, Any]], params: BaseModel) -> dict[str, Metric]:
+        """MAE and RMSE of the relaxed volume per atom over the scored structures."""
         errors = [r["volume"] - r["volume_ref"] for r in records]
         rmse = float(np.sqrt(np.mean(np.square(errors)))) if errors else None
         return {
@@ -108,7 +109,7 @@ class LambenchPressureTask(DirectoryTask):
         assert isinstance(params, PressureParams)
         items = read_structures(root)
         if not model.card.capabilities.stress:
-            return all_skipped([name for name, _ in items], NO_STRESS_REASON, self.metrics([]))
+            return all_skipped([name for name, _ in items], NO_STRESS_REASON, self.summarize([], params))
         timer = Timer()
 
         def evaluate(name: str, item: tuple[float, Atoms]) -> dict[str, Any]:
@@ -127,7 +128,7 @@ class LambenchPressureTask(DirectoryTask):
 
         results = evaluate_items(model, items, lambda item: [item[1]], evaluate, progress)
         return TaskOutput(
-            metrics=self.metrics(results.records),
+            metrics=self.summarize(results.records, params),
             n_items=len(items),
             records=results.records,
             issues=results.issues,

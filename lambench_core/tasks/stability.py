@@ -322,6 +322,14 @@ class MDStabilityTask(Task):
         assert isinstance(params, MDStabilityParams)
         return sorted({system.dataset for system in params.systems})
 
+    @classmethod
+    def summarize(cls, records: list[dict[str, Any]], params: BaseModel) -> dict[str, Metric]:
+        """M_IS, survival fraction and |drift| statistics of the attempted systems' records: a
+        completed run (status "completed") enters with its |drift|, a failed one (status "failed")
+        scores 5 and counts against survival. Skipped systems have no record."""
+        drifts: list[float | None] = [r["drift_abs"] if r["status"] == "completed" else None for r in records]
+        return instability_metrics(drifts)
+
     def run(self, model: LoadedModel, frames: list, params: BaseModel, progress: ProgressCallback) -> TaskOutput:
         assert isinstance(params, MDStabilityParams)
         systems = load_systems(params)
@@ -344,21 +352,46 @@ class MDStabilityTask(Task):
 
         results = evaluate_items(model, systems, lambda s: [s.atoms], evaluate, progress)
         completed = {r["item"]: r for r in results.records}
-        skipped = {i.item for i in results.issues if i.kind == "skipped"}
-        # Attempted systems in their listed order: a completed run's |drift|, None for a failure
-        # (whether the MD blew up or the model raised before it started).
-        drifts: list[float | None] = [
-            completed[name]["drift_abs"] if name in completed else None for name, _ in systems if name not in skipped
-        ]
+        # Every attempted system has a record, a failure included (the MD blew up: its partial
+        # trajectory; the model raised before or outside the MD loop: the system and the reason), so
+        # that the metrics follow from the records alone.
+        by_name = dict(systems)
+        for issue in results.issues:
+            if issue.kind == "failed" and issue.item not in failed_records:
+                failed_records[issue.item] = {
+                    "item": issue.item,
+                    **self._unstarted_record(by_name[issue.item], issue.reason, params),
+                }
         records = [completed.get(name) or failed_records[name] for name, _ in systems
                    if name in completed or name in failed_records]
         return TaskOutput(
-            metrics=instability_metrics(drifts),
+            metrics=self.summarize(records, params),
             n_items=len(systems),
             records=records,
             issues=results.issues,
             compute_seconds=compute[0],
         )
+
+    @staticmethod
+    def _unstarted_record(system: PreparedSystem, reason: str, params: MDStabilityParams) -> dict[str, Any]:
+        """The record of an attempted system whose run left no trajectory (the model raised first)."""
+        return {
+            "dataset": system.dataset,
+            "frame": system.frame,
+            "frame_id": system.frame_id,
+            "domain": system.domain.value,
+            "formula": system.atoms.get_chemical_formula(),
+            "n_atoms": len(system.atoms),
+            "periodic": not system.isolated,
+            "status": "failed",
+            "steps_requested": params.steps,
+            "steps_completed": None,
+            "failed_at_step": None,
+            "failure": reason,
+            "drift": None,
+            "drift_abs": None,
+            "m_is": system_instability(None),
+        }
 
     @staticmethod
     def _record(system: PreparedSystem, run: MDRun, params: MDStabilityParams) -> dict[str, Any]:

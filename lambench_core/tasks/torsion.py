@@ -189,6 +189,11 @@ class TorsionScanTask(Task):
     def dummy_values(cls) -> dict[str, float]:
         return {"profile_mae": cls.DUMMY_PROFILE_MAE, "barrier_mae": cls.DUMMY_BARRIER_MAE}
 
+    @classmethod
+    def summarize(cls, records: list[dict[str, Any]], params: BaseModel) -> dict[str, Metric]:
+        """Torsion scores of the scored scans (n_barrier_above_1 counts the records given)."""
+        return scores_of_records(records).metrics()
+
     def run(self, model: LoadedModel, frames: list[Frame], params: BaseModel, progress: ProgressCallback) -> TaskOutput:
         assert isinstance(params, TorsionScanParams)
         scans = group_scans(frames)
@@ -216,7 +221,7 @@ class TorsionScanTask(Task):
             model, [(name, scans[name]) for name in names], lambda s: [f.atoms for f in s.frames], evaluate, progress
         )
         return TaskOutput(
-            metrics=scores_of_records(results.records).metrics(),
+            metrics=self.summarize(results.records, params),
             n_items=len(names),
             records=results.records,
             issues=results.issues,
@@ -299,6 +304,11 @@ class TorsionNetTask(DirectoryTask):
         # LAMBench's published torsionnet baselines: MAE, MAEB, NABH_h.
         return {"profile_mae": 2.4939, "barrier_mae": 5.8176, "n_barrier_above_1": 493.0}
 
+    @classmethod
+    def summarize(cls, records: list[dict[str, Any]], params: BaseModel) -> dict[str, Metric]:
+        """Torsion scores of the scored fragments (n_barrier_above_1 counts the records given)."""
+        return scores_of_records(records).metrics()
+
     def run_on_directory(
         self, model: LoadedModel, root: Path, params: BaseModel, progress: ProgressCallback
     ) -> TaskOutput:
@@ -333,7 +343,7 @@ class TorsionNetTask(DirectoryTask):
 
         results = evaluate_items(model, list(fragments.items()), structures, evaluate, progress)
         return TaskOutput(
-            metrics=scores_of_records(results.records).metrics(),
+            metrics=self.summarize(results.records, params),
             n_items=len(fragments),
             records=results.records,
             issues=results.issues,

@@ -1,0 +1,139 @@
+"""The leaderboard as Markdown: for the terminal, CI logs and pull requests."""
+
+from __future__ import annotations
+
+from lambench_core.report import formatting as fmt
+from lambench_core.report.leaderboard import Leaderboard, ModelInfo
+
+MILLI = 1000.0
+FORCE_FIELD_ERRORS = (
+    ("E RMSE (meV/atom)", "energy_rmse_per_atom"),
+    ("F RMSE (meV/Å)", "force_rmse"),
+    ("V RMSE (meV/atom)", "virial_rmse_per_atom"),
+)
+APPLICABILITY_DETAIL = (
+    ("efficiency", "eta_us_per_atom", "η̄ (µs/atom)", 1),
+    ("stability", "survival_fraction", "MD survival", 2),
+)
+
+Columns = list[tuple[str, list[str]]]
+
+
+def table(columns: Columns) -> str:
+    height = len(columns[0][1]) if columns else 0
+    header = "| " + " | ".join(name for name, _ in columns) + " |"
+    rule = "|" + "|".join("---" for _ in columns) + "|"
+    body = ["| " + " | ".join(values[i].replace("|", "\\|") for _, values in columns) + " |" for i in range(height)]
+    return "\n".join([header, rule, *body])
+
+
+def score_columns(board: Leaderboard) -> Columns:
+    rows = board.scoreboard.models
+    level = f"{board.scoreboard.confidence:.0%}"
+    columns: Columns = [
+        ("Rank", [fmt.rank(s) for s in rows]),
+        ("Model", [s.model for s in rows]),
+        (f"M_FF ↓ [{level}]", [fmt.score(s.m_ff, s.m_ff_partial) for s in rows]),
+    ]
+    for domain in board.scoreboard.force_field_domains:
+        columns.append((f"FF {domain.value}", [fmt.estimate(s.ff_domains[domain]) for s in rows]))
+    if board.benchmarks_of("property"):
+        columns.append((f"M_PC ↓ [{level}]", [fmt.score(s.m_pc, s.m_pc_partial) for s in rows]))
+        for domain in board.scoreboard.property_domains:
+            columns.append((f"PC {domain.value}", [fmt.estimate(s.pc_domains[domain]) for s in rows]))
+    for kind, metric, title in (("stability", "m_is", "M_IS ↓"), ("efficiency", "m_e", "M_E ↑")):
+        for benchmark in board.benchmarks_of(kind):
+            values = [
+                fmt.cell(board.value(s.model, benchmark.name, metric), board.job(s.model, benchmark.name)) for s in rows
+            ]
+            columns.append((title, values))
+    for kind, metric, title, digits in APPLICABILITY_DETAIL:
+        for benchmark in board.benchmarks_of(kind):
+            values = [
+                fmt.cell(board.value(s.model, benchmark.name, metric), board.job(s.model, benchmark.name), 1.0, digits)
+                for s in rows
+            ]
+            columns.append((title, values))
+    columns.append(("Model time (s)", [f"{_model(board, s.model).compute_seconds:.1f}" for s in rows]))
+    return columns
+
+
+def _model(board: Leaderboard, name: str) -> ModelInfo:
+    return next(m for m in board.models if m.name == name)
+
+
+def error_columns(board: Leaderboard) -> Columns:
+    """One row per (benchmark set, error): the raw errors behind the normalized scores."""
+    labels: list[str] = []
+    cells: dict[str, list[str]] = {s.model: [] for s in board.scoreboard.models}
+    for benchmark in board.benchmarks_of("force_field"):
+        errors = (
+            FORCE_FIELD_ERRORS
+            if benchmark.metrics.get("virial_rmse_per_atom", None)
+            and (benchmark.metrics["virial_rmse_per_atom"].dummy is not None)
+            else FORCE_FIELD_ERRORS[:2]
+        )
+        for title, metric in errors:
+            labels.append(f"{benchmark.name} {title}")
+            for model in cells:
+                row = board.value(model, benchmark.name, metric)
+                cells[model].append(fmt.cell(row, board.job(model, benchmark.name), MILLI, 1))
+    return [("Set and error", labels), *cells.items()]
+
+
+def property_columns(board: Leaderboard) -> Columns:
+    """One row per scored property metric, with units and the dummy value that normalizes it."""
+    labels: list[str] = []
+    cells: dict[str, list[str]] = {s.model: [] for s in board.scoreboard.models}
+    for benchmark in board.benchmarks_of("property"):
+        for metric, info in benchmark.metrics.items():
+            if info.dummy is None:
+                continue
+            labels.append(f"{benchmark.name} {metric} ({info.unit}); dummy {info.dummy:.3g}")
+            for model in cells:
+                cells[model].append(
+                    fmt.cell(board.value(model, benchmark.name, metric), board.job(model, benchmark.name))
+                )
+        labels.append(f"{benchmark.name} success rate (coverage)")
+        for model in cells:
+            job = board.job(model, benchmark.name)
+            if job is None or job.success_rate is None:
+                cells[model].append(fmt.GAP)
+            else:
+                coverage = "" if job.coverage in (None, 1.0) else f" ({job.coverage:.2f})"
+                cells[model].append(f"{job.success_rate:.2f}{coverage}")
+    return [("Task metric", labels), *cells.items()]
+
+
+def footnotes(board: Leaderboard) -> list[str]:
+    level = f"{board.scoreboard.confidence:.0%}"
+    lines = [
+        "M_FF and M_PC: 0 is perfect, 1 is the composition-only dummy model (errors capped at the dummy's; "
+        "M_PC's are divided by each task's success rate). Ranked by M_FF, then M_PC, M_IS, M_E.",
+        f"[low, high]: {level} bootstrap intervals over structures ({board.scoreboard.n_replicates} replicates, "
+        "paired across models, the whole chain recomputed per replicate); rank (low–high) the same for the rank; "
+        "`=` the M_FF interval overlaps another ranked model's (tied).",
+        "M_E = 100 µs/atom ÷ η̄ (higher is faster, on the hardware in the results' provenance); M_IS: mean over "
+        "MD systems of clip(log10(|drift| / 5e-4 eV/atom/ps), 0, 5), a failed run counting 5.",
+        "`*` some structures were skipped or failed; `failed`, `missing` and `unsupported` (the model lacks the "
+        "set's elements) are gaps, never zeros, and make a score partial.",
+    ]
+    for scores in board.scoreboard.models:
+        if scores.tied_with:
+            lines.append(f"{scores.model} is tied on M_FF with {', '.join(scores.tied_with)}")
+        lines.extend(f"{scores.model}: {note}" for note in scores.force_field.notes)
+    for job in board.jobs:
+        if job.status == "failed" and job.error:
+            lines.append(f"{job.model} on {job.task}: {job.error}")
+    lines.extend(board.notes)
+    return lines
+
+
+def to_markdown(board: Leaderboard) -> str:
+    sections = [f"## lambench leaderboard — campaign {board.campaign}", table(score_columns(board))]
+    if board.benchmarks_of("force_field"):
+        sections += ["### Errors per benchmark set", table(error_columns(board))]
+    if board.benchmarks_of("property"):
+        sections += ["### Property tasks", table(property_columns(board))]
+    sections.append("\n".join(f"- {line}" for line in footnotes(board)))
+    return "\n\n".join(sections) + "\n"

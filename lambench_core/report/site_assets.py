@@ -1,0 +1,94 @@
+"""The site's stylesheet and script. Plotly's own JavaScript is copied from the installed plotly
+package, so the site needs no network when viewed (file:// or object storage)."""
+
+from __future__ import annotations
+
+STYLE = """
+:root{--fg:#1d232a;--muted:#5f6b76;--line:#d9dee3;--head:#f2f5f7;--accent:#1f6feb;--bad:#b42318;--tie:#7a5af8}
+*{box-sizing:border-box}
+body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;color:var(--fg);margin:0;background:#fbfcfd}
+header{background:#10222f;color:#fff;padding:1rem 2rem}
+header a{color:#cfe3ff;margin-right:1.2rem;text-decoration:none}
+header h1{margin:.2rem 0 .4rem;font-size:1.5rem}
+main{padding:1rem 2rem 3rem;max-width:1500px}
+h2{margin-top:2rem;border-bottom:1px solid var(--line);padding-bottom:.3rem}
+.muted{color:var(--muted)}
+.table-wrap{overflow-x:auto}
+table{border-collapse:collapse;background:#fff;margin:.5rem 0}
+th,td{border:1px solid var(--line);padding:.35rem .6rem;text-align:right;white-space:nowrap}
+th{background:var(--head);position:sticky;top:0}
+th.sortable{cursor:pointer;user-select:none}
+th.sortable:after{content:" ⇅";color:#98a2ad}
+th[aria-sort=ascending]:after{content:" ▲";color:var(--accent)}
+th[aria-sort=descending]:after{content:" ▼";color:var(--accent)}
+td.name,th.name{text-align:left}
+td .ci{color:var(--muted);font-size:.85em;display:block}
+td.gap{color:var(--bad)}
+td.partial{background:#fff8e6}
+.tie{color:var(--tie);font-weight:600}
+.plots{display:grid;grid-template-columns:repeat(auto-fit,minmax(480px,1fr));gap:1rem}
+.plot{background:#fff;border:1px solid var(--line);min-height:420px}
+dl.kv{display:grid;grid-template-columns:max-content 1fr;gap:.2rem 1rem}
+dl.kv dt{font-weight:600}
+dl.kv dd{margin:0;word-break:break-all}
+ul.notes li{margin:.2rem 0}
+code{background:#eef1f4;padding:0 .25rem;border-radius:3px}
+"""
+
+SCRIPT = r"""
+(function () {
+  "use strict";
+  function sortValue(cell) {
+    var raw = cell.getAttribute("data-value");
+    if (raw === null || raw === "") { return null; }
+    var number = Number(raw);
+    return isNaN(number) ? raw.toLowerCase() : number;
+  }
+  function compare(a, b, direction) {
+    if (a === null && b === null) { return 0; }
+    if (a === null) { return 1; }   // gaps stay at the bottom in both directions
+    if (b === null) { return -1; }
+    if (a < b) { return -direction; }
+    if (a > b) { return direction; }
+    return 0;
+  }
+  function makeSortable(table) {
+    var headers = table.querySelectorAll("th.sortable");
+    headers.forEach(function (header) {
+      header.addEventListener("click", function () {
+        var index = Array.prototype.indexOf.call(header.parentNode.children, header);
+        var ascending = header.getAttribute("aria-sort") !== "ascending";
+        headers.forEach(function (other) { other.removeAttribute("aria-sort"); });
+        header.setAttribute("aria-sort", ascending ? "ascending" : "descending");
+        var body = table.tBodies[0];
+        var rows = Array.prototype.slice.call(body.rows);
+        rows.sort(function (r1, r2) {
+          return compare(sortValue(r1.cells[index]), sortValue(r2.cells[index]), ascending ? 1 : -1);
+        });
+        rows.forEach(function (row) { body.appendChild(row); });
+      });
+    });
+  }
+  function drawPlots() {
+    var source = document.getElementById("plot-data");
+    if (!source || typeof Plotly === "undefined") { return; }
+    var figures = JSON.parse(source.textContent);
+    figures.forEach(function (figure) {
+      var target = document.getElementById(figure.id);
+      if (!target) { return; }
+      Plotly.newPlot(target, figure.data, figure.layout, {displaylogo: false, responsive: true})
+        .then(function () { target.setAttribute("data-rendered", "true"); });
+    });
+  }
+  document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("table.sortable-table").forEach(makeSortable);
+    drawPlots();
+  });
+})();
+"""
+
+
+def plotly_javascript() -> str:
+    from plotly.offline import get_plotlyjs
+
+    return get_plotlyjs()

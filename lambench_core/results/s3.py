@@ -1,0 +1,98 @@
+"""An S3 backend of the ResultStore (MinIO, SeaweedFS, AWS, ...) through the `minio` client.
+
+`s3://bucket/prefix` names the store; the endpoint and keys come from the environment, never from
+the URL, so URLs can be printed and stored:
+  LAMBENCH_S3_ENDPOINT   host:port or http(s)://host:port (default: s3.amazonaws.com)
+  LAMBENCH_S3_ACCESS_KEY / LAMBENCH_S3_SECRET_KEY (else AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)
+  LAMBENCH_S3_REGION     optional
+A PUT of a whole object is atomic in S3: readers see the old object or the new one.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from urllib.parse import urlparse
+
+from lambench_core.errors import LambenchError
+
+ENDPOINT_ENV = "LAMBENCH_S3_ENDPOINT"
+
+
+def _endpoint() -> tuple[str, bool]:
+    raw = os.environ.get(ENDPOINT_ENV, "s3.amazonaws.com")
+    if "://" in raw:
+        parsed = urlparse(raw)
+        return parsed.netloc, parsed.scheme == "https"
+    return raw, True
+
+
+def _credentials() -> tuple[str | None, str | None]:
+    access = os.environ.get("LAMBENCH_S3_ACCESS_KEY") or os.environ.get("AWS_ACCESS_KEY_ID")
+    secret = os.environ.get("LAMBENCH_S3_SECRET_KEY") or os.environ.get("AWS_SECRET_ACCESS_KEY")
+    return access, secret
+
+
+class S3Backend:
+    def __init__(self, url: str) -> None:
+        from minio import Minio
+
+        parsed = urlparse(url)
+        if parsed.scheme != "s3" or not parsed.netloc:
+            raise LambenchError(f"{url}: expected s3://bucket[/prefix]")
+        self.bucket = parsed.netloc
+        self.prefix = parsed.path.strip("/")
+        self.url = f"s3://{self.bucket}" + (f"/{self.prefix}" if self.prefix else "")
+        endpoint, secure = _endpoint()
+        access, secret = _credentials()
+        self.client = Minio(
+            endpoint, access_key=access, secret_key=secret, secure=secure, region=os.environ.get("LAMBENCH_S3_REGION")
+        )
+
+    def _key(self, path: str) -> str:
+        return f"{self.prefix}/{path}" if self.prefix else path
+
+    def _failure(self, action: str, path: str, exc: Exception) -> LambenchError:
+        return LambenchError(f"{self.url}/{path}: {action} failed ({type(exc).__name__}: {exc})")
+
+    def read_bytes(self, path: str) -> bytes | None:
+        from minio.error import S3Error
+
+        try:
+            response = self.client.get_object(self.bucket, self._key(path))
+        except S3Error as exc:
+            if exc.code in ("NoSuchKey", "NoSuchBucket"):
+                return None
+            raise self._failure("read", path, exc) from None
+        except Exception as exc:  # connection errors: name the object and the endpoint
+            raise self._failure("read", path, exc) from None
+        try:
+            return response.read()
+        finally:
+            response.close()
+            response.release_conn()
+
+    def write_bytes(self, path: str, data: bytes) -> None:
+        try:
+            if not self.client.bucket_exists(self.bucket):
+                self.client.make_bucket(self.bucket)
+            self.client.put_object(self.bucket, self._key(path), io.BytesIO(data), len(data))
+        except Exception as exc:
+            raise self._failure("write", path, exc) from None
+
+    def list(self, prefix: str) -> list[str]:
+        base = self._key(prefix).rstrip("/") + "/"
+        start = len(self.prefix) + 1 if self.prefix else 0
+        try:
+            objects = self.client.list_objects(self.bucket, prefix=base, recursive=True)
+            return sorted(obj.object_name[start:] for obj in objects if obj.object_name)
+        except Exception as exc:
+            if getattr(exc, "code", None) == "NoSuchBucket":
+                return []
+            raise self._failure("list", prefix, exc) from None
+
+    def delete(self, path: str) -> None:
+        try:
+            self.client.remove_object(self.bucket, self._key(path))
+        except Exception as exc:
+            raise self._failure("delete", path, exc) from None
