@@ -121,3 +121,23 @@ def test_markdown_shows_intervals_ties_and_escapes_pipes():
     first_row = next(line for line in text.splitlines() if line.startswith("| 1"))
     assert re.search(r"\| 0\.200 \[0\.\d+, 0\.\d+\] \|", first_row)
     assert QUOTED in text
+
+
+def test_a_job_whose_records_cannot_be_resampled_keeps_its_values_and_says_so(tmp_path):
+    from lambench_core.campaign import CampaignContext, CampaignSpec, plan_campaign
+    from lambench_core.report.leaderboard import build_leaderboard
+    from lambench_core.results.record import Metric, Status, TaskResult
+    from lambench_core.results.store import ResultStore
+
+    spec = CampaignSpec(campaign_id="c", models=["emt"], tasks=["s22"], store=str(tmp_path / "store"))
+    context = CampaignContext(spec)
+    (job,) = plan_campaign(spec, ResultStore.open(spec.store)).all_jobs
+    # Records from an "older version" of the task lack the fields its summarize reads.
+    stale = TaskResult(
+        key=job.key, model="emt", task="s22", status=Status.SUCCEEDED, n_items=2, n_scored=2, success_rate=1.0,
+        metrics={"s22_mae": Metric(value=1.5, unit="kcal/mol")}, records=[{"item": "a"}, {"item": "b"}],
+    )
+    board, table = build_leaderboard("c", ["emt"], [stale], [job], context.manifest, n_replicates=50)
+    (scores,) = board.scoreboard.models
+    assert scores.metrics["s22"]["s22_mae"].value == 1.5 and scores.metrics["s22"]["s22_mae"].low is None
+    assert any(note.startswith("emt on s22: no intervals (KeyError") for note in board.notes)

@@ -74,3 +74,29 @@ def test_identity_key_changes_with_every_ingredient():
     assert base not in variants and len(variants) == 5
     # Editing prose on the card does not change what was computed.
     assert base == job_key(chgnet.model_copy(update={"description": "new"}), "force_field", "1", {"a": 1}, "d" * 64)
+
+
+def test_s3_store_on_a_real_server(s3_env):
+    store = ResultStore.open("s3://lambench-results/team-a")
+    assert store.url == "s3://lambench-results/team-a" and store.keys() == []
+    store.put(result("k1"))
+    store.put(result("k2", Status.FAILED))
+    assert store.get("k1") == result("k1") and store.get("nope") is None
+    assert store.keys() == ["k1"] and store.get_failure("k2") is not None
+    store.put(result("k2"))
+    assert store.keys() == ["k1", "k2"] and store.get_failure("k2") is None
+    store.put_campaign_file("c1", "site/index.html", b"<html>")
+    assert store.get_campaign_file("c1", "site/index.html") == b"<html>"
+    # Another prefix of the same bucket is another store.
+    assert ResultStore.open("s3://lambench-results/team-b").keys() == []
+
+
+def test_s3_store_errors_name_the_object_and_endpoint(monkeypatch):
+    from lambench_core.errors import LambenchError
+
+    monkeypatch.setenv("LAMBENCH_S3_ENDPOINT", "http://127.0.0.1:9")  # nothing listens on the discard port
+    monkeypatch.setenv("LAMBENCH_S3_ACCESS_KEY", "x")
+    monkeypatch.setenv("LAMBENCH_S3_SECRET_KEY", "y")
+    store = ResultStore.open("s3://bucket/prefix")
+    with pytest.raises(LambenchError, match=r"s3://bucket/prefix/results/k1.json: read failed"):
+        store.get("k1")

@@ -46,11 +46,14 @@ def test_leaderboard_opens_from_disk_sorts_and_draws_every_plot(site):
         header.click()
         assert header.get_attribute("aria-sort") == "descending"
         assert table_models(driver) == sorted(MODELS, key=SCALE.get)
-        # Each plot drew one trace per model (the radar and bars) or its points and front (scatter).
+        # Each plot drew one trace per model (the radar and bars) or its groups and front (scatter:
+        # alpha dominates both others, so it alone is on the front).
         traces = driver.execute_script(
             "return Object.fromEntries(Array.from(document.querySelectorAll('.plot')).map(p => [p.id, p.data.length]))"
         )
-        assert traces == {"plot-radar": 3, "plot-pareto": 2, "plot-benchmarks": 3}
+        assert traces == {"plot-radar": 3, "plot-pareto": 3, "plot-benchmarks": 3}
+        front = driver.execute_script("return document.getElementById('plot-pareto').data[0]")
+        assert front["name"] == "on the Pareto front" and front["text"] == ["alpha"]
         assert severe_console_errors(driver) == []
         screenshot(driver, "site-index.png")
 

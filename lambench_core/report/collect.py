@@ -117,8 +117,11 @@ def _dummies(job: Job, manifest: ManifestDocument) -> dict[str, float]:
     return {}
 
 
-def _replicates(jobs: Sequence[Job], results: dict[str, TaskResult], n_replicates: int) -> dict[str, dict[str, list]]:
-    """job key → metric → replicates, drawn per (task instance, label set) and shared by its models."""
+def _replicates(
+    jobs: Sequence[Job], results: dict[str, TaskResult], n_replicates: int, notes: list[str]
+) -> dict[str, dict[str, list]]:
+    """job key → metric → replicates, drawn per (task instance, label set) and shared by its models.
+    A job whose records cannot be resummarized keeps its point values and gets a note instead."""
     groups: dict[tuple[str, str | None], list[Job]] = {}
     for job in jobs:
         groups.setdefault((job.instance.name, job.dataset), []).append(job)
@@ -142,7 +145,9 @@ def _replicates(jobs: Sequence[Job], results: dict[str, TaskResult], n_replicate
             try:
                 found[job.key] = replicate_metrics(result.records, draws, summarize)
             except NotImplementedError:
-                continue  # a task that cannot recompute from records: point values only
+                notes.append(f"{job.model} on {job.instance.name}: no intervals (the task cannot summarize records)")
+            except Exception as exc:  # e.g. records stored by an older task version: keep the point values
+                notes.append(f"{job.model} on {job.instance.name}: no intervals ({type(exc).__name__}: {exc})"[:300])
     return found
 
 
@@ -185,9 +190,11 @@ def metrics_table(
     results: dict[str, TaskResult],
     manifest: ManifestDocument,
     n_replicates: int,
+    notes: list[str] | None = None,
 ) -> MetricsTable:
-    """One row per (job, metric); a job without a result gives `missing` rows of its normalized metrics."""
-    replicates = _replicates(jobs, results, n_replicates)
+    """One row per (job, metric); a job without a result gives `missing` rows of its normalized metrics.
+    Whatever could not be bootstrapped is said in `notes`."""
+    replicates = _replicates(jobs, results, n_replicates, notes if notes is not None else [])
     normalizers = _normalizer_keys(jobs, results)
     rows: list[RawMetric] = []
     for job in jobs:

@@ -206,9 +206,10 @@ def build_leaderboard(
     Failed and missing ones are gaps, never zeros.
     """
     by_key = {r.key: r for r in results}
-    table = metrics_table(models, jobs, by_key, manifest, n_replicates)
+    bootstrap_notes: list[str] = []
+    table = metrics_table(models, jobs, by_key, manifest, n_replicates, bootstrap_notes)
     scoreboard = score_table(table, confidence)
-    notes = sorted(
+    notes = bootstrap_notes + sorted(
         {
             f"{job.dataset}: no dummy errors in the manifest; left out of M_FF"
             for job in jobs

@@ -41,11 +41,14 @@ def score_columns(board: Leaderboard) -> Columns:
         columns.append((f"M_PC ↓ [{level}]", [fmt.score(s.m_pc, s.m_pc_partial) for s in rows]))
         for domain in board.scoreboard.property_domains:
             columns.append((f"PC {domain.value}", [fmt.estimate(s.pc_domains[domain]) for s in rows]))
-    for kind, metric, title in (("stability", "m_is", "M_IS ↓"), ("efficiency", "m_e", "M_E ↑")):
+    for kind, attribute, title in (("stability", "m_is", "M_IS ↓"), ("efficiency", "m_e", "M_E ↑")):
         for benchmark in board.benchmarks_of(kind):
-            values = [
-                fmt.cell(board.value(s.model, benchmark.name, metric), board.job(s.model, benchmark.name)) for s in rows
-            ]
+            values = []
+            for s in rows:
+                estimate = getattr(s, attribute)
+                job = board.job(s.model, benchmark.name)
+                gap = job.status if job and job.status in ("failed", "unsupported") else "missing"
+                values.append(fmt.estimate(estimate) if estimate.value is not None else gap)
             columns.append((title, values))
     for kind, metric, title, digits in APPLICABILITY_DETAIL:
         for benchmark in board.benchmarks_of(kind):
@@ -54,7 +57,8 @@ def score_columns(board: Leaderboard) -> Columns:
                 for s in rows
             ]
             columns.append((title, values))
-    columns.append(("Model time (s)", [f"{_model(board, s.model).compute_seconds:.1f}" for s in rows]))
+    if board.jobs:  # a table scored elsewhere has no timings
+        columns.append(("Model time (s)", [f"{_model(board, s.model).compute_seconds:.1f}" for s in rows]))
     return columns
 
 

@@ -224,35 +224,49 @@ def pareto_front(points: Iterable[tuple[str, float, float]]) -> list[str]:
     return front
 
 
+def _scatter_trace(name: str, models: list[ModelScores], symbol: str) -> dict[str, Any]:
+    return {
+        "type": "scatter",
+        "mode": "markers+text",
+        "name": name,
+        "x": [s.m_e.value for s in models],
+        "y": [s.m_ff.value for s in models],
+        "text": [plot_text(s.model) for s in models],
+        "textposition": "top center",
+        "error_y": _error_bars([s.m_ff for s in models]),
+        "error_x": _error_bars([s.m_e for s in models]),
+        "marker": {"size": 11, "symbol": symbol},
+    }
+
+
 def _pareto(board: Leaderboard) -> dict[str, Any] | None:
+    """M_FF against M_E; the front is drawn through complete scores only (a partial M_FF is not
+    comparable), partial ones are shown hollow beside it."""
     scored = [s for s in board.scoreboard.models if s.m_ff.value is not None and s.m_e.value]
     if not scored:
         return None
-    front = set(pareto_front((s.model, s.m_e.value or 0.0, s.m_ff.value or 0.0) for s in scored))
-    points = {
-        "type": "scatter",
-        "mode": "markers+text",
-        "name": "models",
-        "x": [s.m_e.value for s in scored],
-        "y": [s.m_ff.value for s in scored],
-        "text": [plot_text(s.model) for s in scored],
-        "textposition": "top center",
-        "error_y": _error_bars([s.m_ff for s in scored]),
-        "error_x": _error_bars([s.m_e for s in scored]),
-        "marker": {"size": 11, "symbol": ["star" if s.model in front else "circle" for s in scored]},
-    }
-    ordered = sorted((s for s in scored if s.model in front), key=lambda s: s.m_e.value or 0.0)
-    line = {
-        "type": "scatter",
-        "mode": "lines",
-        "name": "Pareto front",
-        "x": [s.m_e.value for s in ordered],
-        "y": [s.m_ff.value for s in ordered],
-        "line": {"dash": "dot"},
-    }
+    complete = [s for s in scored if not s.m_ff_partial]
+    partial = [s for s in scored if s.m_ff_partial]
+    front = set(pareto_front((s.model, s.m_e.value or 0.0, s.m_ff.value or 0.0) for s in complete))
+    traces = [
+        _scatter_trace("on the Pareto front", [s for s in complete if s.model in front], "star"),
+        _scatter_trace("complete M_FF", [s for s in complete if s.model not in front], "circle"),
+        _scatter_trace("partial M_FF", partial, "circle-open"),
+    ]
+    ordered = sorted((s for s in complete if s.model in front), key=lambda s: s.m_e.value or 0.0)
+    traces.append(
+        {
+            "type": "scatter",
+            "mode": "lines",
+            "name": "Pareto front",
+            "x": [s.m_e.value for s in ordered],
+            "y": [s.m_ff.value for s in ordered],
+            "line": {"dash": "dot"},
+        }
+    )
     return {
         "id": "plot-pareto",
-        "data": [points, line],
+        "data": [trace for trace in traces if trace["x"]],
         "layout": {
             "title": {"text": "Accuracy vs efficiency (M_FF lower is better, M_E higher is faster)"},
             "xaxis": {"title": {"text": "M_E (log)"}, "type": "log"},
