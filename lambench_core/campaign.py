@@ -95,12 +95,26 @@ class CampaignContext:
         return Job(key=key, model=card.name, instance=instance, dataset=dataset)
 
 
+def campaign_jobs(spec: CampaignSpec, context: CampaignContext | None = None) -> list[Job]:
+    """Every job of the campaign, in model-then-task order; deterministic in the spec, the cards and
+    the manifest, so a cluster step can find its job from the spec and its key alone."""
+    context = context or CampaignContext(spec)
+    cards = context.catalog.select(spec.models)
+    instances = context.suite.select(spec.tasks)
+    return [context.job_for(card, instance) for card in cards for instance in instances]
+
+
+def find_job(spec: CampaignSpec, key: str) -> Job:
+    for job in campaign_jobs(spec):
+        if job.key == key:
+            return job
+    raise LambenchError(f"campaign {spec.campaign_id}: no job with key {key} (cards or data differ from the plan's)")
+
+
 def plan_campaign(spec: CampaignSpec, store: ResultStore) -> Plan:
     """Validate every name and checksum, then split the jobs into those to run and those done."""
     context = CampaignContext(spec)
-    cards = context.catalog.select(spec.models)
-    instances = context.suite.select(spec.tasks)
-    jobs = [context.job_for(card, instance) for card in cards for instance in instances]
+    jobs = campaign_jobs(spec, context)
     for dataset in sorted({job.dataset for job in jobs if job.dataset is not None}):
         verify_dataset(context.manifest, context.manifest.get(dataset))
     to_run: list[Job] = []

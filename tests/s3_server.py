@@ -43,11 +43,17 @@ def _free_port() -> int:
 
 
 def _ready(endpoint: str) -> bool:
+    """Ready means a write goes through: the S3 gateway answers before its volume servers can store."""
+    import io
+
     from minio import Minio
 
     client = Minio(endpoint.removeprefix("http://"), access_key=ACCESS_KEY, secret_key=SECRET_KEY, secure=False)
     try:
-        client.list_buckets()
+        if not client.bucket_exists("readiness"):
+            client.make_bucket("readiness")
+        client.put_object("readiness", "probe", io.BytesIO(b"ok"), 2)
+        client.remove_object("readiness", "probe")
     except Exception:
         return False
     return True
@@ -70,6 +76,7 @@ def seaweedfs(workdir: Path, timeout: float = 90.0) -> Iterator[S3Server]:
     }
     config.write_text(json.dumps({"identities": [identity]}))
     # Every listener on a free port: the defaults (and grpc = http + 10000) may be taken or invalid.
+    # Every bucket is a collection that grows its own volumes: allow plenty of small ones.
     names = ("master", "volume", "filer", "s3")
     ports = {name: _free_port() for name in names} | {f"{name}.grpc": _free_port() for name in names}
     ports["s3.iceberg"] = _free_port()
@@ -86,7 +93,7 @@ def seaweedfs(workdir: Path, timeout: float = 90.0) -> Iterator[S3Server]:
         f"-s3.port={ports['s3']}",
         f"-s3.config={config}",
         "-master.volumeSizeLimitMB=64",
-        "-volume.max=8",
+        "-volume.max=200",
         *(f"-{name}.port.grpc={ports[name + '.grpc']}" for name in names),
         f"-s3.port.iceberg={ports['s3.iceberg']}",
     ]

@@ -79,6 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--fail-on-regression", action="store_true", help="exit 1 if any score got worse beyond A's interval"
     )
 
+    from workflows.cluster_cli import add_cluster_commands
+
+    add_cluster_commands(commands)
+
     models = commands.add_parser("models", help="list the model cards")
     _add_catalog_options(models)
     tasks = commands.add_parser("tasks", help="list the tasks whose data is on this machine")
@@ -360,11 +364,19 @@ COMMANDS = {
 }
 
 
+def _command(name: str):  # noqa: ANN202
+    from workflows.cluster_cli import CLUSTER_COMMANDS
+
+    if name in CLUSTER_COMMANDS:
+        return lambda args, console: CLUSTER_COMMANDS[name](args)
+    return COMMANDS[name]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     console = Console(soft_wrap=True)
     try:
-        return COMMANDS[args.command](args, console)
+        return _command(args.command)(args, console)
     except LambenchError as exc:
         print(f"lambench: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -49,5 +49,8 @@ class ModelCatalog:
     def source(self, name: str) -> Path:
         return self._sources[name]
 
+    def cards(self) -> list[ModelCard]:
+        return [self._cards[name] for name in self.names()]
+
     def select(self, names: Iterable[str]) -> list[ModelCard]:
         return [self.get(name) for name in names]

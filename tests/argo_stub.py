@@ -1,0 +1,124 @@
+"""ArgoServerStub: a STUB of the Argo Server REST API, for tests only (no Kubernetes can run here).
+
+It speaks the few endpoints lambench calls (create/get/retry workflows, create cron workflows) on
+127.0.0.1, validates every posted manifest with the same strict schema as `lambench export`, records
+each request with its headers, and lets a test set the phases of a workflow's nodes. It schedules
+nothing and runs nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from workflows.argo import validate_manifest
+
+
+class ArgoServerStub:
+    def __init__(self) -> None:
+        self.workflows: dict[str, dict[str, Any]] = {}
+        self.cron_workflows: dict[str, dict[str, Any]] = {}
+        self.requests: list[tuple[str, str, dict[str, str], Any]] = []
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:  # keep test output quiet
+                pass
+
+            def _body(self) -> Any:
+                length = int(self.headers.get("Content-Length") or 0)
+                return json.loads(self.rfile.read(length)) if length else None
+
+            def _reply(self, code: int, payload: Any) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _handle(self, method: str) -> None:
+                body = self._body() if method in ("POST", "PUT") else None
+                stub.requests.append((method, self.path, dict(self.headers), body))
+                code, payload = stub.route(method, self.path, body)
+                self._reply(code, payload)
+
+            def do_GET(self) -> None:  # noqa: N802 (http.server's names)
+                self._handle("GET")
+
+            def do_POST(self) -> None:  # noqa: N802
+                self._handle("POST")
+
+            def do_PUT(self) -> None:  # noqa: N802
+                self._handle("PUT")
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> ArgoServerStub:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def route(self, method: str, path: str, body: Any) -> tuple[int, Any]:
+        parts = path.strip("/").split("/")  # api v1 workflows NAMESPACE [NAME [retry]]
+        if parts[:3] == ["api", "v1", "workflows"] and method == "POST" and len(parts) == 4:
+            return self._create(body["workflow"], "Workflow")
+        if parts[:3] == ["api", "v1", "cron-workflows"] and method == "POST":
+            return self._create(body["cronWorkflow"], "CronWorkflow")
+        if parts[:3] == ["api", "v1", "workflows"] and len(parts) >= 5:
+            workflow = self.workflows.get(parts[4])
+            if workflow is None:
+                return 404, {"code": 5, "message": f'workflows.argoproj.io "{parts[4]}" not found'}
+            if method == "GET":
+                return 200, workflow
+            if method == "PUT" and parts[5:] == ["retry"]:
+                for node in workflow["status"]["nodes"].values():
+                    if node["phase"] in ("Failed", "Error"):
+                        node["phase"] = "Pending"
+                workflow["status"]["phase"] = "Running"
+                return 200, workflow
+        return 404, {"message": f"the stub does not serve {method} {path}"}
+
+    def _create(self, manifest: dict[str, Any], kind: str) -> tuple[int, Any]:
+        try:
+            validate_manifest(manifest)
+        except Exception as exc:
+            return 400, {"message": str(exc)}
+        stored = json.loads(json.dumps(manifest))
+        metadata = stored["metadata"]
+        metadata["name"] = metadata.get("name") or f"{metadata['generateName']}{secrets.token_hex(3)}"
+        if kind == "CronWorkflow":
+            self.cron_workflows[metadata["name"]] = stored
+        else:
+            stored["status"] = {"phase": "Pending", "nodes": {}}
+            self.workflows[metadata["name"]] = stored
+        return 200, stored
+
+    def finish(self, name: str, failed_keys: set[str]) -> None:
+        """Pretend every run step ran: those whose job key is in `failed_keys` failed, the rest succeeded."""
+        workflow = self.workflows[name]
+        steps = next(t for t in workflow["spec"]["templates"] if "steps" in t)["steps"]
+        nodes = {}
+        for group in steps:
+            for step in group:
+                parameters = step.get("arguments", {}).get("parameters", [])
+                key = next((p["value"] for p in parameters if p["name"] == "job_key"), None)
+                phase = "Failed" if key in failed_keys else "Succeeded"
+                node_id = f"{name}-{len(nodes)}"
+                nodes[node_id] = {
+                    "id": node_id,
+                    "displayName": step["name"],
+                    "type": "Retry" if key else "Pod",
+                    "phase": phase,
+                    "message": "FatalError: model x on y: weights not found" if phase == "Failed" else None,
+                    "inputs": {"parameters": parameters},
+                }
+        workflow["status"] = {"phase": "Failed" if failed_keys else "Succeeded", "nodes": nodes}

@@ -1,0 +1,188 @@
+"""`lambench export | submit | status | retry | resubmit | schedule`: campaigns on Argo Workflows."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import yaml
+
+from lambench_core.campaign import CampaignContext, CampaignSpec, campaign_jobs
+from lambench_core.errors import LambenchError
+from lambench_core.tasks.suite import TaskSuite
+from workflows.argo import build_workflow, cron_workflow, validate_manifest
+from workflows.argo_client import ArgoClient, run_steps, workflow_spec_parameter
+from workflows.cluster_config import ClusterConfig, load_cluster_config
+
+DEFAULT_CLUSTER_MODELS = ["dummy", "emt", "chgnet-0.3.0", "sevennet-0"]
+
+
+def add_cluster_commands(commands: argparse._SubParsersAction) -> None:
+    def with_config(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        parser.add_argument(
+            "--config", type=Path, help="cluster configuration YAML (overridable by LAMBENCH_CLUSTER__*)"
+        )
+        return parser
+
+    def with_campaign(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        with_config(parser)
+        parser.add_argument("--models", help=f"comma-separated models (default: {','.join(DEFAULT_CLUSTER_MODELS)})")
+        parser.add_argument("--tasks", help="comma-separated tasks (default: every task of the suite)")
+        parser.add_argument("--campaign", help="campaign id (default: a timestamp)")
+        parser.add_argument("--profile", choices=("quick", "full"), default="full", help="applicability protocol")
+        parser.add_argument("--force", action="store_true", help="recompute results already in the store")
+        parser.add_argument("--executor", choices=("argo", "slurm"), default="argo", help="where run steps execute")
+        return parser
+
+    export = with_campaign(commands.add_parser("export", help="write the campaign's Argo Workflow manifest"))
+    export.add_argument("-o", "--output", type=Path, help="file to write (default: standard output)")
+    export.add_argument("--slurm-script", action="store_true", help="print the batch script of one run step")
+    with_campaign(commands.add_parser("submit", help="submit the campaign to Argo; prints its id and UI link"))
+    for name, text in (("status", "a submitted campaign's progress"), ("retry", "rerun only its failed steps")):
+        parser = with_config(commands.add_parser(name, help=text))
+        parser.add_argument("workflow", help="workflow name (the id `lambench submit` printed)")
+    resubmit = with_config(commands.add_parser("resubmit", help="a new workflow of the same campaign"))
+    resubmit.add_argument("workflow")
+    resubmit.add_argument("--reuse", action="store_true", help="skip every run step that succeeded before")
+    schedule = with_campaign(commands.add_parser("schedule", help="a CronWorkflow of the campaign (nightly)"))
+    schedule.add_argument("--cron", default="0 2 * * *", help="five-field cron schedule (default: 02:00)")
+    schedule.add_argument("--timezone", default="UTC")
+    schedule.add_argument("-o", "--output", type=Path, help="write the manifest instead of creating it")
+
+
+def _spec(args: argparse.Namespace, config: ClusterConfig) -> CampaignSpec:
+    from workflows.cli import _names, new_campaign_id
+
+    models = _names(args.models) or DEFAULT_CLUSTER_MODELS
+    probe = CampaignSpec(
+        campaign_id=args.campaign or new_campaign_id(),
+        models=models,
+        tasks=[],
+        store=config.s3.store_url,
+        profile=args.profile,
+        force=args.force,
+    )
+    tasks = _names(args.tasks) or TaskSuite.default(CampaignContext(probe).manifest, args.profile).names()
+    spec = probe.model_copy(update={"tasks": tasks})
+    campaign_jobs(spec)  # unknown names stop here, with the list of known ones
+    return spec
+
+
+def _write(manifest: dict, output: Path | None) -> None:
+    text = yaml.safe_dump(manifest, sort_keys=False)
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text)
+        print(f"wrote {output} ({len(text.encode()) / 1024:.0f} KiB)", file=sys.stderr)
+
+
+def command_export(args: argparse.Namespace) -> int:
+    config = load_cluster_config(args.config)
+    spec = _spec(args, config)
+    if args.slurm_script:
+        from workflows.slurm import job_script
+
+        if config.slurm is None:
+            raise LambenchError("--slurm-script: the cluster configuration has no 'slurm' section")
+        print(job_script(config.slurm, f"{config.slurm.python} script"), end="")
+        return 0
+    manifest = build_workflow(spec, config, slurm=args.executor == "slurm")
+    validate_manifest(manifest)
+    _write(manifest, args.output)
+    return 0
+
+
+def command_submit(args: argparse.Namespace) -> int:
+    config = load_cluster_config(args.config)
+    spec = _spec(args, config)
+    manifest = build_workflow(spec, config, slurm=args.executor == "slurm")
+    validate_manifest(manifest)
+    client = ArgoClient(config.argo)
+    name = client.submit(manifest)
+    print(f"submitted {name} (campaign {spec.campaign_id}, {len(spec.models)} models × {len(spec.tasks)} tasks)")
+    print(client.ui_link(name))
+    print(f"results: {spec.store}/campaigns/{spec.campaign_id}/site/index.html once published")
+    return 0
+
+
+def command_status(args: argparse.Namespace) -> int:
+    config = load_cluster_config(args.config)
+    workflow = ArgoClient(config.argo).get(args.workflow)
+    status = workflow.get("status") or {}
+    steps = run_steps(workflow)
+    counts: dict[str, int] = {}
+    for step in steps:
+        counts[step.phase] = counts.get(step.phase, 0) + 1
+    summary = ", ".join(f"{n} {phase.lower()}" for phase, n in sorted(counts.items())) or "no run step started"
+    print(f"{args.workflow}: {status.get('phase', 'Pending')} — run steps: {summary}")
+    names = _job_names(workflow)
+    for step in steps:
+        if step.phase in ("Failed", "Error"):
+            print(f"  {step.phase.lower()} {names.get(step.job_key or '', step.job_key)}: {step.message or ''}")
+    return 0
+
+
+def _job_names(workflow: dict) -> dict[str, str]:
+    """job key → "model × task", where this machine can plan the workflow's spec; else nothing."""
+    try:
+        spec = CampaignSpec.model_validate_json(workflow_spec_parameter(workflow))
+        return {job.key: f"{job.model} × {job.instance.name}" for job in campaign_jobs(spec)}
+    except Exception:  # cards or data differ here: show bare keys
+        return {}
+
+
+def command_retry(args: argparse.Namespace) -> int:
+    config = load_cluster_config(args.config)
+    client = ArgoClient(config.argo)
+    failed = [s for s in run_steps(client.get(args.workflow)) if s.phase in ("Failed", "Error")]
+    client.retry(args.workflow)
+    print(f"retrying {len(failed)} failed step(s) of {args.workflow}; succeeded steps are kept")
+    print(client.ui_link(args.workflow))
+    return 0
+
+
+def command_resubmit(args: argparse.Namespace) -> int:
+    config = load_cluster_config(args.config)
+    client = ArgoClient(config.argo)
+    old = client.get(args.workflow)
+    spec = CampaignSpec.model_validate_json(workflow_spec_parameter(old))
+    jobs = campaign_jobs(spec)
+    if args.reuse:
+        done = {s.job_key for s in run_steps(old) if s.phase == "Succeeded"}
+        jobs = [job for job in jobs if job.key not in done]
+    manifest = build_workflow(spec, config, jobs=jobs)
+    validate_manifest(manifest)
+    name = client.submit(manifest)
+    reused = len(campaign_jobs(spec)) - len(jobs)
+    print(f"submitted {name}: {len(jobs)} run step(s), {reused} reused from {args.workflow}")
+    print(client.ui_link(name))
+    return 0
+
+
+def command_schedule(args: argparse.Namespace) -> int:
+    config = load_cluster_config(args.config)
+    spec = _spec(args, config)
+    if args.campaign is None:
+        spec = spec.model_copy(update={"campaign_id": "nightly"})
+    manifest = cron_workflow(spec, config, args.cron, args.timezone)
+    validate_manifest(manifest)
+    if args.output is not None:
+        _write(manifest, args.output)
+        return 0
+    name = ArgoClient(config.argo).create_cron(manifest)
+    print(f"scheduled {name}: '{args.cron}' {args.timezone}, one run at a time, compared with the previous run")
+    print(json.dumps({"campaign": spec.campaign_id, "store": spec.store}))
+    return 0
+
+
+CLUSTER_COMMANDS = {
+    "export": command_export,
+    "submit": command_submit,
+    "status": command_status,
+    "retry": command_retry,
+    "resubmit": command_resubmit,
+    "schedule": command_schedule,
+}
