@@ -16,7 +16,7 @@ from lambench_core.models.card import first_validation_problem
 BUILTIN_MANIFEST = Path(__file__).parent / "datasets.yaml"
 
 Label = Literal["energy", "forces", "virial"]
-DatasetUse = Literal["force_field", "property"]
+DatasetUse = Literal["force_field", "property", "adaptability"]
 # A property task's data in its own layout (LAMBench's phonopy yaml + csv, trajectories, json...):
 # the task reads the files; the manifest pins the tree's digest.
 DIRECTORY_FORMAT = "directory"
@@ -69,7 +69,7 @@ class DatasetEntry(BaseModel):
     level: str = Field(default="pbe", description="Reference level key, matched to a card's `levels`")
     use: DatasetUse = Field(
         default="force_field",
-        description="force_field: scored frame by frame as a set of M_FF; property: read by a property task",
+        description="force_field: scored frame by frame as a set of M_FF; property / adaptability: read by such a task",
     )
     format: str = Field(
         description="extxyz, deepmd/npy or deepmd/npy/mixed; `directory` for a property task's own file layout"
@@ -93,8 +93,8 @@ class DatasetEntry(BaseModel):
             raise ValueError("a dataset needs files, or a download_url to fetch them from")
         if self.use == "force_field" and not self.labels:
             raise ValueError("a force-field set names its labels (energy, forces, virial)")
-        if self.format == DIRECTORY_FORMAT and self.use != "property":
-            raise ValueError(f"format {DIRECTORY_FORMAT!r} is read by a property task: set use: property")
+        if self.format == DIRECTORY_FORMAT and self.use == "force_field":
+            raise ValueError(f"format {DIRECTORY_FORMAT!r} is read by a task: set use: property or adaptability")
         return self
 
     @property

@@ -27,6 +27,7 @@ from lambench_core.metrics.table import MetricsTable, RawMetric
 
 RANKING_ORDER = ("m_ff", "m_pc", "m_is", "m_e")
 APPLICABILITY = {"m_e": ("efficiency", "m_e"), "m_is": ("stability", "m_is")}
+ADAPTABILITY_METRIC = "normalized_mae"  # per task: clip(MAE ÷ MAE of the training mean, 0, 1)
 
 
 class Estimate(BaseModel):
@@ -58,6 +59,8 @@ class ModelScores(BaseModel):
     m_pc: Estimate
     m_pc_partial: bool
     pc_domains: dict[Domain, Estimate]
+    m_ad: Estimate = Field(default_factory=lambda: Estimate(value=None))
+    m_ad_partial: bool = False
     m_e: Estimate
     m_is: Estimate
     metrics: dict[str, dict[str, Estimate]] = Field(description="benchmark → raw metric → estimate")
@@ -172,6 +175,20 @@ def _estimate(value: float | None, replicates: list[float | None], confidence: f
     return Estimate(value=value, low=bounds[0], high=bounds[1]) if bounds else Estimate(value=value)
 
 
+def _adaptability(
+    rows: Sequence[RawMetric], model: str, pick: Callable[[RawMetric], float | None]
+) -> tuple[float | None, bool]:
+    """M_AD: the mean over adaptability tasks of the normalized MAE; partial if a task is missing."""
+    tasks = {r.benchmark for r in rows if r.kind == "adaptability" and r.metric == ADAPTABILITY_METRIC}
+    own = {
+        r.benchmark: r
+        for r in rows
+        if r.model == model and r.kind == "adaptability" and r.metric == ADAPTABILITY_METRIC and r.usable
+    }
+    values = [v for v in (pick(own[t]) for t in sorted(tasks) if t in own) if v is not None]
+    return (sum(values) / len(values) if values else None), len(values) < len(tasks)
+
+
 def _applicability(rows: Sequence[RawMetric], model: str, kind: str, metric: str) -> RawMetric | None:
     return next((r for r in rows if r.model == model and r.kind == kind and r.metric == metric and r.usable), None)
 
@@ -238,6 +255,8 @@ def score_table(table: MetricsTable, confidence: float = DEFAULT_CONFIDENCE) -> 
             applicability[name] = (
                 _estimate(row.value, row.replicates or [], confidence) if row else Estimate(value=None)
             )
+        m_ad, m_ad_partial = _adaptability(table.rows, model, _point)
+        m_ad_replicates = [_adaptability(table.rows, model, _replicate(b))[0] for b in range(n)]
         raw: dict[str, dict[str, Estimate]] = {}
         for row in table.rows:
             if row.model == model and row.usable:
@@ -258,6 +277,8 @@ def score_table(table: MetricsTable, confidence: float = DEFAULT_CONFIDENCE) -> 
                     d: _estimate(pc.domains.get(d), [rep[model].domains.get(d) for rep in pc_reps], confidence)
                     for d in pc_domains
                 },
+                m_ad=_estimate(m_ad, m_ad_replicates, confidence),
+                m_ad_partial=m_ad_partial,
                 m_e=applicability["m_e"],
                 m_is=applicability["m_is"],
                 metrics=raw,

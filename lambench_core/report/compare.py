@@ -20,6 +20,7 @@ from lambench_core.report.markdown import table
 from lambench_core.results.store import open_backend
 
 HIGHER_IS_BETTER = {"m_e", "survival_fraction", "max_atoms"}
+LOWER_IS_BETTER = {"mae", "normalized_mae", "eta_us_per_atom", "m_is"}
 Verdict = Literal["regression", "improvement", "within interval", "changed", "unchanged", "new", "gone"]
 
 
@@ -100,6 +101,7 @@ def _estimates(scores: ModelScores, normalized: set[tuple[str, str]]) -> dict[st
     found: dict[str, tuple[Estimate, bool | None]] = {
         "M_FF": (scores.m_ff, True),
         "M_PC": (scores.m_pc, True),
+        "M_AD": (scores.m_ad, True),
         "M_E": (scores.m_e, False),
         "M_IS": (scores.m_is, True),
     }
@@ -107,7 +109,8 @@ def _estimates(scores: ModelScores, normalized: set[tuple[str, str]]) -> dict[st
     found |= {f"PC {d.value}": (x, True) for d, x in scores.pc_domains.items()}
     for benchmark, metrics in scores.metrics.items():
         for metric, estimate in metrics.items():
-            direction = False if metric in HIGHER_IS_BETTER else True if (benchmark, metric) in normalized else None
+            lower = metric in LOWER_IS_BETTER or (benchmark, metric) in normalized
+            direction = False if metric in HIGHER_IS_BETTER else True if lower else None
             found[f"{benchmark}/{metric}"] = (estimate, direction)
     return found
 

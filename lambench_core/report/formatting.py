@@ -34,9 +34,9 @@ def rank(scores: ModelScores) -> str:
     return f"{scores.rank}{'=' if scores.tied_with else ''}{spread}"
 
 
-def score(value: Estimate, partial: bool, digits: int = 3) -> str:
+def score(value: Estimate, partial: bool, digits: int = 3, gap: str = "missing") -> str:
     if value.value is None:
-        return "missing"
+        return gap
     return estimate(value, digits) + (" (partial)" if partial else "")
 
 
@@ -48,3 +48,11 @@ def cell(row: RawMetric | None, job: JobSummary | None, scale: float = 1.0, digi
     if row is None or row.value is None:
         return GAP
     return number(row.value * scale, digits) + ("*" if status == "partial" else "")
+
+
+def gap_for(jobs: list[JobSummary], model: str, kind: str) -> str:
+    """Why a score is absent: every job of that kind failed or was unsupported, or results are missing."""
+    statuses = {j.status for j in jobs if j.model == model and j.kind == kind}
+    if statuses and statuses <= {"failed", "unsupported"}:
+        return "unsupported" if statuses == {"unsupported"} else "failed"
+    return "missing"

@@ -30,17 +30,27 @@ def table(columns: Columns) -> str:
 def score_columns(board: Leaderboard) -> Columns:
     rows = board.scoreboard.models
     level = f"{board.scoreboard.confidence:.0%}"
+
+    def gap(model: str, kind: str) -> str:
+        return fmt.gap_for(board.jobs, model, kind)
+
     columns: Columns = [
         ("Rank", [fmt.rank(s) for s in rows]),
         ("Model", [s.model for s in rows]),
-        (f"M_FF ↓ [{level}]", [fmt.score(s.m_ff, s.m_ff_partial) for s in rows]),
+        (f"M_FF ↓ [{level}]", [fmt.score(s.m_ff, s.m_ff_partial, gap=gap(s.model, "force_field")) for s in rows]),
     ]
     for domain in board.scoreboard.force_field_domains:
         columns.append((f"FF {domain.value}", [fmt.estimate(s.ff_domains[domain]) for s in rows]))
     if board.benchmarks_of("property"):
-        columns.append((f"M_PC ↓ [{level}]", [fmt.score(s.m_pc, s.m_pc_partial) for s in rows]))
+        columns.append(
+            (f"M_PC ↓ [{level}]", [fmt.score(s.m_pc, s.m_pc_partial, gap=gap(s.model, "property")) for s in rows])
+        )
         for domain in board.scoreboard.property_domains:
             columns.append((f"PC {domain.value}", [fmt.estimate(s.pc_domains[domain]) for s in rows]))
+    if board.benchmarks_of("adaptability"):
+        columns.append(
+            (f"M_AD ↓ [{level}]", [fmt.score(s.m_ad, s.m_ad_partial, gap=gap(s.model, "adaptability")) for s in rows])
+        )
     for kind, attribute, title in (("stability", "m_is", "M_IS ↓"), ("efficiency", "m_e", "M_E ↑")):
         for benchmark in board.benchmarks_of(kind):
             values = []
@@ -109,6 +119,29 @@ def property_columns(board: Leaderboard) -> Columns:
     return [("Task metric", labels), *cells.items()]
 
 
+ADAPTABILITY_ROWS = (
+    ("mae", "MAE"),
+    ("composition_mae", "composition baseline MAE"),
+    ("mean_predictor_mae", "training-mean MAE"),
+    ("normalized_mae", "x = MAE ÷ training-mean MAE"),
+)
+
+
+def adaptability_columns(board: Leaderboard) -> Columns:
+    """Per task: the probe's out-of-fold MAE beside the composition baseline's and the mean's."""
+    labels: list[str] = []
+    cells: dict[str, list[str]] = {s.model: [] for s in board.scoreboard.models}
+    for benchmark in board.benchmarks_of("adaptability"):
+        for metric, title in ADAPTABILITY_ROWS:
+            unit = benchmark.metrics[metric].unit if metric in benchmark.metrics else ""
+            labels.append(f"{benchmark.name} {title}" + (f" ({unit})" if unit and unit != "1" else ""))
+            for model in cells:
+                cells[model].append(
+                    fmt.cell(board.value(model, benchmark.name, metric), board.job(model, benchmark.name))
+                )
+    return [("Task metric", labels), *cells.items()]
+
+
 def footnotes(board: Leaderboard) -> list[str]:
     level = f"{board.scoreboard.confidence:.0%}"
     lines = [
@@ -117,6 +150,8 @@ def footnotes(board: Leaderboard) -> list[str]:
         f"[low, high]: {level} bootstrap intervals over structures ({board.scoreboard.n_replicates} replicates, "
         "paired across models, the whole chain recomputed per replicate); rank (low–high) the same for the rank; "
         "`=` the M_FF interval overlaps another ranked model's (tied).",
+        "M_AD: mean over adaptability tasks of clip(MAE ÷ MAE of predicting the training mean, 0, 1) of a head "
+        "on the model's frozen features (k-fold, seeded); not part of the ranking, as in LAMBench.",
         "M_E = 100 µs/atom ÷ η̄ (higher is faster, on the hardware in the results' provenance); M_IS: mean over "
         "MD systems of clip(log10(|drift| / 5e-4 eV/atom/ps), 0, 5), a failed run counting 5.",
         "`*` some structures were skipped or failed; `failed`, `missing` and `unsupported` (the model lacks the "
@@ -139,5 +174,10 @@ def to_markdown(board: Leaderboard) -> str:
         sections += ["### Errors per benchmark set", table(error_columns(board))]
     if board.benchmarks_of("property"):
         sections += ["### Property tasks", table(property_columns(board))]
+    if board.benchmarks_of("adaptability"):
+        sections += [
+            "### Adaptability (probe of the frozen representation, out-of-fold)",
+            table(adaptability_columns(board)),
+        ]
     sections.append("\n".join(f"- {line}" for line in footnotes(board)))
     return "\n\n".join(sections) + "\n"

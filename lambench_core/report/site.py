@@ -132,6 +132,9 @@ def _leaderboard_table(board: Leaderboard) -> str:
         )
         if board.benchmarks_of(kind)
     ]
+    has_ad = bool(board.benchmarks_of("adaptability"))
+    if has_ad:
+        heads.append("M_AD ↓")
     heads += [title for *_, title in applicability] + ["Tied with"]
     head = "".join(f"<th class='sortable{' name' if h == 'Model' else ''}' scope='col'>{e(h)}</th>" for h in heads)
     rows = []
@@ -146,6 +149,8 @@ def _leaderboard_table(board: Leaderboard) -> str:
         if has_pc:
             cells.append(_estimate_td(scores.m_pc, scores.m_pc_partial, _gap(board, scores.model, "property")))
             cells += [_estimate_td(scores.pc_domains[d]) for d in board_scores.property_domains]
+        if has_ad:
+            cells.append(_estimate_td(scores.m_ad, scores.m_ad_partial, _gap(board, scores.model, "adaptability")))
         for kind, metric, _ in applicability:
             estimate, gap = _applicability_estimate(board, scores, kind, metric)
             cells.append(_estimate_td(estimate, gap=gap, digits=1 if metric == "eta_us_per_atom" else 3))
@@ -159,9 +164,7 @@ def _leaderboard_table(board: Leaderboard) -> str:
 
 
 def _gap(board: Leaderboard, model: str, kind: str) -> str:
-    """Why a score is absent: every job of that kind failed, or results are simply missing."""
-    statuses = {j.status for j in board.jobs if j.model == model and j.kind == kind}
-    return "failed" if statuses == {"failed"} else "missing"
+    return fmt.gap_for(board.jobs, model, kind)
 
 
 def _rank_title(scores: ModelScores) -> str:
@@ -306,7 +309,11 @@ def _benchmark_overview(board: Leaderboard) -> dict[str, Any] | None:
 
 def _task_bars(board: Leaderboard, benchmark: BenchmarkInfo) -> list[dict[str, Any]]:
     """One bar chart per metric that enters a score (or the task's headline metric), with intervals."""
-    headline = {"efficiency": ["m_e", "eta_us_per_atom"], "stability": ["m_is"]}
+    headline = {
+        "efficiency": ["m_e", "eta_us_per_atom"],
+        "stability": ["m_is"],
+        "adaptability": ["normalized_mae", "mae", "composition_mae"],
+    }
     metrics = [m for m, info in benchmark.metrics.items() if info.dummy is not None] or headline.get(benchmark.kind, [])
     figures = []
     for index, metric in enumerate(metrics):
@@ -388,6 +395,7 @@ def model_page(board: Leaderboard, scores: ModelScores) -> bytes:
             ("Rank", fmt.rank(scores)),
             ("M_FF", fmt.score(scores.m_ff, scores.m_ff_partial)),
             ("M_PC", fmt.score(scores.m_pc, scores.m_pc_partial)),
+            ("M_AD", fmt.score(scores.m_ad, scores.m_ad_partial)),
             ("M_IS", fmt.estimate(scores.m_is)),
             ("M_E", fmt.estimate(scores.m_e)),
             ("Tied with", ", ".join(scores.tied_with)),

@@ -1,6 +1,7 @@
 """Imports every built-in task module so that each registers itself."""
 
 from lambench_core.tasks import (  # noqa: F401
+    adaptability,
     barriers,
     efficiency,
     elasticity,

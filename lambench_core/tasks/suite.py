@@ -133,6 +133,62 @@ def property_instances(
 Profile = Literal["quick", "full"]
 
 
+class AdaptabilityTaskSpec(BaseModel):
+    """An adaptability task of the default suite; Matbench's join when their data is fetched.
+    `in_quick`: part of the laptop profile (which probes with ridge heads only)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    task: str
+    domain: Domain
+    set_name: str | None = None
+    in_quick: bool = False
+
+
+QUICK_ADAPTABILITY = {"mlp": False}
+ADAPTABILITY_TASKS: tuple[AdaptabilityTaskSpec, ...] = (
+    AdaptabilityTaskSpec(task="adapt_g2_formation_enthalpy", domain=Domain.MOLECULES, in_quick=True),
+    AdaptabilityTaskSpec(task="adapt_dcdft_bulk_modulus", domain=Domain.INORGANIC_MATERIALS, in_quick=True),
+    AdaptabilityTaskSpec(task="adapt_dcdft_volume", domain=Domain.INORGANIC_MATERIALS),
+    *(
+        AdaptabilityTaskSpec(task=f"matbench_{name}", domain=Domain.INORGANIC_MATERIALS, set_name=f"matbench_{name}")
+        for name in ("dielectric", "jdft2d", "log_gvrh", "log_kvrh", "mp_e_form", "mp_gap", "perovskites", "phonons")
+    ),
+)
+
+
+def adaptability_instances(
+    document: ManifestDocument, profile: Profile = "quick", specs: tuple[AdaptabilityTaskSpec, ...] = ADAPTABILITY_TASKS
+) -> list[TaskInstance]:
+    instances = []
+    for spec in specs:
+        if profile == "quick" and not spec.in_quick:
+            continue
+        task = task_class(spec.task)
+        datasets: dict[str, str] = {}
+        if spec.set_name is not None:
+            datasets = {
+                entry.level: entry.name
+                for entry in document.entries()
+                if entry.use == "adaptability" and entry.set_name == spec.set_name and document.is_present(entry)
+            }
+            if not datasets:
+                continue
+        overrides = QUICK_ADAPTABILITY if profile == "quick" else {}
+        instances.append(
+            TaskInstance(
+                name=spec.task,
+                task=task.name,
+                category=task.category,
+                domain=spec.domain,
+                set_name=spec.set_name,
+                datasets=datasets,
+                params=task.Params.model_validate(overrides).model_dump(mode="json"),
+            )
+        )
+    return instances
+
+
 class ApplicabilityTaskSpec(BaseModel):
     """An applicability task of the default suite. `quick` overrides its params for laptop campaigns
     (the default profile); `full` runs the task's own defaults, LAMBench's protocol."""
@@ -196,7 +252,12 @@ class TaskSuite:
 
     @classmethod
     def default(cls, document: ManifestDocument, profile: Profile = "quick") -> TaskSuite:
-        return cls(force_field_instances(document) + property_instances(document) + applicability_instances(profile))
+        return cls(
+            force_field_instances(document)
+            + property_instances(document)
+            + adaptability_instances(document, profile)
+            + applicability_instances(profile)
+        )
 
     def names(self) -> list[str]:
         return list(self._instances)
