@@ -1,5 +1,7 @@
 """Adaptability: how well a model's learned representation predicts properties it was not trained on.
 
+Protocol `finetune` (tasks/finetune.py): the last interaction block and a linear head (started from
+the ridge probe) are trained for a fixed budget on each training part, from the pretrained weights.
 Protocol `probe` (the default): the model's per-atom features from its last hidden layer, pooled per
 structure (mean and sum), feed a small head chosen by inner validation (ridge or a two-layer MLP)
 under seeded k-fold cross-validation (tasks/probing.py). A model-free baseline — the same heads on
@@ -42,6 +44,7 @@ from lambench_core.tasks.base import (
     register_task,
 )
 from lambench_core.tasks.evaluation import issue_for, skip_reason
+from lambench_core.tasks.finetune import Budget, fine_tune_cross_validate, trainable_reason
 from lambench_core.tasks.probing import composition_features, cross_validate
 
 ADAPTABILITY_METRICS = ("mae", "mean_predictor_mae", "composition_mae", "normalized_mae", "composition_normalized_mae")
@@ -50,7 +53,10 @@ ADAPTABILITY_METRICS = ("mae", "mean_predictor_mae", "composition_mae", "normali
 class AdaptabilityParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    protocol: Literal["probe"] = "probe"
+    protocol: Literal["probe", "finetune"] = Field(
+        default="probe", description="probe: frozen features and a small head; finetune: last block + linear head"
+    )
+    epochs: int = Field(default=10, ge=1, le=200, description="Fine-tuning budget (protocol finetune)")
     folds: int = Field(default=5, ge=2, le=20)
     inner_folds: int = Field(default=3, ge=2, le=10)
     seed: int = 0
@@ -100,7 +106,7 @@ class _Adaptability:
     ) -> TaskOutput:
         if params.max_items is not None:
             items = items[: params.max_items]
-        reason = has_features(model)
+        reason = has_features(model) if params.protocol == "probe" else trainable_reason(model)
         if reason is not None:
             issues = [ItemIssue(item=item.name, kind="skipped", reason=reason) for item in items]
             return TaskOutput(metrics=self.summarize([], params), n_items=len(items), issues=issues)
@@ -114,7 +120,7 @@ class _Adaptability:
                 issues.append(ItemIssue(item=item.name, kind="skipped", reason=skipped))
             else:
                 start = time.perf_counter()
-                try:
+                try:  # the frozen features serve the probe, and check that fine-tuning can read the item
                     features.append(pooled_features(model, item.atoms))
                     kept.append(item)
                 except Exception as exc:  # one structure the model cannot featurize
@@ -129,7 +135,17 @@ class _Adaptability:
                 metrics=self.summarize([], params), n_items=len(items), issues=issues, compute_seconds=seconds
             )
         targets = np.array([item.target for item in kept])
-        learned = cross_validate(np.array(features), targets, params.folds, params.seed, params.inner_folds, params.mlp)
+        start = time.perf_counter()
+        if params.protocol == "finetune":
+            budget = Budget(epochs=params.epochs)
+            learned = fine_tune_cross_validate(
+                model, [i.atoms for i in kept], targets, params.folds, params.seed, budget
+            )
+        else:
+            learned = cross_validate(
+                np.array(features), targets, params.folds, params.seed, params.inner_folds, params.mlp
+            )
+        seconds += time.perf_counter() - start
         baseline = cross_validate(
             composition_features([item.atoms.get_chemical_symbols() for item in kept]),
             targets,

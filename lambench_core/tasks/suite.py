@@ -143,6 +143,11 @@ class AdaptabilityTaskSpec(BaseModel):
     domain: Domain
     set_name: str | None = None
     in_quick: bool = False
+    protocol: Literal["probe", "finetune"] = "probe"
+
+    @property
+    def instance_name(self) -> str:
+        return self.task if self.protocol == "probe" else f"{self.task}/{self.protocol}"
 
 
 QUICK_ADAPTABILITY = {"mlp": False}
@@ -150,6 +155,8 @@ ADAPTABILITY_TASKS: tuple[AdaptabilityTaskSpec, ...] = (
     AdaptabilityTaskSpec(task="adapt_g2_formation_enthalpy", domain=Domain.MOLECULES, in_quick=True),
     AdaptabilityTaskSpec(task="adapt_dcdft_bulk_modulus", domain=Domain.INORGANIC_MATERIALS, in_quick=True),
     AdaptabilityTaskSpec(task="adapt_dcdft_volume", domain=Domain.INORGANIC_MATERIALS),
+    # Fine-tuning costs minutes per model on a CPU: the full profile only.
+    AdaptabilityTaskSpec(task="adapt_g2_formation_enthalpy", domain=Domain.MOLECULES, protocol="finetune"),
     *(
         AdaptabilityTaskSpec(task=f"matbench_{name}", domain=Domain.INORGANIC_MATERIALS, set_name=f"matbench_{name}")
         for name in ("dielectric", "jdft2d", "log_gvrh", "log_kvrh", "mp_e_form", "mp_gap", "perovskites", "phonons")
@@ -174,10 +181,10 @@ def adaptability_instances(
             }
             if not datasets:
                 continue
-        overrides = QUICK_ADAPTABILITY if profile == "quick" else {}
+        overrides = (QUICK_ADAPTABILITY if profile == "quick" else {}) | {"protocol": spec.protocol}
         instances.append(
             TaskInstance(
-                name=spec.task,
+                name=spec.instance_name,
                 task=task.name,
                 category=task.category,
                 domain=spec.domain,
@@ -266,9 +273,7 @@ class TaskSuite:
         try:
             return self._instances[name]
         except KeyError:
-            raise UnknownNameError(
-                f"unknown task {name!r} (known: {', '.join(self.names())})"
-            ) from None
+            raise UnknownNameError(f"unknown task {name!r} (known: {', '.join(self.names())})") from None
 
     def select(self, names: list[str]) -> list[TaskInstance]:
         return [self.get(name) for name in names]
