@@ -12,7 +12,9 @@ GAP = "—"
 def number(value: float | None, digits: int = 3) -> str:
     if value is None:
         return GAP
-    if value != 0 and (abs(value) >= 1e4 or abs(value) < 10 ** (-digits)):
+    if abs(value) >= 1e4:  # timings in µs/atom and the like: whole numbers, every digit kept
+        return f"{value:.0f}"
+    if value != 0 and abs(value) < 10 ** (-digits):
         return f"{value:.{digits}g}"
     return f"{value:.{digits}f}"
 
