@@ -69,7 +69,11 @@ class RunJobOnCluster(OP):
     def execute(self, op_in: OPIO) -> OPIO:
         spec = effective_spec(op_in["spec"], op_in["run_id"])
         store = ResultStore.open(spec.store)
-        if store.has(op_in["job_key"]) and not spec.force:
+        try:
+            done = store.has(op_in["job_key"]) and not spec.force
+        except Exception as exc:  # the store is unreachable: the job itself is fine, try again later
+            raise TransientError(f"reading the store for {op_in['job_key']}: {exc}") from exc
+        if done:
             return OPIO({"status": "reused"})
         try:
             job = find_job(spec, op_in["job_key"])

@@ -80,6 +80,7 @@ def seaweedfs(workdir: Path, timeout: float = 90.0) -> Iterator[S3Server]:
     names = ("master", "volume", "filer", "s3")
     ports = {name: _free_port() for name in names} | {f"{name}.grpc": _free_port() for name in names}
     ports["s3.iceberg"] = _free_port()
+    ports["s3.lance"] = _free_port()  # its default is a fixed port: a second server would collide
     command = [
         weed,
         "server",
@@ -96,6 +97,7 @@ def seaweedfs(workdir: Path, timeout: float = 90.0) -> Iterator[S3Server]:
         "-volume.max=200",
         *(f"-{name}.port.grpc={ports[name + '.grpc']}" for name in names),
         f"-s3.port.iceberg={ports['s3.iceberg']}",
+        f"-s3.port.lance={ports['s3.lance']}",
     ]
     (workdir / "data").mkdir(exist_ok=True)
     log = (workdir / "weed.log").open("wb")

@@ -119,6 +119,12 @@ def test_downloaded_weights_present_but_package_missing(tmp_path, monkeypatch):
     target = tmp_path / card.name / "2023-12-03-mace-128-L1_epoch-199.model"
     target.parent.mkdir()
     target.write_bytes(b"not really a model")
+    # Unpinned downloaded weights are refused before anything could unpickle them...
+    with pytest.raises(ChecksumError, match=r"card mace-mp-0-medium: weights.sha256: not set, and .* would be loaded "
+                       r"unverified; .* pin it \(sha256: [0-9a-f]{64}\) or set LAMBENCH_ALLOW_UNPINNED_WEIGHTS=1"):
+        load_model(card, Domain.MOLECULES, "cpu")
+    # ...unless the user accepts them; then the missing package is the next clear error.
+    monkeypatch.setenv("LAMBENCH_ALLOW_UNPINNED_WEIGHTS", "1")
     with pytest.raises(ModelPackageMissingError, match="mace.calculators"):
         load_model(card, Domain.MOLECULES, "cpu")
 

@@ -140,6 +140,8 @@ def command_run(args: argparse.Namespace, console: Console) -> int:
 
     if args.workers < 1 or args.timeout <= 0:
         raise LambenchError("--workers must be ≥ 1 and --timeout > 0")
+    if args.bootstrap < 0:
+        raise LambenchError("--bootstrap must be ≥ 0 (0: no intervals)")
     campaign_id = new_campaign_id()
     run_dir = (args.workdir / "runs" / campaign_id).resolve()
     spec = _spec_from_args(args, campaign_id, run_dir)

@@ -11,7 +11,10 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import sys
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -42,6 +45,22 @@ def _labelling(run_dir: Path) -> Workflow:
 WORKFLOWS: dict[str, Callable[[Path], Workflow]] = {"campaign": _campaign, "labelling": _labelling}
 
 
+def _stop_with_parent(parent: int, interval: float = 0.5) -> None:
+    """Kill this process group once the parent is gone.
+
+    This group is its own session (so the parent's timeout can stop dflow's workers), which also
+    means a SIGKILL of the parent or of its process group does not reach it: without this watchdog
+    an orphaned DAG would go on computing and writing to the store beside the next `lambench run`.
+    """
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval)
+        os.killpg(os.getpgrp(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="stop-with-parent", daemon=True).start()
+
+
 def main(run_dir: Path, workers: int, kind: str) -> None:
     from dflow import config
 
@@ -64,6 +83,7 @@ def main(run_dir: Path, workers: int, kind: str) -> None:
 
 
 if __name__ == "__main__":
+    _stop_with_parent(os.getppid())
     main(Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3])
     sys.stdout.flush()
     # Skip interpreter teardown: debug mode's worker pool can otherwise keep the process alive.

@@ -17,6 +17,8 @@ from lambench_core.errors import InputError
 
 FrameReader = Callable[[Path, str], list[Frame]]
 
+_MIN_VOLUME = 1e-6  # Å³; a periodic cell at most this large is degenerate
+
 _READERS: dict[str, FrameReader] = {}
 
 
@@ -41,7 +43,8 @@ def read_extxyz(path: Path, dataset: str) -> list[Frame]:
         virial = None
         if "virial" in atoms.info:
             virial = np.asarray(atoms.info.pop("virial"), float).reshape(3, 3)
-        elif "stress" in results:
+        elif "stress" in results and atoms.cell.rank == 3 and atoms.cell.volume > _MIN_VOLUME:
+            # A zero-volume cell has no virial: _check_labels refuses such a frame, naming it.
             stress = np.asarray(results["stress"], float)
             full = voigt_6_to_full_3x3_stress(stress) if stress.shape == (6,) else stress
             virial = -full * atoms.get_volume()
@@ -116,8 +119,20 @@ def load_frames(document: ManifestDocument, entry: DatasetEntry) -> tuple[list[F
         ) from None
     digest = verify_dataset(document, entry)
     frames: list[Frame] = []
-    for dataset_file in entry.files:
-        frames.extend(reader(document.file_path(entry, dataset_file), entry.name))
+    for index, dataset_file in enumerate(entry.files):
+        path = document.file_path(entry, dataset_file)
+        try:
+            frames.extend(reader(path, entry.name))
+        except (ImportError, MemoryError):
+            raise  # a missing reader package or memory is not the file's fault
+        except Exception as exc:
+            # A truncated or inconsistent file (frame cut short, mismatched arrays, missing labels):
+            # one line naming the manifest, the file's field and the reader's reason.
+            raise InputError(
+                document.source(entry),
+                f"datasets[{entry.name}].files.{index}",
+                f"{path} cannot be read as {entry.format}: {type(exc).__name__}: {exc}".replace("\n", " "),
+            ) from None
     _check_labels(document, entry, frames)
     return frames, digest
 
@@ -130,6 +145,14 @@ def _check_labels(document: ManifestDocument, entry: DatasetEntry, frames: list[
     if entry.n_frames is not None and len(frames) != entry.n_frames:
         raise InputError(source, f"{where}.n_frames", f"manifest says {entry.n_frames}, files hold {len(frames)}")
     for frame in frames:
+        cell = frame.atoms.cell
+        if frame.atoms.pbc.any() and (cell.rank < 3 or abs(cell.volume) <= _MIN_VOLUME):
+            # Scored as it is, a degenerate periodic cell would silently pass for a molecule.
+            raise InputError(
+                source,
+                f"{where}.files",
+                f"frame {frame.frame_id}: periodic cell (pbc {frame.atoms.pbc.tolist()}) has zero volume",
+            )
         missing = [
             label
             for label, value in (

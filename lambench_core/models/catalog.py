@@ -53,4 +53,16 @@ class ModelCatalog:
         return [self._cards[name] for name in self.names()]
 
     def select(self, names: Iterable[str]) -> list[ModelCard]:
-        return [self.get(name) for name in names]
+        cards = [self.get(name) for name in names]
+        # An unknown family would plan fine and fail in every job: stop before the campaign starts.
+        from lambench_core.models.registry import known_families
+
+        families = known_families()
+        for card in cards:
+            if card.family not in families:
+                raise InputError(
+                    self._sources[card.name],
+                    "family",
+                    f"unknown model family {card.family!r} (known: {', '.join(families)})",
+                )
+        return cards

@@ -13,6 +13,7 @@ from lambench_core.errors import ChecksumError, ModelPackageMissingError, Weight
 from lambench_core.hashing import sha256_file
 from lambench_core.models.card import ModelCard
 
+ALLOW_UNPINNED_ENV = "LAMBENCH_ALLOW_UNPINNED_WEIGHTS"
 WEIGHTS_DIR_ENV = "LAMBENCH_WEIGHTS_DIR"
 
 
@@ -87,5 +88,13 @@ def resolve_weights(card: ModelCard) -> ResolvedWeights | None:
             f"card {card.name}",
             "weights.sha256",
             f"{path} has sha256 {actual}, the card pins {card.weights.sha256}",
+        )
+    if card.weights.sha256 is None and os.environ.get(ALLOW_UNPINNED_ENV) != "1":
+        # The packages of downloaded checkpoints may unpickle them: never load bytes nobody vouched for.
+        raise ChecksumError(
+            f"card {card.name}",
+            "weights.sha256",
+            f"not set, and {path} would be loaded unverified; after checking where the file came from, pin it "
+            f"(sha256: {actual}) or set {ALLOW_UNPINNED_ENV}=1",
         )
     return ResolvedWeights(path=path, sha256=actual, pinned=card.weights.sha256 is not None)

@@ -5,6 +5,7 @@ the URL, so URLs can be printed and stored:
   LAMBENCH_S3_ENDPOINT   host:port or http(s)://host:port (default: s3.amazonaws.com)
   LAMBENCH_S3_ACCESS_KEY / LAMBENCH_S3_SECRET_KEY (else AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)
   LAMBENCH_S3_REGION     optional
+  LAMBENCH_S3_TIMEOUT    seconds to connect and between bytes of an answer (default 60)
 A PUT of a whole object is atomic in S3: readers see the old object or the new one.
 """
 
@@ -17,6 +18,7 @@ from urllib.parse import urlparse
 from lambench_core.errors import LambenchError
 
 ENDPOINT_ENV = "LAMBENCH_S3_ENDPOINT"
+TIMEOUT_ENV = "LAMBENCH_S3_TIMEOUT"
 
 
 def _endpoint() -> tuple[str, bool]:
@@ -25,6 +27,25 @@ def _endpoint() -> tuple[str, bool]:
         parsed = urlparse(raw)
         return parsed.netloc, parsed.scheme == "https"
     return raw, True
+
+
+def _http_client(secure: bool):  # -> urllib3.PoolManager
+    """minio's default client waits 300 s for each answer and retries 5 times: a frozen or
+    unreachable-but-accepting endpoint would hang a step for ~30 min. Here every request is bounded:
+    a timeout per connect/read, few retries with backoff (connection refused: ~6 s in all; a server
+    that never answers: 3 reads, ~3 min at the default timeout), then one error naming the object."""
+    import certifi
+    import urllib3
+    from urllib3.util import Retry, Timeout
+
+    seconds = float(os.environ.get(TIMEOUT_ENV, "60"))
+    return urllib3.PoolManager(
+        timeout=Timeout(connect=seconds, read=seconds),
+        maxsize=10,
+        cert_reqs="CERT_REQUIRED" if secure else "CERT_NONE",
+        ca_certs=os.environ.get("SSL_CERT_FILE") or certifi.where(),
+        retries=Retry(total=5, read=2, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]),
+    )
 
 
 def _credentials() -> tuple[str | None, str | None]:
@@ -46,7 +67,12 @@ class S3Backend:
         endpoint, secure = _endpoint()
         access, secret = _credentials()
         self.client = Minio(
-            endpoint, access_key=access, secret_key=secret, secure=secure, region=os.environ.get("LAMBENCH_S3_REGION")
+            endpoint,
+            access_key=access,
+            secret_key=secret,
+            secure=secure,
+            region=os.environ.get("LAMBENCH_S3_REGION"),
+            http_client=_http_client(secure),  # bounded timeouts and retries (see _http_client)
         )
 
     def _key(self, path: str) -> str:

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 from ase.calculators.calculator import BaseCalculator, Calculator
 from ase.calculators.mixing import SumCalculator
+from ase.neighborlist import neighbor_list
 from pydantic import BaseModel, ConfigDict, Field
 
 from lambench_core.data.frames import Frame
@@ -20,6 +21,7 @@ from lambench_core.tasks.base import ProgressCallback, Task, TaskCategory, TaskO
 from lambench_core.tasks.structures import prepare_for_model, unsupported_elements
 
 _REASON_LENGTH = 300
+OVERLAP_DISTANCE = 0.1  # Å; two atoms closer than this are one structure's corrupt input
 
 
 class ForceFieldParams(BaseModel):
@@ -51,6 +53,10 @@ def _predict(
     calculator: BaseCalculator, frame: Frame, padding: float, model: LoadedModel, want_virial: bool
 ) -> dict[str, Any]:
     atoms = prepare_for_model(model.card, frame.atoms, padding)
+    # Atoms on top of each other are corrupt input: a model would still return a number for them.
+    i, j, distance = neighbor_list("ijd", atoms, OVERLAP_DISTANCE)
+    if len(i):
+        raise FrameFailure(f"atoms {i[0]} and {j[0]} overlap ({distance[0]:.3f} Å apart)")
     atoms.calc = calculator
     energy = float(atoms.get_potential_energy())
     forces = np.asarray(atoms.get_forces(), float)
