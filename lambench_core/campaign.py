@@ -8,8 +8,10 @@ thin wrappers around these two functions.
 from __future__ import annotations
 
 import json
+import os
 import platform
 import sys
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,6 +53,9 @@ class CampaignSpec(BaseModel):
     progress_dir: str | None = None
     profile: Profile = Field(default="quick", description="quick: laptop-sized applicability runs; full: LAMBench's")
     bootstrap_replicates: int = Field(default=1000, ge=0, description="Bootstrap replicates per interval (0: none)")
+    job_timeout_s: float | None = Field(
+        default=None, gt=0, description="A job running longer is recorded as failed and its step ended (None: no limit)"
+    )
 
 
 class Job(BaseModel):
@@ -143,8 +148,16 @@ class ProgressFile:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         temporary = self.path.with_suffix(".tmp")
         temporary.write_text(
-            json.dumps({"key": self.job.key, "model": self.job.model, "task": self.job.instance.name,
-                        "done": done, "total": total, "state": state})
+            json.dumps(
+                {
+                    "key": self.job.key,
+                    "model": self.job.model,
+                    "task": self.job.instance.name,
+                    "done": done,
+                    "total": total,
+                    "state": state,
+                }
+            )
         )
         temporary.replace(self.path)
 
@@ -225,6 +238,35 @@ def execute_job(spec: CampaignSpec, job: Job) -> TaskResult:
     )
     progress(result.n_items, result.n_items, result.status.value, force=True)
     return result
+
+
+EXIT_TIMED_OUT = 3
+
+
+def execute_job_with_deadline(spec: CampaignSpec, job: Job, store: ResultStore) -> TaskResult:
+    """execute_job under the spec's per-job time limit. A model call can hang inside compiled code
+    where no exception reaches it, so on expiry a watchdog stores the job's failure (with the reason)
+    and ends the whole step process; the campaign goes on with its other steps."""
+    limit = spec.job_timeout_s
+    if limit is None:
+        return execute_job(spec, job)
+
+    def expire() -> None:
+        try:
+            reason = f"timed out after {limit:g} s (the campaign's per-job limit)"
+            store.put(
+                TaskResult(key=job.key, model=job.model, task=job.instance.name, status=Status.FAILED, error=reason)
+            )
+        finally:
+            os._exit(EXIT_TIMED_OUT)  # the hung call cannot be interrupted otherwise
+
+    watchdog = threading.Timer(limit, expire)
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        return execute_job(spec, job)
+    finally:
+        watchdog.cancel()
 
 
 def _result(job: Job, card: ModelCard, output: TaskOutput | None, error: str | None) -> TaskResult:

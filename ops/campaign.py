@@ -6,7 +6,7 @@ from pathlib import Path
 
 from dflow.python import OP, OPIO, BigParameter, FatalError, OPIOSign
 
-from lambench_core.campaign import CampaignSpec, Job, execute_job, plan_campaign
+from lambench_core.campaign import CampaignSpec, Job, execute_job_with_deadline, plan_campaign
 from lambench_core.report.publish import aggregate_campaign, publish_campaign
 from lambench_core.results.store import ResultStore
 
@@ -50,8 +50,9 @@ class RunJob(OP):
     def execute(self, op_in: OPIO) -> OPIO:
         spec = CampaignSpec.model_validate(op_in["spec"])
         job = Job.model_validate(op_in["job"])
-        result = execute_job(spec, job)
-        ResultStore.open(spec.store).put(result)
+        store = ResultStore.open(spec.store)
+        result = execute_job_with_deadline(spec, job, store)
+        store.put(result)
         if result.status == "failed":
             raise FatalError(f"{job.model} on {job.instance.name}: {result.error}")
         return OPIO({"status": {"key": job.key, "status": result.status.value}})

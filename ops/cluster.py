@@ -13,7 +13,7 @@ import json
 
 from dflow.python import OP, OPIO, FatalError, OPIOSign, TransientError
 
-from lambench_core.campaign import CampaignSpec, campaign_jobs, execute_job, find_job, plan_campaign
+from lambench_core.campaign import CampaignSpec, campaign_jobs, execute_job_with_deadline, find_job, plan_campaign
 from lambench_core.report.compare import compare_runs, comparison_markdown, load_run
 from lambench_core.report.publish import SITE, aggregate_campaign, publish_campaign
 from lambench_core.results.store import ResultStore
@@ -79,7 +79,7 @@ class RunJobOnCluster(OP):
             job = find_job(spec, op_in["job_key"])
         except Exception as exc:
             raise FatalError(str(exc)) from exc
-        result = execute_job(spec, job)
+        result = execute_job_with_deadline(spec, job, store)
         try:
             store.put(result)
         except Exception as exc:  # the store was unreachable: another try may succeed

@@ -50,7 +50,12 @@ def start_run(*args: str, env: dict[str, str], log: Path) -> subprocess.Popen:
     """`lambench run ...` in its own session, so that its whole process group can be killed."""
     return subprocess.Popen(
         [sys.executable, "-m", "workflows.cli", "run", *args],
-        cwd=REPO, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        cwd=REPO,
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
     )
 
 
@@ -114,8 +119,16 @@ def assert_store_is_sound(store: Path) -> list[TaskResult]:
 
 # --- 1. the local runner killed mid-campaign ----------------------------------------------------
 # dummy and EMT only: with CHGNet the three runs of this test take ~3 min on 2 cores.
-CAMPAIGN = ("--models", "dummy,emt", "--tasks", f"{MOLECULES},force_field/cu_bulk,s22",
-            "--workers", "1", "--bootstrap", "50")
+CAMPAIGN = (
+    "--models",
+    "dummy,emt",
+    "--tasks",
+    f"{MOLECULES},force_field/cu_bulk,s22",
+    "--workers",
+    "1",
+    "--bootstrap",
+    "50",
+)
 N_JOBS = 6
 
 
@@ -144,7 +157,11 @@ def test_sigkilled_runner_resumes_only_unfinished_jobs_and_matches_an_uninterrup
 
     again = subprocess.run(
         [sys.executable, "-m", "workflows.cli", "run", *CAMPAIGN, "--workdir", str(killed)],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=400,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=400,
     )
     assert again.returncode == 0, again.stdout + again.stderr
     assert f"{N_JOBS - len(finished)} to compute, {len(finished)} already in the store" in again.stdout
@@ -210,14 +227,17 @@ def faulty_spec(tmp_path: Path, monkeypatch, calculator_factory) -> CampaignSpec
     registry.known_families()  # the built-in families first, then this test's stand-in for emt
     monkeypatch.setitem(registry._FACTORIES, "emt", lambda card, context: calculator_factory())
     return CampaignSpec(
-        campaign_id="faults", models=["faulty"], tasks=[MOLECULES], store=str(tmp_path / "store"),
-        cards_dirs=[str(cards)], device="cpu", bootstrap_replicates=0,
+        campaign_id="faults",
+        models=["faulty"],
+        tasks=[MOLECULES],
+        store=str(tmp_path / "store"),
+        cards_dirs=[str(cards)],
+        device="cpu",
+        bootstrap_replicates=0,
     )
 
 
-def test_structures_that_raise_or_return_nan_inf_or_run_out_of_memory_are_recorded_others_kept(
-    tmp_path, monkeypatch
-):
+def test_structures_that_raise_or_return_nan_inf_or_run_out_of_memory_are_recorded_others_kept(tmp_path, monkeypatch):
     faults = {1: "raise", 2: "nan", 3: "inf", 4: "memory"}
     spec = faulty_spec(tmp_path, monkeypatch, lambda: FaultyCalculator(faults))
     (job,) = campaign_jobs(spec)
@@ -270,7 +290,7 @@ def test_a_model_that_runs_out_of_memory_while_loading_or_on_the_gpu(tmp_path, m
         ops.RunJobOnCluster().execute(OPIO(spec=spec.model_dump_json(), run_id="", job_key=job.key))
 
 
-HANGING_FAMILY = '''
+HANGING_FAMILY = """
 # Injected by tests/test_faults.py into every Python process of one campaign: a model family whose
 # calculator never returns.
 import time
@@ -286,24 +306,42 @@ class Hanging(EMT):
 
 
 register_family("test-hang")(lambda card, context: Hanging())
-'''
+"""
 
 
 @pytest.mark.slow
 def test_a_hanging_job_is_stopped_by_the_campaign_timeout_and_finished_results_are_kept(tmp_path):
-    """The local runner has no per-step timeout: the campaign's --timeout stops the whole DAG."""
+    """Without --job-timeout, only the campaign's --timeout stops a hanging model: the whole DAG stops."""
     inject, cards, workdir = tmp_path / "inject", tmp_path / "cards", tmp_path / "work"
     inject.mkdir()
     cards.mkdir()
     (inject / "sitecustomize.py").write_text(HANGING_FAMILY)
-    (cards / "hang.yaml").write_text(EMT_CARD.replace("name: emt", "name: hang").replace("family: emt", "family: test-hang"))
+    (cards / "hang.yaml").write_text(
+        EMT_CARD.replace("name: emt", "name: hang").replace("family: emt", "family: test-hang")
+    )
     env = lambench_env(tmp_path, PYTHONPATH=str(inject))
-    args = ("--models", "dummy,hang", "--tasks", MOLECULES, "--cards", str(cards), "--workers", "2",
-            "--bootstrap", "0", "--workdir", str(workdir))
+    args = (
+        "--models",
+        "dummy,hang",
+        "--tasks",
+        MOLECULES,
+        "--cards",
+        str(cards),
+        "--workers",
+        "2",
+        "--bootstrap",
+        "0",
+        "--workdir",
+        str(workdir),
+    )
     start = time.monotonic()
     run = subprocess.run(
         [sys.executable, "-m", "workflows.cli", "run", *args, "--timeout", "45"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     elapsed = time.monotonic() - start
     assert "stopped after its timeout; finished results are kept" in run.stdout, run.stdout + run.stderr
@@ -316,10 +354,63 @@ def test_a_hanging_job_is_stopped_by_the_campaign_timeout_and_finished_results_a
     # Without the hanging model, the next run reuses the kept result and publishes the leaderboard.
     again = subprocess.run(
         [sys.executable, "-m", "workflows.cli", "run", *args[2:], "--models", "dummy"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert again.returncode == 0 and "nothing to compute" in again.stdout, again.stdout + again.stderr
     site = max((workdir / "runs").iterdir(), key=lambda p: p.name) / "site"
+    assert metric_rows(site)[("dummy", "molecules_small", "force_rmse")]["value"] > 0
+
+
+@pytest.mark.slow
+def test_a_job_over_its_time_limit_is_recorded_failed_and_the_campaign_publishes(tmp_path):
+    """--job-timeout: the hanging job's step stores its failure with the reason and ends; the other jobs,
+    aggregate and publish run, and the leaderboard shows the failure."""
+    inject, cards, workdir = tmp_path / "inject", tmp_path / "cards", tmp_path / "work"
+    inject.mkdir()
+    cards.mkdir()
+    (inject / "sitecustomize.py").write_text(HANGING_FAMILY)
+    (cards / "hang.yaml").write_text(
+        EMT_CARD.replace("name: emt", "name: hang").replace("family: emt", "family: test-hang")
+    )
+    env = lambench_env(tmp_path, PYTHONPATH=str(inject))
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "workflows.cli",
+            "run",
+            "--models",
+            "dummy,hang",
+            "--tasks",
+            MOLECULES,
+            "--cards",
+            str(cards),
+            "--workers",
+            "2",
+            "--bootstrap",
+            "0",
+            "--workdir",
+            str(workdir),
+            "--job-timeout",
+            "20",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "failed hang × force_field/molecules_small: timed out after 20 s" in " ".join(run.stdout.split())
+    assert no_process_left(workdir)
+    site = next((workdir / "runs").iterdir()) / "site"
+    board = json.loads((site / "leaderboard.json").read_text())
+    (hang_job,) = [j for j in board["jobs"] if j["model"] == "hang"]
+    assert hang_job["status"] == "failed" and hang_job["error"].startswith("timed out after 20 s")
     assert metric_rows(site)[("dummy", "molecules_small", "force_rmse")]["value"] > 0
 
 
@@ -443,7 +534,9 @@ def raw_put(url: str, body: bytes, declared: int) -> None:
     """A PUT that announces `declared` bytes, sends `body`, and hangs up: a client dying mid-upload."""
     parsed = urlparse(url)
     with socket.create_connection((parsed.hostname, parsed.port), timeout=10) as connection:
-        head = f"PUT {parsed.path}?{parsed.query} HTTP/1.1\r\nHost: {parsed.netloc}\r\nContent-Length: {declared}\r\n\r\n"
+        head = (
+            f"PUT {parsed.path}?{parsed.query} HTTP/1.1\r\nHost: {parsed.netloc}\r\nContent-Length: {declared}\r\n\r\n"
+        )
         connection.sendall(head.encode() + body)
     time.sleep(0.5)
 
@@ -475,10 +568,18 @@ def test_two_campaigns_writing_one_store_at_once(tmp_path):
     store = tmp_path / "store"
     env = lambench_env(tmp_path)
     common = ("--models", "dummy,emt", "--workers", "1", "--bootstrap", "20", "--store", str(store))
-    a = start_run(*common, "--tasks", f"{MOLECULES},force_field/cu_bulk", "--workdir", str(tmp_path / "a"),
-                  env=env, log=tmp_path / "a.log")
-    b = start_run(*common, "--tasks", "force_field/cu_bulk,s22", "--workdir", str(tmp_path / "b"),
-                  env=env, log=tmp_path / "b.log")
+    a = start_run(
+        *common,
+        "--tasks",
+        f"{MOLECULES},force_field/cu_bulk",
+        "--workdir",
+        str(tmp_path / "a"),
+        env=env,
+        log=tmp_path / "a.log",
+    )
+    b = start_run(
+        *common, "--tasks", "force_field/cu_bulk,s22", "--workdir", str(tmp_path / "b"), env=env, log=tmp_path / "b.log"
+    )
     out_a, out_b = finish(a, tmp_path / "a.log"), finish(b, tmp_path / "b.log")
     assert a.returncode == 0, out_a
     assert b.returncode == 0, out_b
@@ -487,7 +588,10 @@ def test_two_campaigns_writing_one_store_at_once(tmp_path):
         (model, task) for model in ("dummy", "emt") for task in (MOLECULES, "force_field/cu_bulk", "s22")
     )
     assert not (store / "failures").exists() or not list((store / "failures").iterdir())
-    rows_a, rows_b = metric_rows(only_run_dir(tmp_path / "a") / "site"), metric_rows(only_run_dir(tmp_path / "b") / "site")
+    rows_a, rows_b = (
+        metric_rows(only_run_dir(tmp_path / "a") / "site"),
+        metric_rows(only_run_dir(tmp_path / "b") / "site"),
+    )
     shared = {k for k in rows_a if k[1] == "cu_bulk"}
     assert shared and shared == {k for k in rows_b if k[1] == "cu_bulk"}
     for key in shared:

@@ -56,6 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="quick (default): laptop-sized efficiency sweep and 200-step MD; full: LAMBench's protocol (10 ps MD)",
     )
     run.add_argument(
+        "--job-timeout",
+        type=float,
+        help="seconds one job may run; a job over it is recorded as failed and the campaign goes on",
+    )
+    run.add_argument(
         "--bootstrap", type=int, default=1000, help="bootstrap replicates of every interval (default: 1000; 0: none)"
     )
     _add_catalog_options(run)
@@ -131,6 +136,7 @@ def _spec_from_args(args: argparse.Namespace, campaign_id: str, run_dir: Path) -
         progress_dir=str(run_dir / "progress"),
         profile=args.profile,
         bootstrap_replicates=args.bootstrap,
+        job_timeout_s=args.job_timeout,
     )
 
 
@@ -142,6 +148,8 @@ def command_run(args: argparse.Namespace, console: Console) -> int:
         raise LambenchError("--workers must be ≥ 1 and --timeout > 0")
     if args.bootstrap < 0:
         raise LambenchError("--bootstrap must be ≥ 0 (0: no intervals)")
+    if args.job_timeout is not None and args.job_timeout <= 0:
+        raise LambenchError("--job-timeout must be > 0 seconds")
     campaign_id = new_campaign_id()
     run_dir = (args.workdir / "runs" / campaign_id).resolve()
     spec = _spec_from_args(args, campaign_id, run_dir)
