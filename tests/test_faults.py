@@ -449,16 +449,16 @@ def test_s3_server_crashing_during_a_run_steps_write(s3, monkeypatch):
     spec = s3_spec("run", ["dummy"])
     (job,) = campaign_jobs(spec)
     store = ResultStore.open(spec.store)
-    real_execute_job = ops.execute_job
+    real_execute_job = ops.execute_job_with_deadline
     crashed: list[float] = []
 
-    def execute_then_crash(spec, job):  # the server dies while the step computes
-        result = real_execute_job(spec, job)
+    def execute_then_crash(spec, job, store):  # the server dies while the step computes
+        result = real_execute_job(spec, job, store)
         s3.crash()
         crashed.append(time.monotonic())
         return result
 
-    monkeypatch.setattr(ops, "execute_job", execute_then_crash)
+    monkeypatch.setattr(ops, "execute_job_with_deadline", execute_then_crash)
     with pytest.raises(TransientError) as failure:
         run_step(spec, job.key)
     waited = time.monotonic() - crashed[0]
@@ -476,7 +476,7 @@ def test_s3_server_crashing_during_a_run_steps_write(s3, monkeypatch):
 
     s3.start()  # same ports, same data
     assert store.get(job.key) is None and store.get_failure(job.key) is None  # nothing half-written
-    monkeypatch.setattr(ops, "execute_job", real_execute_job)
+    monkeypatch.setattr(ops, "execute_job_with_deadline", real_execute_job)
     assert run_step(spec, job.key) == "succeeded"
     stored = store.get(job.key)
     assert stored is not None and stored.n_scored == 55
