@@ -10,6 +10,7 @@ deterministic in the spec, the cards and the datasets baked into the image.
 from __future__ import annotations
 
 import json
+from typing import ClassVar
 
 from dflow.python import OP, OPIO, FatalError, OPIOSign, TransientError
 
@@ -30,18 +31,24 @@ def effective_spec(spec_json: str, run_id: str) -> CampaignSpec:
     return spec
 
 
-def _sign(**fields: type) -> OPIOSign:
-    return OPIOSign(fields)
+class _ClusterOP(OP):
+    """A cluster OP's signature from its `inputs` and `outputs`: every parameter is a string."""
 
+    inputs: ClassVar[tuple[str, ...]] = ()
+    outputs: ClassVar[tuple[str, ...]] = ()
 
-class PlanOnCluster(OP):
     @classmethod
     def get_input_sign(cls) -> OPIOSign:
-        return _sign(spec=str, run_id=str)
+        return OPIOSign(dict.fromkeys(cls.inputs, str))
 
     @classmethod
     def get_output_sign(cls) -> OPIOSign:
-        return _sign(summary=str)
+        return OPIOSign(dict.fromkeys(cls.outputs, str))
+
+
+class PlanOnCluster(_ClusterOP):
+    inputs = ("spec", "run_id")
+    outputs = ("summary",)
 
     @OP.exec_sign_check
     def execute(self, op_in: OPIO) -> OPIO:
@@ -52,18 +59,13 @@ class PlanOnCluster(OP):
         return OPIO({"summary": json.dumps({"to_run": len(plan.to_run), "already_done": len(plan.already_done)})})
 
 
-class RunJobOnCluster(OP):
+class RunJobOnCluster(_ClusterOP):
     """One job by its key. A result already in the store is reused (a resubmitted or nightly run
     recomputes nothing); a job that scored nothing fails the step: with TransientError (retried by
     the retry policy) when its reason looks like the node's fault, else FatalError (never retried)."""
 
-    @classmethod
-    def get_input_sign(cls) -> OPIOSign:
-        return _sign(spec=str, run_id=str, job_key=str)
-
-    @classmethod
-    def get_output_sign(cls) -> OPIOSign:
-        return _sign(status=str)
+    inputs = ("spec", "run_id", "job_key")
+    outputs = ("status",)
 
     @OP.exec_sign_check
     def execute(self, op_in: OPIO) -> OPIO:
@@ -92,14 +94,9 @@ class RunJobOnCluster(OP):
         return OPIO({"status": result.status.value})
 
 
-class AggregateOnCluster(OP):
-    @classmethod
-    def get_input_sign(cls) -> OPIOSign:
-        return _sign(spec=str, run_id=str)
-
-    @classmethod
-    def get_output_sign(cls) -> OPIOSign:
-        return _sign(summary=str)
+class AggregateOnCluster(_ClusterOP):
+    inputs = ("spec", "run_id")
+    outputs = ("summary",)
 
     @OP.exec_sign_check
     def execute(self, op_in: OPIO) -> OPIO:
@@ -109,14 +106,9 @@ class AggregateOnCluster(OP):
         return OPIO({"summary": json.dumps({"ranked": ranked})})
 
 
-class PublishOnCluster(OP):
-    @classmethod
-    def get_input_sign(cls) -> OPIOSign:
-        return _sign(spec=str, run_id=str, aggregate=str)
-
-    @classmethod
-    def get_output_sign(cls) -> OPIOSign:
-        return _sign(site=str)
+class PublishOnCluster(_ClusterOP):
+    inputs = ("spec", "run_id", "aggregate")
+    outputs = ("site",)
 
     @OP.exec_sign_check
     def execute(self, op_in: OPIO) -> OPIO:
@@ -126,17 +118,12 @@ class PublishOnCluster(OP):
         return OPIO({"site": f"{store.url}/campaigns/{spec.campaign_id}/{SITE}/index.html"})
 
 
-class CompareWithPrevious(OP):
+class CompareWithPrevious(_ClusterOP):
     """The nightly run's last step: compare this run's published site with the previous run's,
     write the report beside this run's site, then point `latest` at this run."""
 
-    @classmethod
-    def get_input_sign(cls) -> OPIOSign:
-        return _sign(spec=str, run_id=str, site=str)
-
-    @classmethod
-    def get_output_sign(cls) -> OPIOSign:
-        return _sign(regressions=str)
+    inputs = ("spec", "run_id", "site")
+    outputs = ("regressions",)
 
     @OP.exec_sign_check
     def execute(self, op_in: OPIO) -> OPIO:

@@ -309,10 +309,9 @@ register_family("test-hang")(lambda card, context: Hanging())
 """
 
 
-@pytest.mark.slow
-def test_a_hanging_job_is_stopped_by_the_campaign_timeout_and_finished_results_are_kept(tmp_path):
-    """Without --job-timeout, only the campaign's --timeout stops a hanging model: the whole DAG stops."""
-    inject, cards, workdir = tmp_path / "inject", tmp_path / "cards", tmp_path / "work"
+def hanging_campaign(tmp_path: Path, workdir: Path) -> tuple[dict[str, str], tuple[str, ...]]:
+    """The environment and `lambench run` arguments of dummy beside a model that never returns."""
+    inject, cards = tmp_path / "inject", tmp_path / "cards"
     inject.mkdir()
     cards.mkdir()
     (inject / "sitecustomize.py").write_text(HANGING_FAMILY)
@@ -334,6 +333,14 @@ def test_a_hanging_job_is_stopped_by_the_campaign_timeout_and_finished_results_a
         "--workdir",
         str(workdir),
     )
+    return env, args
+
+
+@pytest.mark.slow
+def test_a_hanging_job_is_stopped_by_the_campaign_timeout_and_finished_results_are_kept(tmp_path):
+    """Without --job-timeout, only the campaign's --timeout stops a hanging model: the whole DAG stops."""
+    workdir = tmp_path / "work"
+    env, args = hanging_campaign(tmp_path, workdir)
     start = time.monotonic()
     run = subprocess.run(
         [sys.executable, "-m", "workflows.cli", "run", *args, "--timeout", "45"],
@@ -369,35 +376,10 @@ def test_a_hanging_job_is_stopped_by_the_campaign_timeout_and_finished_results_a
 def test_a_job_over_its_time_limit_is_recorded_failed_and_the_campaign_publishes(tmp_path):
     """--job-timeout: the hanging job's step stores its failure with the reason and ends; the other jobs,
     aggregate and publish run, and the leaderboard shows the failure."""
-    inject, cards, workdir = tmp_path / "inject", tmp_path / "cards", tmp_path / "work"
-    inject.mkdir()
-    cards.mkdir()
-    (inject / "sitecustomize.py").write_text(HANGING_FAMILY)
-    (cards / "hang.yaml").write_text(
-        EMT_CARD.replace("name: emt", "name: hang").replace("family: emt", "family: test-hang")
-    )
-    env = lambench_env(tmp_path, PYTHONPATH=str(inject))
+    workdir = tmp_path / "work"
+    env, args = hanging_campaign(tmp_path, workdir)
     run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "workflows.cli",
-            "run",
-            "--models",
-            "dummy,hang",
-            "--tasks",
-            MOLECULES,
-            "--cards",
-            str(cards),
-            "--workers",
-            "2",
-            "--bootstrap",
-            "0",
-            "--workdir",
-            str(workdir),
-            "--job-timeout",
-            "20",
-        ],
+        [sys.executable, "-m", "workflows.cli", "run", *args, "--job-timeout", "20"],
         cwd=REPO,
         env=env,
         capture_output=True,

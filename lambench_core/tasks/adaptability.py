@@ -201,52 +201,50 @@ def dcdft_items(key: str) -> list[Item]:
     return items
 
 
+class ShippedLabelsTask(_Adaptability, Task):
+    """An adaptability task whose structures and labels ship offline: `load_items` gives them."""
+
+    category = TaskCategory.ADAPTABILITY
+    version = "1"
+    Params = AdaptabilityParams
+
+    @staticmethod
+    def load_items() -> list[Item]:
+        raise NotImplementedError
+
+    def run(self, model: LoadedModel, frames: list, params: BaseModel, progress: ProgressCallback) -> TaskOutput:
+        assert isinstance(params, AdaptabilityParams)
+        return self.evaluate(model, self.load_items(), params, progress)
+
+
 @register_task
-class G2FormationEnthalpyTask(_Adaptability, Task):
+class G2FormationEnthalpyTask(ShippedLabelsTask):
     """Experimental enthalpies of formation (298 K, kcal/mol) of the 148 G2-1/G2-2 molecules from the
     model's frozen representation, under 5-fold cross-validation."""
 
     name = "adapt_g2_formation_enthalpy"
-    category = TaskCategory.ADAPTABILITY
-    version = "1"
-    Params = AdaptabilityParams
     unit = "kcal/mol"
-
-    def run(self, model: LoadedModel, frames: list, params: BaseModel, progress: ProgressCallback) -> TaskOutput:
-        assert isinstance(params, AdaptabilityParams)
-        return self.evaluate(model, g2_items(), params, progress)
+    load_items = staticmethod(g2_items)
 
 
 @register_task
-class DcdftBulkModulusTask(_Adaptability, Task):
+class DcdftBulkModulusTask(ShippedLabelsTask):
     """WIEN2k PBE bulk moduli (GPa) of the 71 elemental crystals of the Delta test from the model's
     frozen representation of the crystal at its reference volume."""
 
     name = "adapt_dcdft_bulk_modulus"
-    category = TaskCategory.ADAPTABILITY
-    version = "1"
-    Params = AdaptabilityParams
     unit = "GPa"
-
-    def run(self, model: LoadedModel, frames: list, params: BaseModel, progress: ProgressCallback) -> TaskOutput:
-        assert isinstance(params, AdaptabilityParams)
-        return self.evaluate(model, dcdft_items("wien2k_B"), params, progress)
+    load_items = staticmethod(lambda: dcdft_items("wien2k_B"))
 
 
 @register_task
-class DcdftVolumeTask(_Adaptability, Task):
+class DcdftVolumeTask(ShippedLabelsTask):
     """WIEN2k PBE equilibrium volumes (Å³/atom) of the 71 Delta-test crystals from the model's frozen
     representation (of the crystal as ASE ships it, near that volume)."""
 
     name = "adapt_dcdft_volume"
-    category = TaskCategory.ADAPTABILITY
-    version = "1"
-    Params = AdaptabilityParams
     unit = "Å³/atom"
-
-    def run(self, model: LoadedModel, frames: list, params: BaseModel, progress: ProgressCallback) -> TaskOutput:
-        assert isinstance(params, AdaptabilityParams)
-        return self.evaluate(model, dcdft_items("wien2k_volume"), params, progress)
+    load_items = staticmethod(lambda: dcdft_items("wien2k_volume"))
 
 
 # Matbench v0.1's structure → property tasks (Dunn et al., npj Comput. Mater. 6, 138 (2020)) with their

@@ -285,6 +285,18 @@ class PreparedSystem:
     atoms: Atoms
 
 
+def _system_fields(system: PreparedSystem) -> dict[str, Any]:
+    """What identifies a system in its record, whether its run completed, failed or never started."""
+    return {
+        "dataset": system.dataset,
+        "frame": system.frame,
+        "frame_id": system.frame_id,
+        "domain": system.domain.value,
+        "formula": system.atoms.get_chemical_formula(),
+        "periodic": not system.isolated,
+    }
+
+
 def load_systems(params: MDStabilityParams) -> list[tuple[str, PreparedSystem]]:
     """Every listed system's structure; bad names or indices are InputErrors, raised before any model call."""
     lookup = NamedFrames(PARAMS_SOURCE)
@@ -376,13 +388,8 @@ class MDStabilityTask(Task):
     def _unstarted_record(system: PreparedSystem, reason: str, params: MDStabilityParams) -> dict[str, Any]:
         """The record of an attempted system whose run left no trajectory (the model raised first)."""
         return {
-            "dataset": system.dataset,
-            "frame": system.frame,
-            "frame_id": system.frame_id,
-            "domain": system.domain.value,
-            "formula": system.atoms.get_chemical_formula(),
+            **_system_fields(system),
             "n_atoms": len(system.atoms),
-            "periodic": not system.isolated,
             "status": "failed",
             "steps_requested": params.steps,
             "steps_completed": None,
@@ -408,13 +415,8 @@ class MDStabilityTask(Task):
         )
         stored = subsample(list(range(len(run.steps))))
         return {
-            "dataset": system.dataset,
-            "frame": system.frame,
-            "frame_id": system.frame_id,
-            "domain": system.domain.value,
-            "formula": system.atoms.get_chemical_formula(),
+            **_system_fields(system),
             "n_atoms": run.n_atoms,
-            "periodic": not system.isolated,
             "zero_rotation": system.isolated and run.n_atoms > 1,
             "status": "failed" if failed else "completed",
             "steps_requested": params.steps,

@@ -100,6 +100,19 @@ PROPERTY_TASKS: tuple[PropertyTaskSpec, ...] = (
 )
 
 
+def present_datasets(document: ManifestDocument, use: str, set_name: str | None) -> dict[str, str] | None:
+    """Reference level → dataset of a task's set on this machine; {} for a task that reads no set,
+    None when its set is not here (the task then stays out of the suite)."""
+    if set_name is None:
+        return {}
+    found = {
+        entry.level: entry.name
+        for entry in document.entries()
+        if entry.use == use and entry.set_name == set_name and document.is_present(entry)
+    }
+    return found or None
+
+
 def property_instances(
     document: ManifestDocument, specs: tuple[PropertyTaskSpec, ...] = PROPERTY_TASKS
 ) -> list[TaskInstance]:
@@ -107,15 +120,9 @@ def property_instances(
     instances = []
     for spec in specs:
         task = task_class(spec.task)
-        datasets: dict[str, str] = {}
-        if spec.set_name is not None:
-            datasets = {
-                entry.level: entry.name
-                for entry in document.entries()
-                if entry.use == "property" and entry.set_name == spec.set_name and document.is_present(entry)
-            }
-            if not datasets:
-                continue
+        datasets = present_datasets(document, "property", spec.set_name)
+        if datasets is None:
+            continue
         instances.append(
             TaskInstance(
                 name=spec.task,
@@ -172,15 +179,9 @@ def adaptability_instances(
         if profile == "quick" and not spec.in_quick:
             continue
         task = task_class(spec.task)
-        datasets: dict[str, str] = {}
-        if spec.set_name is not None:
-            datasets = {
-                entry.level: entry.name
-                for entry in document.entries()
-                if entry.use == "adaptability" and entry.set_name == spec.set_name and document.is_present(entry)
-            }
-            if not datasets:
-                continue
+        datasets = present_datasets(document, "adaptability", spec.set_name)
+        if datasets is None:
+            continue
         overrides = (QUICK_ADAPTABILITY if profile == "quick" else {}) | {"protocol": spec.protocol}
         instances.append(
             TaskInstance(
