@@ -29,7 +29,7 @@ from lambench_core.models.card import ModelCard
 from lambench_core.models.catalog import ModelCatalog
 from lambench_core.models.loading import LoadedModel, load_model
 from lambench_core.results.identity import job_key
-from lambench_core.results.provenance import git_commit, hardware, package_versions
+from lambench_core.results.provenance import batch_job, git_commit, hardware, package_versions
 from lambench_core.results.record import Provenance, Status, TaskResult
 from lambench_core.results.store import ResultStore
 from lambench_core.tasks.base import DirectoryTask, TaskOutput, task_class
@@ -56,6 +56,7 @@ class CampaignSpec(BaseModel):
     job_timeout_s: float | None = Field(
         default=None, gt=0, description="A job running longer is recorded as failed and its step ended (None: no limit)"
     )
+    engine: str = Field(default="local", description="Engine running the campaign (recorded in every result)")
 
 
 class Job(BaseModel):
@@ -77,6 +78,12 @@ class Plan(BaseModel):
     @property
     def all_jobs(self) -> list[Job]:
         return sorted(self.to_run + self.already_done, key=lambda job: (job.model, job.instance.name))
+
+    def job(self, key: str) -> Job:
+        for job in self.to_run + self.already_done:
+            if job.key == key:
+                return job
+        raise LambenchError(f"campaign {self.campaign.campaign_id}: its plan has no job with key {key}")
 
 
 class CampaignContext:
@@ -107,13 +114,6 @@ def campaign_jobs(spec: CampaignSpec, context: CampaignContext | None = None) ->
     cards = context.catalog.select(spec.models)
     instances = context.suite.select(spec.tasks)
     return [context.job_for(card, instance) for card in cards for instance in instances]
-
-
-def find_job(spec: CampaignSpec, key: str) -> Job:
-    for job in campaign_jobs(spec):
-        if job.key == key:
-            return job
-    raise LambenchError(f"campaign {spec.campaign_id}: no job with key {key} (cards or data differ from the plan's)")
 
 
 def plan_campaign(spec: CampaignSpec, store: ResultStore) -> Plan:
@@ -163,6 +163,8 @@ class ProgressFile:
 
 
 def _set_threads(threads: int | None) -> None:
+    # A Slurm job uses the CPUs it was given, not every core of its node.
+    threads = threads or int(os.environ.get("SLURM_CPUS_PER_TASK", "0")) or None
     if threads is None:
         return
     try:
@@ -212,6 +214,8 @@ def execute_job(spec: CampaignSpec, job: Job) -> TaskResult:
         error = f"{type(exc).__name__}: {exc}"
     finished = datetime.now(UTC)
     result = _result(job, card, output, error)
+    result.campaign_id = spec.campaign_id
+    result.transient = result.status == Status.FAILED and is_infrastructure_failure(result.error)
     result.provenance = Provenance(
         lambench_version=lambench_core.__version__,
         git_commit=git_commit(),
@@ -235,6 +239,8 @@ def execute_job(spec: CampaignSpec, job: Job) -> TaskResult:
         wall_seconds=time.perf_counter() - clock,
         compute_seconds=output.compute_seconds if output else 0.0,
         load_seconds=load_seconds,
+        engine=spec.engine,
+        **batch_job(),
     )
     progress(result.n_items, result.n_items, result.status.value, force=True)
     return result
@@ -254,9 +260,7 @@ def execute_job_with_deadline(spec: CampaignSpec, job: Job, store: ResultStore) 
     def expire() -> None:
         try:
             reason = f"timed out after {limit:g} s (the campaign's per-job limit)"
-            store.put(
-                TaskResult(key=job.key, model=job.model, task=job.instance.name, status=Status.FAILED, error=reason)
-            )
+            store.put(failure(spec, job, reason, transient=False))
         finally:
             os._exit(EXIT_TIMED_OUT)  # the hung call cannot be interrupted otherwise
 
@@ -267,6 +271,29 @@ def execute_job_with_deadline(spec: CampaignSpec, job: Job, store: ResultStore) 
         return execute_job(spec, job)
     finally:
         watchdog.cancel()
+
+
+def failure(spec: CampaignSpec, job: Job, reason: str, transient: bool) -> TaskResult:
+    """The record of a job that ended before it could report (time limit, killed, node lost)."""
+    return TaskResult(
+        key=job.key,
+        model=job.model,
+        task=job.instance.name,
+        status=Status.FAILED,
+        error=reason,
+        transient=transient,
+        campaign_id=spec.campaign_id,
+    )
+
+
+# Infrastructure failures reach a job as text: the per-structure loop keeps each structure's exception
+# as its reason, and a job fails when none scored. These are the failures another node or a later try
+# can cure; everything else (bad input, a model that cannot run these structures) is deterministic.
+INFRASTRUCTURE_MARKERS = ("CUDA out of memory", "CUDA error", "ConnectionError", "Connection refused")
+
+
+def is_infrastructure_failure(reason: str | None) -> bool:
+    return any(marker in (reason or "") for marker in INFRASTRUCTURE_MARKERS)
 
 
 def _result(job: Job, card: ModelCard, output: TaskOutput | None, error: str | None) -> TaskResult:

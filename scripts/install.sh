@@ -4,11 +4,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # System packages, each only where its command is missing: Quantum ESPRESSO (reference labels; OpenBLAS
-# makes pw.x ~2× faster on slabs and is what the shipped QE sets were labelled with) and headless
-# Chromium with its driver (the site's browser test).
+# makes pw.x ~2× faster on slabs and is what the shipped QE sets were labelled with), headless
+# Chromium with its driver (the site's browser test) and Slurm with munge (the one-node cluster of
+# scripts/slurm-local.sh that the Slurm engine's tests run on).
 packages=()
 command -v pw.x >/dev/null 2>&1 || packages+=(quantum-espresso quantum-espresso-data libopenblas0-serial)
 command -v chromedriver >/dev/null 2>&1 || packages+=(chromium chromium-driver)
+command -v sbatch >/dev/null 2>&1 || packages+=(slurm-wlm munge)
 if [ ${#packages[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     apt-get update -qq

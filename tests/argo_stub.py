@@ -1,9 +1,18 @@
 """ArgoServerStub: a STUB of the Argo Server REST API, for tests only (no Kubernetes can run here).
 
-It speaks the few endpoints lambench calls (create/get/retry workflows, create cron workflows) on
-127.0.0.1, validates every posted manifest with the same strict schema as `lambench export`, records
-each request with its headers, and lets a test set the phases of a workflow's nodes. It schedules
-nothing and runs nothing.
+It answers, on 127.0.0.1, the requests dflow's Workflow and the argo-workflows client under it make
+for lambench (see workflows/argo_client.py):
+
+- `POST /api/v1/workflows/{ns}` body `{"workflow": ...}`         dflow Workflow.submit()
+- `GET  /api/v1/workflows/{ns}/{name}[?fields=...]`              dflow Workflow.query()
+- `GET  /api/v1/archived-workflows/{uid}`                        dflow's query() after a 404 (always 404)
+- `PUT  /api/v1/workflows/{ns}/{name}/retry` (no body)           dflow Workflow.retry()
+- `POST /api/v1/cron-workflows/{ns}` body `{"cronWorkflow": ...}` CronWorkflowServiceApi
+
+It validates every posted manifest with the same strict schema as `lambench export`, records each
+request (method, path with query, headers, body), checks the bearer token when `token` is set (401
+otherwise, as Argo does), and lets a test set the phases of a workflow's nodes. It schedules nothing
+and runs nothing.
 """
 
 from __future__ import annotations
@@ -11,6 +20,7 @@ from __future__ import annotations
 import json
 import secrets
 import threading
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -18,7 +28,8 @@ from workflows.argo import validate_manifest
 
 
 class ArgoServerStub:
-    def __init__(self) -> None:
+    def __init__(self, token: str | None = None) -> None:
+        self.token = token
         self.workflows: dict[str, dict[str, Any]] = {}
         self.cron_workflows: dict[str, dict[str, Any]] = {}
         self.requests: list[tuple[str, str, dict[str, str], Any]] = []
@@ -43,7 +54,10 @@ class ArgoServerStub:
             def _handle(self, method: str) -> None:
                 body = self._body() if method in ("POST", "PUT") else None
                 stub.requests.append((method, self.path, dict(self.headers), body))
-                code, payload = stub.route(method, self.path, body)
+                if stub.token is not None and self.headers.get("Authorization") != f"Bearer {stub.token}":
+                    code, payload = 401, {"code": 16, "message": "token not valid"}
+                else:
+                    code, payload = stub.route(method, self.path.split("?")[0], body)
                 self._reply(code, payload)
 
             def do_GET(self) -> None:  # noqa: N802 (http.server's names)
@@ -71,15 +85,20 @@ class ArgoServerStub:
         parts = path.strip("/").split("/")  # api v1 workflows NAMESPACE [NAME [retry]]
         if parts[:3] == ["api", "v1", "workflows"] and method == "POST" and len(parts) == 4:
             return self._create(body["workflow"], "Workflow")
-        if parts[:3] == ["api", "v1", "cron-workflows"] and method == "POST":
+        if parts[:3] == ["api", "v1", "cron-workflows"] and method == "POST" and len(parts) == 4:
             return self._create(body["cronWorkflow"], "CronWorkflow")
+        if parts[:3] == ["api", "v1", "archived-workflows"] and method == "GET" and len(parts) == 4:
+            return 404, {"code": 5, "message": "not found"}  # the stub archives nothing
         if parts[:3] == ["api", "v1", "workflows"] and len(parts) >= 5:
             workflow = self.workflows.get(parts[4])
             if workflow is None:
                 return 404, {"code": 5, "message": f'workflows.argoproj.io "{parts[4]}" not found'}
-            if method == "GET":
+            if method == "GET" and len(parts) == 5:
                 return 200, workflow
             if method == "PUT" and parts[5:] == ["retry"]:
+                if workflow["status"]["phase"] not in ("Failed", "Error"):
+                    return 409, {"code": 9, "message": "workflow must be Failed/Error to retry"}
+                # Argo's default (restartSuccessful false): only failed nodes rerun.
                 for node in workflow["status"]["nodes"].values():
                     if node["phase"] in ("Failed", "Error"):
                         node["phase"] = "Pending"
@@ -95,6 +114,7 @@ class ArgoServerStub:
         stored = json.loads(json.dumps(manifest))
         metadata = stored["metadata"]
         metadata["name"] = metadata.get("name") or f"{metadata['generateName']}{secrets.token_hex(3)}"
+        metadata["uid"] = str(uuid.uuid4())
         if kind == "CronWorkflow":
             self.cron_workflows[metadata["name"]] = stored
         else:

@@ -33,3 +33,4 @@ def s3_env(s3_server, monkeypatch):
     for name, value in s3_server.environment().items():
         monkeypatch.setenv(name, value)
     return s3_server
+from tests.slurm_cluster import slurm_cluster  # noqa: E402,F401  (the real one-node Slurm fixture)

@@ -21,3 +21,21 @@ def emt_energy(atoms: Atoms) -> float:
     atoms = atoms.copy()
     atoms.calc = EMT()
     return float(atoms.get_potential_energy())
+
+
+def plan_step(spec, campaign: str = "") -> None:
+    """The campaign DAG's plan step, run here: stores the plan the later steps read."""
+    from dflow.python import OPIO
+
+    from ops.campaign import PlanCampaign
+
+    PlanCampaign().execute(OPIO(spec=spec.model_dump_json(), campaign=campaign))
+
+
+def run_step(spec, key: str, campaign: str = "") -> str:
+    """The campaign DAG's run step of one job, run here (the plan step must have run)."""
+    from dflow.python import OPIO
+
+    from ops.campaign import RunJob
+
+    return RunJob().execute(OPIO(store=spec.store, campaign=campaign or spec.campaign_id, job_key=key))["status"]

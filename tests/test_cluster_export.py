@@ -103,11 +103,11 @@ def test_a_three_model_all_task_campaign_exports_and_validates_strictly(config_f
         job = jobs[values["job_key"]]
         # Deterministic keys: the job's identity key, so reuse and retries find the same step.
         assert values["dflow_key"] == f"run-{job.key}"[:63]
-        assert set(values) == {"job_key", "dflow_key"}  # the spec comes from the template's default
+        assert set(values) == {"job_key", "dflow_key"}  # where the plan is comes from the template's defaults
         script = templates[step["template"]]["script"]
         template = templates[step["template"]]
         defaults = {p["name"]: p.get("default") for p in template["inputs"]["parameters"]}
-        assert defaults["spec"] == "{{workflow.parameters.spec}}" and defaults["run_id"] == ""
+        assert defaults["store"] == "s3://lambench/prod" and defaults["campaign"] == "c1"
         assert script["image"] == expected_images[job.model]
         category = job.instance.category.value
         resources = script["resources"]
@@ -136,6 +136,12 @@ def test_a_three_model_all_task_campaign_exports_and_validates_strictly(config_f
     assert exported.store == "s3://lambench/prod" and exported.models == MODELS
     top = next(t for t in manifest["spec"]["templates"] if "steps" in t)["steps"]
     assert [group[0]["name"] for group in top] == ["plan", "run-0", "aggregate", "publish"]
+    # Only the plan step reads the spec (once, from the workflow parameter); the others read its plan.
+    assert parameters(top[0][0])["spec"] == "{{workflow.parameters.spec}}"
+    reading_spec = [
+        t["name"] for t in manifest["spec"]["templates"] if "spec" in {p["name"] for p in t.get("inputs", {}).get("parameters", [])}
+    ]
+    assert reading_spec == [top[0][0]["template"]]
 
 
 def test_the_strict_schema_rejects_what_argo_would_drop(config_file, spec):
@@ -180,7 +186,8 @@ def test_the_nightly_cron_workflow(config_file, tmp_path):
     compare = top[-1][0]
     compare_template = next(t for t in workflow["templates"] if t["name"] == compare["template"])
     defaults = {p["name"]: p.get("default") for p in compare_template["inputs"]["parameters"]}
-    assert defaults["run_id"] == "{{workflow.name}}"  # each night publishes under its own folder
+    assert defaults["campaign"] == "nightly/{{workflow.name}}"  # each night publishes under its own folder
+    assert parameters(compare)["series"] == "nightly"
     assert parameters(compare)["site"] == "{{=steps['publish'].outputs.parameters['site']}}"
     spec = CampaignSpec.model_validate_json(workflow["arguments"]["parameters"][0]["value"])
     assert spec.campaign_id == "nightly"
@@ -213,34 +220,48 @@ def test_unknown_model_stops_export_with_the_known_names(config_file, capsys):
 
 
 def test_slurm_steps_and_their_batch_script(tmp_path, spec):
+    from lambench_core.categories import Category
     from workflows.slurm import job_script
 
     document = CONFIG | {
         "slurm": {
+            "context": "ssh",
             "host": "login.hpc.example.org",
             "username": "bench",
-            "remote_root": "/scratch/bench/lambench",
-            "queue": "gpu",
-            "gpus_per_node": 1,
-            "cpus_per_node": 8,
-            "walltime": "06:00:00",
-            "custom_flags": ["#SBATCH --account=materials"],
-            "prelude": ["module load cuda/12.4"],
+            "work_root": "/scratch/bench/lambench",
+            "defaults": {"partition": "cpu", "cpus": 4, "memory": "16G", "account": "materials"},
+            "resources": {
+                "force_field": {
+                    "partition": "gpu",
+                    "gpus": 1,
+                    "cpus": 8,
+                    "time_limit": "06:00:00",
+                    "qos": "long",
+                    "prelude": ["module load cuda/12.4"],
+                }
+            },
         }
     }
     path = tmp_path / "slurm.yaml"
     path.write_text(yaml.safe_dump(document))
     settings = load_cluster_config(path, {})
-    script = job_script(settings.slurm, "python3 script")
+    script = job_script(settings.slurm, Category.FORCE_FIELD, "python3 script")
     for line in (
         "#SBATCH --partition gpu",
         "#SBATCH --gres=gpu:1",
         "#SBATCH --time=06:00:00",
+        "#SBATCH --cpus-per-task=8",
+        "#SBATCH --mem=16G",
         "#SBATCH --account=materials",
+        "#SBATCH --qos=long",
         "module load cuda/12.4",
     ):
         assert line in script
+    other = job_script(settings.slurm, Category.PROPERTY, "python3 script")
+    assert "#SBATCH --partition cpu" in other and "--gres" not in other and "#SBATCH --time=04:00:00" in other
     manifest = build_workflow(spec.model_copy(update={"tasks": ["s22"]}), settings, slurm=True)
     validate_manifest(manifest)
     run_template = templates_by_name(manifest)[run_steps(manifest)[0]["template"]]
     assert "dpdispatcher" in yaml.safe_dump(run_template) and "login.hpc.example.org" in yaml.safe_dump(run_template)
+    with pytest.raises(LambenchError, match="'ssh' needs 'host' and 'username'"):
+        load_cluster_config(path, {"LAMBENCH_CLUSTER__SLURM__HOST": "''"})

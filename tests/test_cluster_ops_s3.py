@@ -1,5 +1,6 @@
-"""The cluster DAG's OPs, executed here in order against a real S3 server (SeaweedFS): the same
-code the Argo pods run, with results, the published site and the nightly comparison in S3."""
+"""The campaign DAG's OPs, executed here in order against a real S3 server (SeaweedFS): the same
+code every engine runs (Argo pods, Slurm jobs, local processes), with results, the published site
+and the nightly comparison in S3."""
 
 from __future__ import annotations
 
@@ -10,24 +11,26 @@ from dflow.python import OPIO, FatalError
 
 from lambench_core.campaign import CampaignSpec, campaign_jobs
 from lambench_core.results.store import ResultStore
-from ops import cluster as ops
+from ops import campaign as ops
+from tests.helpers import plan_step, run_step
 
 pytestmark = pytest.mark.slow
 
 
 def run_campaign(spec: CampaignSpec, run_id: str) -> list[str]:
-    text = spec.model_dump_json()
-    ops.PlanOnCluster().execute(OPIO(spec=text, run_id=run_id))
+    campaign = f"{spec.campaign_id}/{run_id}" if run_id else spec.campaign_id
+    plan_step(spec, campaign)
     statuses = []
     for job in campaign_jobs(spec):
         try:
-            statuses.append(ops.RunJobOnCluster().execute(OPIO(spec=text, run_id=run_id, job_key=job.key))["status"])
+            statuses.append(run_step(spec, job.key, campaign))
         except FatalError as exc:
             statuses.append(f"fatal: {exc}")
-    summary = ops.AggregateOnCluster().execute(OPIO(spec=text, run_id=run_id))["summary"]
-    site = ops.PublishOnCluster().execute(OPIO(spec=text, run_id=run_id, aggregate=summary))["site"]
+    where = {"store": spec.store, "campaign": campaign}
+    summary = ops.AggregateCampaign().execute(OPIO(**where))["summary"]
+    site = ops.PublishCampaign().execute(OPIO(**where, output_dir="", aggregate=summary))["site"]
     if run_id:
-        ops.CompareWithPrevious().execute(OPIO(spec=text, run_id=run_id, site=site))
+        ops.CompareWithPrevious().execute(OPIO(**where, series=spec.campaign_id, site=site))
     return statuses
 
 

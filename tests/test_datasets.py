@@ -11,9 +11,10 @@ from ase.calculators.emt import EMT
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import write
 
+from lambench_core.categories import Category
 from lambench_core.data.checksums import path_sha256
 from lambench_core.data.loaders import load_frames
-from lambench_core.data.manifest import load_manifest
+from lambench_core.data.manifest import DATASET_USES, load_manifest
 from lambench_core.data.normalization import dummy_errors
 from lambench_core.errors import ChecksumError, InputError
 from lambench_core.models import UnknownNameError
@@ -141,6 +142,8 @@ def test_promised_label_missing(tmp_path):
         ({"labels": ["energy", "charges"]}, "datasets[cu_emt].labels.1"),
         ({"n_frames": 0}, "datasets[cu_emt].n_frames"),
         ({"files": []}, "datasets[cu_emt]"),
+        ({"use": "stability"}, "datasets[cu_emt].use"),  # a category, but one that reads no reference data
+        ({"use": "forces"}, "datasets[cu_emt].use"),
     ],
 )
 def test_malformed_manifest_entry(tmp_path, overrides, field):
@@ -148,6 +151,13 @@ def test_malformed_manifest_entry(tmp_path, overrides, field):
     with pytest.raises(InputError) as caught:
         load_manifest(manifest)
     assert f"{manifest}: {field}:" in str(caught.value)
+
+
+def test_dataset_use_is_a_category_read_from_its_string(tmp_path):
+    entry = load_manifest(make_set(tmp_path, use="force_field")).get("cu_emt")
+    assert entry.use is Category.FORCE_FIELD
+    assert [c.value for c in DATASET_USES] == ["force_field", "property", "adaptability"]
+    assert [c.title for c in Category if c.applicability] == ["Efficiency", "MD stability"]
 
 
 def test_unknown_format_and_unknown_dataset(tmp_path):

@@ -16,13 +16,14 @@ from ase.calculators.calculator import Calculator, all_changes
 from ase.calculators.emt import EMT
 from pydantic import ValidationError
 
+from lambench_core.categories import Category
 from lambench_core.data.loaders import load_frames
 from lambench_core.data.manifest import load_datasets
 from lambench_core.errors import InputError
 from lambench_core.models import ModelCatalog, load_model
 from lambench_core.models.loading import LoadedModel
 from lambench_core.results.provenance import cpu_name, thread_count
-from lambench_core.tasks.base import TaskCategory, task_class
+from lambench_core.tasks.base import task_class
 from lambench_core.tasks.efficiency import (
     STOP_BUDGET,
     STOP_CAP,
@@ -98,7 +99,7 @@ def fast(**kw) -> EfficiencyParams:
 
 def test_registered_in_the_efficiency_category():
     task = task_class("efficiency")
-    assert task is EfficiencyTask and task.category is TaskCategory.EFFICIENCY and task.version == "1"
+    assert task is EfficiencyTask and task.category is Category.EFFICIENCY and task.version == "1"
     assert task.scored_metrics == ()
 
 

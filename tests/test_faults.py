@@ -33,8 +33,9 @@ from lambench_core.report.leaderboard import Leaderboard
 from lambench_core.report.publish import LEADERBOARD_JSON, METRICS_PARQUET, RECORDS_PARQUET, site_files
 from lambench_core.results.record import Status, TaskResult
 from lambench_core.results.store import ResultStore
-from ops import cluster as ops
+from ops import campaign as ops
 from tests.fault_helpers import RestartableSeaweedFS, processes_mentioning
+from tests.helpers import plan_step, run_step
 
 REPO = Path(__file__).resolve().parents[1]
 EMT_CARD = (REPO / "lambench_core/models/cards/emt.yaml").read_text()
@@ -271,8 +272,9 @@ def test_a_model_out_of_memory_on_every_structure_fails_its_job_with_the_reason(
     store.put(result)
     assert not store.has(job.key) and store.get_failure(job.key) == result  # retried by the next run
     # On a cluster: a host MemoryError is judged fatal (not retried); a CUDA OOM is transient.
+    plan_step(spec)
     with pytest.raises(FatalError, match="MemoryError: simulated"):
-        ops.RunJobOnCluster().execute(OPIO(spec=spec.model_dump_json(), run_id="", job_key=job.key))
+        run_step(spec, job.key)
 
 
 def test_a_model_that_runs_out_of_memory_while_loading_or_on_the_gpu(tmp_path, monkeypatch):
@@ -286,8 +288,9 @@ def test_a_model_that_runs_out_of_memory_while_loading_or_on_the_gpu(tmp_path, m
     assert result.provenance is not None and result.provenance.compute_seconds == 0.0
 
     monkeypatch.setitem(registry._FACTORIES, "emt", lambda card, context: FaultyCalculator({}, default="cuda-oom"))
+    plan_step(spec)
     with pytest.raises(TransientError, match="CUDA out of memory"):
-        ops.RunJobOnCluster().execute(OPIO(spec=spec.model_dump_json(), run_id="", job_key=job.key))
+        run_step(spec, job.key)
 
 
 HANGING_FAMILY = """
@@ -417,13 +420,11 @@ def s3(seaweed, monkeypatch):
 
 
 def s3_spec(prefix: str, models: list[str]) -> CampaignSpec:
-    return CampaignSpec(
+    spec = CampaignSpec(
         campaign_id="faults", models=models, tasks=[MOLECULES], store=f"s3://faults/{prefix}", bootstrap_replicates=20
     )
-
-
-def run_step(spec: CampaignSpec, key: str) -> str:
-    return ops.RunJobOnCluster().execute(OPIO(spec=spec.model_dump_json(), run_id="", job_key=key))["status"]
+    plan_step(spec)  # the plan the run, aggregate and publish steps read
+    return spec
 
 
 @pytest.mark.slow
@@ -468,9 +469,8 @@ def test_s3_server_crashing_during_a_run_steps_write(s3, monkeypatch):
 def test_s3_server_freezing_during_publish(s3, monkeypatch):
     monkeypatch.setenv("LAMBENCH_S3_TIMEOUT", "2")
     spec = s3_spec("publish", ["dummy", "emt"])
-    text = spec.model_dump_json()
     assert [run_step(spec, job.key) for job in campaign_jobs(spec)] == ["succeeded", "succeeded"]
-    summary = ops.AggregateOnCluster().execute(OPIO(spec=text, run_id=""))["summary"]
+    summary = ops.AggregateCampaign().execute(OPIO(store=spec.store, campaign="faults"))["summary"]
 
     from lambench_core.results.s3 import S3Backend
 
@@ -487,7 +487,7 @@ def test_s3_server_freezing_during_publish(s3, monkeypatch):
     start = time.monotonic()
     try:
         with pytest.raises(LambenchError, match=r"^s3://faults/publish/campaigns/faults/site/\S+: write failed \("):
-            ops.PublishOnCluster().execute(OPIO(spec=text, run_id="", aggregate=summary))
+            ops.PublishCampaign().execute(OPIO(store=spec.store, campaign="faults", output_dir="", aggregate=summary))
         waited = time.monotonic() - start
     finally:
         s3.thaw()
@@ -505,7 +505,7 @@ def test_s3_server_freezing_during_publish(s3, monkeypatch):
     for name, content in expected.items():
         found = store.get_campaign_file("faults", f"site/{name}")
         assert found is None or found == content, name
-    ops.PublishOnCluster().execute(OPIO(spec=text, run_id="", aggregate=summary))
+    ops.PublishCampaign().execute(OPIO(store=spec.store, campaign="faults", output_dir="", aggregate=summary))
     for name, content in expected.items():
         assert store.get_campaign_file("faults", f"site/{name}") == content, name
     rankings = json.loads(store.get_campaign_file("faults", "site/rankings.json"))

@@ -19,9 +19,10 @@ from ase.md.verlet import VelocityVerlet
 from pydantic import ValidationError
 
 import lambench_core
+from lambench_core.categories import Category
 from lambench_core.errors import InputError
 from lambench_core.models import ModelCatalog, load_model
-from lambench_core.tasks.base import TaskCategory, task_class
+from lambench_core.tasks.base import task_class
 from lambench_core.tasks.stability import (
     LAMBDA_0,
     MDStabilityParams,
@@ -289,7 +290,7 @@ def test_skipped_systems_are_not_attempted_and_failures_count(emt):
 
 def test_registered_with_defaults_from_every_domain():
     assert task_class("md_stability") is MDStabilityTask
-    assert MDStabilityTask.category == TaskCategory.STABILITY and MDStabilityTask.version == "1"
+    assert MDStabilityTask.category == Category.STABILITY and MDStabilityTask.version == "1"
     params = MDStabilityParams()
     assert (params.steps, params.timestep_fs, params.temperature_K, params.log_interval) == (10_000, 1.0, 300.0, 10)
     domains = [system.domain.value for _, system in load_systems(params)]

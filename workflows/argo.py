@@ -1,9 +1,10 @@
 """The campaign as an Argo Workflow (and a nightly CronWorkflow), built by dflow in its default mode.
 
-plan → one run step per job (in its model family's image, with its task category's resources,
-node selector, tolerations, timeout and retry policy) → aggregate → publish [→ compare, nightly].
-Steps share one template per (image, category), and the campaign spec travels once, as a workflow
-parameter, so thousands of jobs make a manifest of a few hundred kilobytes. No credential is
+The DAG comes from the one builder (`workflows.dag`) with the Argo engine: every step a pod in its
+model family's image, with its task category's resources, node selector, tolerations and timeout;
+this module adds the retry policy and writes the manifest. Steps share one template per (image,
+category), the campaign spec travels once (a workflow parameter, read by the plan step) and a run
+step carries only its job's key, so thousands of jobs make a manifest of a few hundred kilobytes. No credential is
 written: pods read the S3 keys from a Kubernetes Secret, and dflow's own defaults are blanked.
 """
 
@@ -17,16 +18,14 @@ from typing import Any
 
 from lambench_core.campaign import CampaignContext, CampaignSpec, Job, campaign_jobs
 from lambench_core.errors import LambenchError
-from lambench_core.hashing import sha256_json
-from workflows.cluster_config import ClusterConfig, Resources
-from workflows.slurm import dispatcher_executor
+from workflows.cluster_config import SERVICE, ClusterConfig, Resources
+from workflows.dag import NIGHTLY_RUN, build_campaign_workflow
+from workflows.engines import ArgoEngine, service_image
 
 API_VERSION = "argoproj.io/v1alpha1"
-RUN_ID = "{{workflow.name}}"
 TRANSIENT_EXIT = "asInt(lastRetry.exitCode) == 1"  # dflow exits 1 on TransientError, 2 on FatalError
 OOM_EXIT = "asInt(lastRetry.exitCode) == 137"
 INFRASTRUCTURE = 'lastRetry.status == "Error"'  # pod deleted, node lost, preempted: not the step's fault
-BASE_FAMILIES = ("dummy", "emt")
 
 
 @contextmanager
@@ -46,54 +45,6 @@ def _no_credentials() -> Iterator[None]:
         s3_config.update(saved[1])
 
 
-def image_for(family: str, card_image: str, config: ClusterConfig) -> str:
-    return config.images.get(family, card_image)
-
-
-def _service_image(config: ClusterConfig, context: CampaignContext) -> str:
-    if config.service_image:
-        return config.service_image
-    base = next((card.image for card in context.catalog.cards() if card.family in BASE_FAMILIES), None)
-    return config.images.get("base", base or "ghcr.io/lambench/base:0.1.0")
-
-
-def _environment(config: ClusterConfig) -> dict[str, Any]:
-    from dflow.op_template import Secret
-
-    return {
-        "LAMBENCH_S3_ENDPOINT": config.s3.endpoint,
-        "LAMBENCH_S3_ACCESS_KEY": Secret(name=config.s3.secret_name, key=config.s3.access_key_field),
-        "LAMBENCH_S3_SECRET_KEY": Secret(name=config.s3.secret_name, key=config.s3.secret_key_field),
-    }
-
-
-def _template(op: type, image: str, resources: Resources, config: ClusterConfig):  # noqa: ANN202 (dflow type)
-    from dflow.python import PythonOPTemplate
-    from kubernetes.client import V1Toleration
-
-    requests = {"cpu": resources.cpu, "memory": resources.memory}
-    limits = {"memory": resources.memory}
-    if resources.gpus:
-        requests[resources.gpu_resource] = str(resources.gpus)
-        limits[resources.gpu_resource] = str(resources.gpus)
-    return PythonOPTemplate(
-        op,
-        image=image,
-        command=["python3"],
-        upload_dflow=False,
-        requests=requests,
-        limits=limits,
-        node_selector=dict(resources.node_selector) or None,
-        tolerations=[V1Toleration(**t.model_dump(exclude_none=True)) for t in resources.tolerations] or None,
-        timeout=resources.timeout_seconds,
-        envs=_environment(config),
-    )
-
-
-def _key(prefix: str, text: str) -> str:
-    return f"{prefix}-{text}"[:63].rstrip("-")
-
-
 def build_workflow(
     spec: CampaignSpec,
     config: ClusterConfig,
@@ -101,89 +52,23 @@ def build_workflow(
     nightly: bool = False,
     slurm: bool = False,
 ) -> dict[str, Any]:
-    """The Workflow manifest (apiVersion, kind, metadata, spec) of the campaign. With `slurm`, run
-    steps go to the batch system of `config.slurm` through dpdispatcher instead of GPU pods."""
-    if slurm and config.slurm is None:
-        raise LambenchError("--executor slurm: the cluster configuration has no 'slurm' section")
-    from dflow import Step, Workflow
-
-    from ops import cluster as ops
-
+    """The Workflow manifest (apiVersion, kind, metadata, spec) of the campaign, from the one DAG
+    builder. With `slurm`, run steps go to the batch system of `config.slurm` from their pods."""
     context = CampaignContext(spec)
     jobs = list(jobs) if jobs is not None else campaign_jobs(spec, context)
     cards = {card.name: card for card in context.catalog.cards()}
-    spec_json = spec.model_dump_json()
-    campaign_key = sha256_json(spec.model_dump(mode="json"))[:12]
-    run_id = RUN_ID if nightly else ""
-    service = config.resources_for("service")
-    service_image = _service_image(config, context)
-    common = {"spec": "{{workflow.parameters.spec}}", "run_id": run_id}
+    engine = ArgoEngine(config, service_image(config, list(cards.values())), run_steps_on_slurm=slurm)
     with _no_credentials():
-        templates: dict[tuple[str, str], Any] = {}
-        run_steps = []
-        categories: dict[str, str] = {}
-        for index, job in enumerate(jobs):
-            card = cards[job.model]
-            category = job.instance.category.value
-            image = image_for(card.family, card.image, config)
-            template_key = (image, category)
-            if template_key not in templates:
-                templates[template_key] = _template(ops.RunJobOnCluster, image, config.resources_for(category), config)
-            run_steps.append(
-                Step(
-                    f"run-{index}",
-                    templates[template_key],
-                    parameters={**common, "job_key": job.key},
-                    key=_key("run", job.key) if not nightly else None,
-                    continue_on_failed=True,
-                    continue_on_error=True,
-                    executor=dispatcher_executor(config.slurm) if slurm and config.slurm else None,
-                )
-            )
-        for template_key, template in templates.items():
-            categories[template.name] = template_key[1]
-        plan = Step(
-            "plan",
-            _template(ops.PlanOnCluster, service_image, service, config),
-            parameters=common,
-            key=None if nightly else _key("plan", campaign_key),
-        )
-        aggregate = Step(
-            "aggregate", _template(ops.AggregateOnCluster, service_image, service, config), parameters=common
-        )
-        publish = Step(
-            "publish",
-            _template(ops.PublishOnCluster, service_image, service, config),
-            parameters={**common, "aggregate": aggregate.outputs.parameters["summary"]},
-        )
-        workflow = Workflow(
-            name="lambench-nightly" if nightly else "lambench-campaign",
-            parallelism=config.argo.parallelism,
-            parameters={"spec": spec_json},
-        )
-        workflow.add(plan)
-        if run_steps:
-            workflow.add(run_steps)
-        workflow.add(aggregate)
-        workflow.add(publish)
-        if nightly:
-            workflow.add(
-                Step(
-                    "compare",
-                    _template(ops.CompareWithPrevious, service_image, service, config),
-                    parameters={**common, "site": publish.outputs.parameters["site"]},
-                )
-            )
-        manifest = workflow.to_dict()
+        dag = build_campaign_workflow(spec, jobs, engine, cards=cards, nightly=nightly)
+        manifest = dag.workflow.to_dict()
     manifest.pop("status", None)
     manifest = {"apiVersion": API_VERSION, "kind": "Workflow", **manifest}
     manifest["spec"]["serviceAccountName"] = config.argo.service_account
     manifest["metadata"]["labels"] = {"app.kubernetes.io/name": "lambench", "lambench/campaign": _label(spec)}
     for template in manifest["spec"]["templates"]:
-        category = categories.get(template["name"])
-        resources = config.resources_for(category) if category else service
-        _retry_policy(template, resources)
-    _compact(manifest, common)
+        _retry_policy(template, config.resources_for(dag.template_groups.get(template["name"], SERVICE)))
+    campaign = f"{spec.campaign_id}/{NIGHTLY_RUN}" if nightly else spec.campaign_id
+    _compact(manifest, {"store": spec.store, "campaign": campaign})
     return manifest
 
 

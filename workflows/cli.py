@@ -17,6 +17,7 @@ from lambench_core.data.manifest import BUILTIN_MANIFEST, DATA_DIR_ENV
 from lambench_core.errors import LambenchError
 from lambench_core.report.publish import SITE
 from lambench_core.results.store import ResultStore
+from workflows.cluster_config import ClusterConfig, SlurmSettings, load_cluster_config
 
 DEFAULT_MODELS = ["dummy", "emt", "chgnet-0.3.0", "sevennet-0"]
 DEFAULT_WORKDIR = Path("lambench-work")
@@ -40,13 +41,27 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lambench", description="Benchmark Large Atomic Models.")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    run = commands.add_parser("run", help="run a local campaign (a dflow DAG in debug mode) and print the leaderboard")
+    run = commands.add_parser(
+        "run", help="run a campaign driven from this host (local processes or Slurm jobs) and print the leaderboard"
+    )
+    run.add_argument(
+        "--engine",
+        choices=("local", "slurm"),
+        default="local",
+        help="local (default): steps as local processes; slurm: every job a Slurm batch job (see --config)",
+    )
+    run.add_argument(
+        "--config",
+        type=Path,
+        help="cluster configuration YAML (the slurm section: partitions, time limits, CPUs, memory, GPUs, prelude"
+        " per task category; default: the cluster's default partition)",
+    )
     run.add_argument("--models", help=f"comma-separated model names (default: {','.join(DEFAULT_MODELS)})")
     run.add_argument("--tasks", help="comma-separated task names (default: every task whose data is present)")
     run.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR, help="where runs and the default store live")
     run.add_argument("--store", help="result store: a directory or file:// URL (default: WORKDIR/store)")
     run.add_argument("--force", action="store_true", help="recompute jobs already in the store")
-    run.add_argument("--workers", type=int, default=2, help="jobs run at once (default: 2)")
+    run.add_argument("--workers", type=int, default=2, help="jobs run (or queued on Slurm) at once (default: 2)")
     run.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
     run.add_argument("--timeout", type=float, default=7200.0, help="seconds before the campaign is stopped")
     run.add_argument(
@@ -121,28 +136,47 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _spec_from_args(args: argparse.Namespace, campaign_id: str, run_dir: Path) -> CampaignSpec:
+def _spec_from_args(
+    args: argparse.Namespace, campaign_id: str, run_dir: Path, config: ClusterConfig | None
+) -> CampaignSpec:
     workers = max(1, args.workers)
+    configured_store = config.store if config is not None else None
     return CampaignSpec(
         campaign_id=campaign_id,
         models=_names(args.models) or DEFAULT_MODELS,
         tasks=_names(args.tasks) or [],
-        store=args.store or str((args.workdir / "store").resolve()),
+        store=args.store or configured_store or str((args.workdir / "store").resolve()),
         manifest=str(args.manifest.resolve()),
         cards_dirs=[str(d.resolve()) for d in args.cards],
         device=args.device,
-        threads_per_job=max(1, (os.cpu_count() or 1) // workers),
+        # On Slurm a job uses the CPUs its category asks for (SLURM_CPUS_PER_TASK).
+        threads_per_job=max(1, (os.cpu_count() or 1) // workers) if args.engine == "local" else None,
         force=args.force,
         progress_dir=str(run_dir / "progress"),
         profile=args.profile,
         bootstrap_replicates=args.bootstrap,
         job_timeout_s=args.job_timeout,
+        engine=args.engine,
     )
+
+
+def _engine_config(args: argparse.Namespace) -> ClusterConfig | None:
+    """The cluster configuration of a Slurm run: its file (or the environment's overrides), with a
+    relative work directory placed under --workdir (which must be on the nodes' shared filesystem)."""
+    if args.engine == "local":
+        if args.config is not None:
+            raise LambenchError("--config: only for --engine slurm (Argo campaigns: lambench submit --config)")
+        return None
+    config = load_cluster_config(args.config)
+    settings = config.slurm or SlurmSettings()
+    if not Path(settings.work_root).is_absolute():
+        settings = settings.model_copy(update={"work_root": str((args.workdir / "slurm").resolve())})
+    return config.model_copy(update={"slurm": settings})
 
 
 def command_run(args: argparse.Namespace, console: Console) -> int:
     from workflows.local import run_locally
-    from workflows.progress import ProgressDisplay
+    from workflows.progress import ProgressDisplay, SlurmQueue
 
     if args.workers < 1 or args.timeout <= 0:
         raise LambenchError("--workers must be ≥ 1 and --timeout > 0")
@@ -150,16 +184,18 @@ def command_run(args: argparse.Namespace, console: Console) -> int:
         raise LambenchError("--bootstrap must be ≥ 0 (0: no intervals)")
     if args.job_timeout is not None and args.job_timeout <= 0:
         raise LambenchError("--job-timeout must be > 0 seconds")
+    config = _engine_config(args)
     campaign_id = new_campaign_id()
     run_dir = (args.workdir / "runs" / campaign_id).resolve()
-    spec = _spec_from_args(args, campaign_id, run_dir)
+    spec = _spec_from_args(args, campaign_id, run_dir, config)
     if not spec.tasks:
         spec.tasks = CampaignContext(spec).suite.names()
     store = ResultStore.open(spec.store)
     plan = plan_campaign(spec, store)
     _describe_plan(plan, store, console)
-    display = ProgressDisplay(plan.to_run, run_dir / "progress", console)
-    outcome = run_locally(plan, run_dir, args.workers, args.timeout, display)
+    queue = SlurmQueue() if args.engine == "slurm" else None
+    display = ProgressDisplay(plan.to_run, run_dir / "progress", console, queue=queue)
+    outcome = run_locally(plan, run_dir, args.workers, args.timeout, display, engine=args.engine, config=config)
     return _report(plan, outcome, store, console)
 
 

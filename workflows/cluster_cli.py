@@ -10,6 +10,7 @@ from pathlib import Path
 import yaml
 
 from lambench_core.campaign import CampaignContext, CampaignSpec, campaign_jobs
+from lambench_core.categories import Category
 from lambench_core.errors import LambenchError
 from lambench_core.tasks.suite import TaskSuite
 from workflows.argo import build_workflow, cron_workflow, validate_manifest
@@ -39,6 +40,12 @@ def add_cluster_commands(commands: argparse._SubParsersAction) -> None:
     export = with_campaign(commands.add_parser("export", help="write the campaign's Argo Workflow manifest"))
     export.add_argument("-o", "--output", type=Path, help="file to write (default: standard output)")
     export.add_argument("--slurm-script", action="store_true", help="print the batch script of one run step")
+    export.add_argument(
+        "--category",
+        choices=[category.value for category in Category],
+        default=Category.FORCE_FIELD.value,
+        help="the task category whose batch script --slurm-script prints (default: force_field)",
+    )
     with_campaign(commands.add_parser("submit", help="submit the campaign to Argo; prints its id and UI link"))
     for name, text in (("status", "a submitted campaign's progress"), ("retry", "rerun only its failed steps")):
         parser = with_config(commands.add_parser(name, help=text))
@@ -60,7 +67,7 @@ def _spec(args: argparse.Namespace, config: ClusterConfig) -> CampaignSpec:
         campaign_id=args.campaign or new_campaign_id(),
         models=models,
         tasks=[],
-        store=config.s3.store_url,
+        store=config.store_url,
         profile=args.profile,
         force=args.force,
     )
@@ -87,7 +94,8 @@ def command_export(args: argparse.Namespace) -> int:
 
         if config.slurm is None:
             raise LambenchError("--slurm-script: the cluster configuration has no 'slurm' section")
-        print(job_script(config.slurm, f"{config.slurm.python} script"), end="")
+        python = config.slurm.python or "python3"
+        print(job_script(config.slurm, Category(args.category), f"{python} -m workflows.batch_step script"), end="")
         return 0
     manifest = build_workflow(spec, config, slurm=args.executor == "slurm")
     validate_manifest(manifest)

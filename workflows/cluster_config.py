@@ -15,12 +15,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from lambench_core.categories import Category
 from lambench_core.errors import LambenchError
 
 ENV_PREFIX = "LAMBENCH_CLUSTER__"
-CATEGORIES = ("force_field", "property", "adaptability", "efficiency", "stability", "service")
+# Pods of plan, aggregate and publish: not a task category, but resourced like one.
+SERVICE = "service"
+RESOURCE_GROUPS = (*(category.value for category in Category), SERVICE)
 
 
 class ArgoSettings(BaseModel):
@@ -90,41 +93,79 @@ class Resources(BaseModel):
 
 def _default_resources() -> dict[str, Resources]:
     gpu = Resources(gpus=1, cpu="4", memory="32Gi")
-    return {
-        "force_field": gpu,
-        "property": gpu,
-        "adaptability": gpu,
-        "efficiency": gpu,
-        "stability": gpu,
-        "service": Resources(cpu="2", memory="8Gi", timeout_seconds=3600),
+    return {category.value: gpu for category in Category} | {
+        SERVICE: Resources(cpu="2", memory="8Gi", timeout_seconds=3600)
     }
 
 
-class SlurmSettings(BaseModel):
-    """Run steps on a Slurm (or PBS) cluster through dflow's DispatcherExecutor (dpdispatcher)."""
+SLURM_TIME = r"^(\d+-)?\d+:\d\d:\d\d$"
+
+
+class SlurmResources(BaseModel):
+    """What one run step of a task category asks of Slurm. Unset fields take the section's defaults."""
 
     model_config = ConfigDict(extra="forbid")
 
-    host: str
-    username: str
+    partition: str | None = Field(default=None, description="Partition (default: the cluster's default one)")
+    time_limit: str | None = Field(default=None, pattern=SLURM_TIME, description="[D-]HH:MM:SS")
+    cpus: int | None = Field(default=None, ge=1, description="CPUs of the job")
+    memory: str | None = Field(default=None, pattern=r"^\d+[KMGT]?$", description="--mem, e.g. 16G")
+    gpus: int | None = Field(default=None, ge=0, description="GPUs (--gres=gpu:N)")
+    gres: str | None = Field(default=None, description="--gres as written, e.g. gpu:a100:1 (overrides gpus)")
+    account: str | None = None
+    qos: str | None = None
+    prelude: list[str] | None = Field(default=None, description="Shell lines before the step (module load ...)")
+    custom_flags: list[str] | None = Field(default=None, description="Extra '#SBATCH ...' lines")
+    retries: int | None = Field(default=None, ge=0, description="Resubmissions after a transient failure")
+
+    def over(self, base: SlurmResources) -> SlurmResources:
+        return base.model_copy(update=self.model_dump(exclude_none=True))
+
+
+def _default_slurm_resources() -> SlurmResources:
+    return SlurmResources(time_limit="04:00:00", cpus=2, memory="8G", gpus=0, prelude=[], custom_flags=[], retries=2)
+
+
+class SlurmSettings(BaseModel):
+    """Run steps as Slurm batch jobs through dflow's DispatcherExecutor (dpdispatcher): with
+    `context: local` when lambench runs on a login node (or any host that can call sbatch), with
+    `context: ssh` from elsewhere. The work directory must be on a filesystem the nodes share."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    context: Literal["local", "ssh"] = "local"
+    host: str | None = Field(default=None, description="Login node (ssh context)")
+    username: str | None = None
     port: int = 22
     key_filename: str | None = None
-    remote_root: str = Field(description="Work directory on the cluster's shared filesystem")
-    batch_type: Literal["Slurm", "PBS", "LSF"] = "Slurm"
-    queue: str = Field(description="Partition (Slurm) or queue (PBS)")
-    gpus_per_node: int = Field(default=1, ge=0)
-    cpus_per_node: int = Field(default=8, ge=1)
-    walltime: str = Field(default="04:00:00", pattern=r"^\d+:\d\d:\d\d$")
-    custom_flags: list[str] = Field(default_factory=list, description="Extra #SBATCH/#PBS lines")
-    prelude: list[str] = Field(default_factory=list, description="Shell lines before the step (module load ...)")
-    python: str = "python3"
+    work_root: str = Field(
+        default="lambench-work/slurm", description="Where batch jobs run: a directory on the shared filesystem"
+    )
+    python: str | None = Field(default=None, description="Python on the nodes (default: this interpreter)")
+    check_interval: int = Field(default=3, ge=1, description="Seconds between two looks at the queue")
+    defaults: SlurmResources = Field(default_factory=_default_slurm_resources)
+    resources: dict[Category, SlurmResources] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _ssh_needs_a_host(self) -> SlurmSettings:
+        if self.context == "ssh" and not (self.host and self.username):
+            raise ValueError("context 'ssh' needs 'host' and 'username'")
+        return self
+
+    def resources_for(self, category: Category) -> SlurmResources:
+        base = _default_slurm_resources().model_copy(update=self.defaults.model_dump(exclude_none=True))
+        extra = self.resources.get(category)
+        return extra.over(base) if extra else base
 
 
 class ClusterConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    store: str | None = Field(
+        default=None, description="Result store every step reaches: a shared directory or s3:// URL (default: s3)"
+    )
     argo: ArgoSettings = Field(default_factory=ArgoSettings)
-    s3: S3Settings
+    s3: S3Settings | None = None
     images: dict[str, str] = Field(default_factory=dict, description="Model family → image (default: the card's)")
     service_image: str | None = Field(default=None, description="Image of plan/aggregate/publish (default: base)")
     resources: dict[str, Resources] = Field(default_factory=_default_resources)
@@ -133,13 +174,26 @@ class ClusterConfig(BaseModel):
     @field_validator("resources")
     @classmethod
     def _categories(cls, value: dict[str, Resources]) -> dict[str, Resources]:
-        unknown = sorted(set(value) - set(CATEGORIES))
+        unknown = sorted(set(value) - set(RESOURCE_GROUPS))
         if unknown:
-            raise ValueError(f"unknown categories {unknown} (known: {', '.join(CATEGORIES)})")
+            raise ValueError(f"unknown categories {unknown} (known: {', '.join(RESOURCE_GROUPS)})")
         return _default_resources() | value
 
     def resources_for(self, category: str) -> Resources:
-        return self.resources.get(category) or self.resources["service"]
+        return self.resources.get(category) or self.resources[SERVICE]
+
+    @property
+    def store_url(self) -> str:
+        if self.store:
+            return self.store
+        if self.s3 is None:
+            raise LambenchError("the cluster configuration names no result store: set 'store' or 's3'")
+        return self.s3.store_url
+
+    def require_s3(self) -> S3Settings:
+        if self.s3 is None:
+            raise LambenchError("Argo needs an S3 store: the cluster configuration has no 's3' section")
+        return self.s3
 
 
 def _apply_override(document: dict[str, Any], path: list[str], value: Any) -> None:

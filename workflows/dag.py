@@ -1,67 +1,116 @@
-"""Assemble the campaign DAG: plan → run (one keyed step per job, in parallel) → aggregate → publish."""
+"""The one builder of the campaign DAG, for every engine:
+plan → run (one keyed step per job, in parallel) → aggregate → publish [→ compare, nightly]."""
 
 from __future__ import annotations
 
-import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from dflow import Step, Workflow
-from dflow.python import OP, PythonOPTemplate
-
-from lambench_core.campaign import Plan
+from lambench_core.campaign import CampaignSpec, Job
 from lambench_core.hashing import sha256_json
-from ops.campaign import AggregateCampaign, PlanCampaign, PublishCampaign, RunJob
+from lambench_core.models.card import ModelCard
+from ops.campaign import AggregateCampaign, CompareWithPrevious, PlanCampaign, PublishCampaign, RunJob
+from workflows.cluster_config import SERVICE
+from workflows.engines import Engine
 
-DEFAULT_IMAGE = "ghcr.io/lambench/base:0.1.0"
+NIGHTLY_RUN = "{{workflow.name}}"  # each scheduled run publishes under <campaign>/<workflow name>
+
+
+def step_key(prefix: str, text: str) -> str:
+    """dflow keys must match ^[a-z0-9][-a-z0-9]*$ and Argo labels hold 63 characters."""
+    return f"{prefix}-{text}"[:63].rstrip("-")
 
 
 def run_step_key(job_key: str) -> str:
-    """dflow keys must match ^[a-z0-9][-a-z0-9]*$; the job identity key is lowercase hex."""
-    return f"run-{job_key}"
+    return step_key("run", job_key)
 
 
-def _template(op: type[OP], image: str) -> PythonOPTemplate:
-    # The image matters on a cluster only; locally, steps run with this interpreter.
-    return PythonOPTemplate(op, image=image, command=[sys.executable], upload_dflow=False)
+@dataclass
+class CampaignDAG:
+    workflow: Any  # dflow.Workflow
+    template_groups: dict[str, str] = field(default_factory=dict)  # template name → resource group
 
 
-def build_campaign_workflow(plan: Plan, output_dir: Path | None, images: dict[str, str] | None = None) -> Workflow:
-    spec = plan.campaign.model_dump(mode="json")
-    campaign_key = sha256_json(spec)[:12]
-    images = images or {}
-    plan_step = Step(
-        "plan", _template(PlanCampaign, DEFAULT_IMAGE), parameters={"spec": spec}, key=f"plan-{campaign_key}"
+def build_campaign_workflow(
+    spec: CampaignSpec,
+    jobs: Sequence[Job],
+    engine: Engine,
+    cards: dict[str, ModelCard] | None = None,
+    output_dir: Path | None = None,
+    nightly: bool = False,
+) -> CampaignDAG:
+    """The DAG of `spec` with one run step per job of `jobs` (the others are reused from the store)."""
+    from dflow import Step, Workflow
+
+    cards = cards or {}
+    spec_json = spec.model_dump_json()
+    campaign_key = sha256_json(spec.model_dump(mode="json"))[:12]
+    campaign = f"{spec.campaign_id}/{NIGHTLY_RUN}" if nightly else spec.campaign_id
+    common = {"store": spec.store, "campaign": campaign}
+    dag = CampaignDAG(workflow=None)
+    templates: dict[tuple[str, str], Any] = {}
+
+    def template(op: type, image: str, group: str) -> Any:
+        if (op, image, group) not in templates:
+            made = engine.template(op, image, group)
+            templates[(op, image, group)] = made
+            dag.template_groups[made.name] = group
+        return templates[(op, image, group)]
+
+    service = engine.image(None)
+    plan = Step(
+        "plan",
+        template(PlanCampaign, service, SERVICE),
+        parameters={"spec": engine.spec_argument(spec_json), "campaign": campaign},
+        key=None if nightly else step_key("plan", campaign_key),
     )
     run_steps = [
         Step(
             f"run-{index}",
-            _template(RunJob, images.get(job.model, DEFAULT_IMAGE)),
-            parameters={"spec": spec, "job": job.model_dump(mode="json")},
-            key=run_step_key(job.key),
+            template(RunJob, engine.image(cards.get(job.model)), job.instance.category.value),
+            parameters={**common, "job_key": job.key},
+            key=None if nightly else run_step_key(job.key),
             continue_on_failed=True,
+            continue_on_error=True,
+            executor=engine.run_executor(job),
         )
-        for index, job in enumerate(plan.to_run)
+        for index, job in enumerate(jobs)
     ]
     aggregate = Step(
         "aggregate",
-        _template(AggregateCampaign, DEFAULT_IMAGE),
-        parameters={"spec": spec, "jobs": [job.model_dump(mode="json") for job in plan.all_jobs]},
-        key=f"aggregate-{campaign_key}",
+        template(AggregateCampaign, service, SERVICE),
+        parameters=common,
+        key=None if nightly else step_key("aggregate", campaign_key),
     )
     publish = Step(
         "publish",
-        _template(PublishCampaign, DEFAULT_IMAGE),
+        template(PublishCampaign, service, SERVICE),
         parameters={
-            "spec": spec,
+            **common,
             "output_dir": str(output_dir) if output_dir else "",
             "aggregate": aggregate.outputs.parameters["summary"],
         },
-        key=f"publish-{campaign_key}",
+        key=None if nightly else step_key("publish", campaign_key),
     )
-    workflow = Workflow(name="lambench-campaign")
-    workflow.add(plan_step)
+    workflow = Workflow(
+        name="lambench-nightly" if nightly else "lambench-campaign",
+        parallelism=engine.parallelism,
+        parameters=engine.workflow_parameters(spec_json),
+    )
+    workflow.add(plan)
     if run_steps:
         workflow.add(run_steps)
     workflow.add(aggregate)
     workflow.add(publish)
-    return workflow
+    if nightly:
+        workflow.add(
+            Step(
+                "compare",
+                template(CompareWithPrevious, service, SERVICE),
+                parameters={**common, "series": spec.campaign_id, "site": publish.outputs.parameters["site"]},
+            )
+        )
+    dag.workflow = workflow
+    return dag

@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from lambench_core.campaign import Plan
+from workflows.cluster_config import ClusterConfig
 from workflows.dag import run_step_key
-from workflows.local_dag import LOG_FILE, PLAN_FILE, STATUS_FILE
+from workflows.engines import write_engine_file
+from workflows.local_dag import ENGINE_FILE, LOG_FILE, PLAN_FILE, STATUS_FILE
 from workflows.progress import ProgressDisplay
 
 KILL_GRACE_SECONDS = 10
@@ -77,9 +79,19 @@ class Display(Protocol):
     def refresh(self, final: bool = False) -> None: ...
 
 
-def run_locally(plan: Plan, run_dir: Path, workers: int, timeout: float, display: ProgressDisplay) -> LocalOutcome:
+def run_locally(
+    plan: Plan,
+    run_dir: Path,
+    workers: int,
+    timeout: float,
+    display: ProgressDisplay,
+    engine: str = "local",
+    config: ClusterConfig | None = None,
+) -> LocalOutcome:
+    """Drive the campaign's DAG from this host: steps as local processes, or run steps as Slurm jobs."""
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / PLAN_FILE).write_text(plan.model_dump_json(indent=1))
+    write_engine_file(run_dir / ENGINE_FILE, engine, config)
     return run_child_dag(run_dir, "campaign", workers, timeout, display)
 
 

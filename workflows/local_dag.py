@@ -25,15 +25,18 @@ if TYPE_CHECKING:
 STATUS_FILE = "status.json"
 LOG_FILE = "dag.log"
 PLAN_FILE = "plan.json"
+ENGINE_FILE = "engine.json"
 
 
 def _campaign(run_dir: Path) -> Workflow:
     from lambench_core.campaign import Plan
     from lambench_core.report.publish import SITE
     from workflows.dag import build_campaign_workflow
+    from workflows.engines import engine_from_file
 
     plan = Plan.model_validate_json((run_dir / PLAN_FILE).read_text())
-    return build_campaign_workflow(plan, output_dir=run_dir / SITE)
+    engine = engine_from_file(run_dir / ENGINE_FILE)
+    return build_campaign_workflow(plan.campaign, plan.to_run, engine, output_dir=run_dir / SITE).workflow
 
 
 def _labelling(run_dir: Path) -> Workflow:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import subprocess
 import time
 from pathlib import Path
 from types import TracebackType
@@ -13,6 +15,7 @@ from rich.table import Table
 
 from lambench_core.campaign import Job
 from workflows.data_dag import LabellingPlan
+from workflows.slurm import JOB_NAME_PREFIX, job_name
 
 _DONE_STATES = {"succeeded", "partial", "unsupported", "failed"}
 _STYLE = {
@@ -25,13 +28,46 @@ _STYLE = {
 }
 
 
+class SlurmQueue:
+    """Each run step's Slurm job id and state, read from `squeue` by job name (at most every few seconds)."""
+
+    def __init__(self, interval: float = 3.0) -> None:
+        self.interval = interval
+        self._last = -math.inf
+        self._jobs: dict[str, tuple[str, str]] = {}
+
+    def lookup(self, job_key: str) -> tuple[str, str] | None:
+        now = time.monotonic()
+        if now - self._last >= self.interval:
+            self._last = now
+            self._jobs = self._read() or self._jobs
+        return self._jobs.get(job_name(job_key))
+
+    @staticmethod
+    def _read() -> dict[str, tuple[str, str]] | None:
+        try:
+            text = subprocess.run(
+                ["squeue", "-h", "-o", "%j|%i|%T"], capture_output=True, text=True, timeout=10, check=True
+            ).stdout
+        except (OSError, subprocess.SubprocessError):
+            return None
+        jobs = {}
+        for line in text.splitlines():
+            name, job_id, state = (line.split("|") + ["", ""])[:3]
+            if name.startswith(JOB_NAME_PREFIX):
+                jobs[name] = (job_id, state)
+        return jobs
+
+
 class ProgressDisplay:
     """A live table on a terminal; one plain line per state change elsewhere (CI logs)."""
 
-    def __init__(self, jobs: list[Job], progress_dir: Path, console: Console) -> None:
+    def __init__(self, jobs: list[Job], progress_dir: Path, console: Console, queue: SlurmQueue | None = None) -> None:
         self.jobs = jobs
         self.progress_dir = progress_dir
         self.console = console
+        self.queue = queue
+        self._slurm: dict[str, str] = {}
         self.started = time.monotonic()
         self._states: dict[str, dict[str, object]] = {}
         self._first_seen: dict[str, float] = {}
@@ -57,6 +93,16 @@ class ProgressDisplay:
                 continue
             self._first_seen.setdefault(job.key, time.monotonic())
 
+    def _read_queue(self) -> None:
+        if self.queue is None:
+            return
+        for job in self.jobs:
+            found = self.queue.lookup(job.key)
+            if found is not None:
+                self._slurm[job.key] = f"{found[0]} {found[1]}"
+            elif job.key in self._slurm and not self._slurm[job.key].endswith(" left the queue"):
+                self._slurm[job.key] = self._slurm[job.key].split()[0] + " left the queue"
+
     def _elapsed(self, key: str) -> str:
         first = self._first_seen.get(key)
         return f"{time.monotonic() - first:.0f}s" if first else ""
@@ -64,35 +110,41 @@ class ProgressDisplay:
     def _table(self) -> Table:
         done = sum(1 for s in self._states.values() if s.get("state") in _DONE_STATES)
         table = Table(title=f"lambench: {done}/{len(self.jobs)} jobs done, {time.monotonic() - self.started:.0f}s")
-        for column in ("model", "task", "state", "structures", "time"):
+        columns = ("model", "task", "state", "structures", "time") + (("slurm job",) if self.queue else ())
+        for column in columns:
             table.add_column(column)
         for job in self.jobs:
             state = self._states.get(job.key, {})
             name = str(state.get("state", "pending"))
             total = state.get("total") or ""
-            table.add_row(
+            cells = [
                 job.model,
                 job.instance.name,
                 f"[{_STYLE.get(name, 'white')}]{name}[/]",
                 f"{state.get('done', 0)}/{total}" if total else "",
                 self._elapsed(job.key),
-            )
+            ]
+            table.add_row(*cells, *((self._slurm.get(job.key, ""),) if self.queue else ()))
         return table
 
     def refresh(self, final: bool = False) -> None:
         self._read()
+        self._read_queue()
         if self._live is not None:
             self._live.update(self._table(), refresh=True)
             return
         for job in self.jobs:
             state = str(self._states.get(job.key, {}).get("state", "pending"))
-            if self._announced.get(job.key) != state and state != "pending":
-                self._announced[job.key] = state
+            slurm = self._slurm.get(job.key, "")
+            announced = f"{state} {slurm}"
+            if self._announced.get(job.key) != announced and (state != "pending" or slurm):
+                self._announced[job.key] = announced
                 extra = ""
                 if state in _DONE_STATES:
                     s = self._states[job.key]
                     extra = f" ({s.get('done')}/{s.get('total')} structures, {self._elapsed(job.key)})"
-                self.console.print(f"  {job.model} × {job.instance.name}: {state}{extra}", highlight=False)
+                where = f" [Slurm job {slurm}]" if slurm else ""
+                self.console.print(f"  {job.model} × {job.instance.name}: {state}{extra}{where}", highlight=False)
 
 
 class LabellingDisplay:

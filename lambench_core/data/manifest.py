@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from lambench_core.categories import Category
 from lambench_core.domains import Domain
 from lambench_core.errors import InputError
 from lambench_core.models.card import first_validation_problem
@@ -16,10 +17,22 @@ from lambench_core.models.card import first_validation_problem
 BUILTIN_MANIFEST = Path(__file__).parent / "datasets.yaml"
 
 Label = Literal["energy", "forces", "virial"]
-DatasetUse = Literal["force_field", "property", "adaptability"]
 # A property task's data in its own layout (LAMBench's phonopy yaml + csv, trajectories, json...):
 # the task reads the files; the manifest pins the tree's digest.
 DIRECTORY_FORMAT = "directory"
+
+
+# A dataset's `use`: the category whose tasks read it as reference data, so never an applicability
+# category (efficiency and stability measure the model alone).
+DATASET_USES = tuple(c for c in Category if not c.applicability)
+
+
+def dataset_use(value: object) -> object:
+    """Checks a `use` (before it becomes a Category), so its error names only the allowed values."""
+    if value not in DATASET_USES:
+        *others, last = (repr(c.value) for c in DATASET_USES)
+        raise ValueError(f"Input should be {', '.join(others)} or {last}")
+    return value
 
 
 class DatasetFile(BaseModel):
@@ -67,8 +80,8 @@ class DatasetEntry(BaseModel):
         "label sets of one group hold the same structures at different levels of theory.",
     )
     level: str = Field(default="pbe", description="Reference level key, matched to a card's `levels`")
-    use: DatasetUse = Field(
-        default="force_field",
+    use: Annotated[Category, BeforeValidator(dataset_use)] = Field(
+        default=Category.FORCE_FIELD,
         description="force_field: scored frame by frame as a set of M_FF; property / adaptability: read by such a task",
     )
     format: str = Field(
@@ -91,9 +104,9 @@ class DatasetEntry(BaseModel):
     def _files_or_download(self) -> DatasetEntry:
         if not self.files and not self.download_url:
             raise ValueError("a dataset needs files, or a download_url to fetch them from")
-        if self.use == "force_field" and not self.labels:
+        if self.use == Category.FORCE_FIELD and not self.labels:
             raise ValueError("a force-field set names its labels (energy, forces, virial)")
-        if self.format == DIRECTORY_FORMAT and self.use == "force_field":
+        if self.format == DIRECTORY_FORMAT and self.use == Category.FORCE_FIELD:
             raise ValueError(f"format {DIRECTORY_FORMAT!r} is read by a task: set use: property or adaptability")
         return self
 

@@ -6,6 +6,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
+from lambench_core.categories import Category
 from lambench_core.data.frames import Frame
 from lambench_core.data.loaders import load_frames
 from lambench_core.data.manifest import DatasetEntry, ManifestDocument, NormalizationErrors
@@ -48,12 +49,12 @@ def write_dummy_weights(document: ManifestDocument, path: Path = DUMMY_WEIGHTS) 
     """Fit the dummy's element energies on every shipped set with energies, and save them."""
     frames: list[Frame] = []
     for entry in document.entries():
-        if entry.use == "force_field" and document.is_present(entry) and "energy" in entry.labels:
+        if entry.use == Category.FORCE_FIELD and document.is_present(entry) and "energy" in entry.labels:
             frames.extend(load_frames(document, entry)[0])
     energies = dummy_element_energies(frames)
     payload = {
         "description": "Least-squares per-element energies fitted on lambench's shipped reference sets",
-        "datasets": [e.name for e in document.entries() if e.use == "force_field" and document.is_present(e)],
+        "datasets": [e.name for e in document.entries() if e.use == Category.FORCE_FIELD and document.is_present(e)],
         "element_energies_eV": energies,
     }
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from lambench_core.categories import Category
 from lambench_core.domains import Domain
 from lambench_core.metrics.aggregate import (
     LABEL_METRICS,
@@ -26,7 +27,7 @@ from lambench_core.metrics.property import PropertyNormalization, PropertyScore,
 from lambench_core.metrics.table import MetricsTable, RawMetric
 
 RANKING_ORDER = ("m_ff", "m_pc", "m_is", "m_e")
-APPLICABILITY = {"m_e": ("efficiency", "m_e"), "m_is": ("stability", "m_is")}
+APPLICABILITY = {"m_e": (Category.EFFICIENCY, "m_e"), "m_is": (Category.STABILITY, "m_is")}
 ADAPTABILITY_METRIC = "normalized_mae"  # per task: clip(MAE ÷ MAE of the training mean, 0, 1)
 
 
@@ -89,7 +90,7 @@ def _force_field_inputs(
     meta: dict[str, tuple[str, Domain]] = {}
     values: dict[tuple[str, str], dict[str, float | None]] = {}
     for row in rows:
-        if row.kind != "force_field" or row.metric not in label_of:
+        if row.kind != Category.FORCE_FIELD or row.metric not in label_of:
             continue
         dataset = row.dataset or row.benchmark
         dummy = pick_dummy(row)
@@ -121,7 +122,7 @@ def _property_inputs(
     domains: dict[str, Domain] = {}
     found: dict[tuple[str, str], RawPropertyRow] = {}
     for row in rows:
-        if row.kind != "property":
+        if row.kind != Category.PROPERTY:
             continue
         dummy = pick_dummy(row)
         if dummy is not None and dummy > 0 and row.domain is not None:
@@ -179,17 +180,17 @@ def _adaptability(
     rows: Sequence[RawMetric], model: str, pick: Callable[[RawMetric], float | None]
 ) -> tuple[float | None, bool]:
     """M_AD: the mean over adaptability tasks of the normalized MAE; partial if a task is missing."""
-    tasks = {r.benchmark for r in rows if r.kind == "adaptability" and r.metric == ADAPTABILITY_METRIC}
+    tasks = {r.benchmark for r in rows if r.kind == Category.ADAPTABILITY and r.metric == ADAPTABILITY_METRIC}
     own = {
         r.benchmark: r
         for r in rows
-        if r.model == model and r.kind == "adaptability" and r.metric == ADAPTABILITY_METRIC and r.usable
+        if r.model == model and r.kind == Category.ADAPTABILITY and r.metric == ADAPTABILITY_METRIC and r.usable
     }
     values = [v for v in (pick(own[t]) for t in sorted(tasks) if t in own) if v is not None]
     return (sum(values) / len(values) if values else None), len(values) < len(tasks)
 
 
-def _applicability(rows: Sequence[RawMetric], model: str, kind: str, metric: str) -> RawMetric | None:
+def _applicability(rows: Sequence[RawMetric], model: str, kind: Category, metric: str) -> RawMetric | None:
     return next((r for r in rows if r.model == model and r.kind == kind and r.metric == metric and r.usable), None)
 
 

@@ -15,10 +15,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from lambench_core.categories import Category
 from lambench_core.domains import Domain
 from lambench_core.errors import LambenchError
 
-Kind = Literal["force_field", "property", "efficiency", "stability", "adaptability"]
 RowStatus = Literal["succeeded", "partial", "failed", "unsupported", "missing"]
 
 
@@ -28,7 +28,7 @@ class RawMetric(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: str = Field(min_length=1)
-    kind: Kind
+    kind: Category
     benchmark: str = Field(min_length=1, description="Benchmark set (force field) or task name")
     dataset: str | None = Field(default=None, description="Force field: the label set scored (its own normalization)")
     domain: Domain | None = None
@@ -125,6 +125,7 @@ def table_to_parquet(table: MetricsTable) -> bytes:
     import pyarrow.parquet as pq
 
     columns = {name: [getattr(r, name) for r in table.rows] for name in _PARQUET_FIELDS}
+    columns["kind"] = [k.value for k in columns["kind"]]
     columns["domain"] = [d.value if d is not None else None for d in columns["domain"]]
     schema = pa.schema(
         [(name, pa.list_(pa.float32()) if name in REPLICATE_FIELDS else _arrow_type(name)) for name in _PARQUET_FIELDS],

@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from lambench_core.campaign import Job
+from lambench_core.categories import Category
 from lambench_core.data.manifest import ManifestDocument
 from lambench_core.domains import Domain
 from lambench_core.metrics.aggregate import LABEL_METRICS
@@ -31,7 +32,7 @@ class JobSummary(BaseModel):
     key: str
     model: str
     task: str
-    kind: str
+    kind: Category
     benchmark: str
     domain: Domain
     dataset: str | None
@@ -51,7 +52,11 @@ class JobSummary(BaseModel):
 
 
 def benchmark_of(job: Job) -> str:
-    return job.instance.set_name or job.instance.name if job.instance.category == "force_field" else job.instance.name
+    return (
+        job.instance.set_name or job.instance.name
+        if job.instance.category == Category.FORCE_FIELD
+        else job.instance.name
+    )
 
 
 def rates(result: TaskResult) -> tuple[float, float]:
@@ -71,7 +76,7 @@ def summarize_jobs(jobs: Sequence[Job], results: dict[str, TaskResult]) -> list[
             key=job.key,
             model=job.model,
             task=job.instance.name,
-            kind=job.instance.category.value,
+            kind=job.instance.category,
             benchmark=benchmark_of(job),
             domain=job.instance.domain,
             dataset=job.dataset,
@@ -104,13 +109,13 @@ def summarize_jobs(jobs: Sequence[Job], results: dict[str, TaskResult]) -> list[
 
 def _dummies(job: Job, manifest: ManifestDocument) -> dict[str, float]:
     """The constants that normalize this job's metrics (empty for unnormalized kinds)."""
-    if job.instance.category == "force_field":
+    if job.instance.category == Category.FORCE_FIELD:
         entry = manifest.get(job.dataset) if job.dataset else None
         if entry is None or entry.dummy_errors is None:
             return {}
         errors = entry.dummy_errors.model_dump()
         return {metric: errors[metric] for metric in LABEL_METRICS.values() if errors.get(metric) is not None}
-    if job.instance.category == "property":
+    if job.instance.category == Category.PROPERTY:
         task = task_class(job.instance.task)
         dummy = task.dummy_values()
         return {metric: dummy[metric] for metric in task.scored_metrics}
@@ -202,9 +207,9 @@ def metrics_table(
         dummies = _dummies(job, manifest)
         common = dict(
             model=job.model,
-            kind=job.instance.category.value,
+            kind=job.instance.category,
             benchmark=benchmark_of(job),
-            dataset=job.dataset if job.instance.category == "force_field" else None,
+            dataset=job.dataset if job.instance.category == Category.FORCE_FIELD else None,
             domain=job.instance.domain,
         )
         if result is None:

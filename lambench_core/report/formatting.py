@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from lambench_core.categories import Category
 from lambench_core.metrics.scoring import Estimate, ModelScores
 from lambench_core.metrics.table import RawMetric
 from lambench_core.report.collect import JobSummary
@@ -52,7 +53,7 @@ def cell(row: RawMetric | None, job: JobSummary | None, scale: float = 1.0, digi
     return number(row.value * scale, digits) + ("*" if status == "partial" else "")
 
 
-def gap_for(jobs: list[JobSummary], model: str, kind: str) -> str:
+def gap_for(jobs: list[JobSummary], model: str, kind: Category) -> str:
     """Why a score is absent: every job of that kind failed or was unsupported, or results are missing."""
     statuses = {j.status for j in jobs if j.model == model and j.kind == kind}
     if statuses and statuses <= {"failed", "unsupported"}:

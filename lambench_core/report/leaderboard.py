@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from lambench_core.campaign import Job
+from lambench_core.categories import Category
 from lambench_core.data.manifest import ManifestDocument
 from lambench_core.domains import Domain
 from lambench_core.metrics.bootstrap import DEFAULT_CONFIDENCE, DEFAULT_REPLICATES
@@ -66,7 +67,7 @@ class BenchmarkInfo(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str
-    kind: str
+    kind: Category
     task: str
     domain: Domain
     version: str
@@ -99,7 +100,7 @@ class Leaderboard(BaseModel):
     def job(self, model: str, benchmark: str) -> JobSummary | None:
         return next((j for j in self.jobs if j.model == model and j.benchmark == benchmark), None)
 
-    def benchmarks_of(self, kind: str) -> list[BenchmarkInfo]:
+    def benchmarks_of(self, kind: Category) -> list[BenchmarkInfo]:
         return [b for b in self.benchmarks if b.kind == kind]
 
 
@@ -146,7 +147,7 @@ def _benchmark_infos(
             name,
             BenchmarkInfo(
                 name=name,
-                kind=job.instance.category.value,
+                kind=job.instance.category,
                 task=job.instance.name,
                 domain=job.instance.domain,
                 version=task.version,
@@ -187,8 +188,8 @@ def _benchmark_infos(
                 unit=row.unit or (current.unit if current else ""),
                 dummy=row.dummy if row.dummy is not None else (current.dummy if current else None),
             )
-    kinds = ("force_field", "property", "adaptability", "efficiency", "stability")
-    return sorted(infos.values(), key=lambda b: (kinds.index(b.kind), b.domain, b.name))
+    order = list(Category)
+    return sorted(infos.values(), key=lambda b: (order.index(b.kind), b.domain, b.name))
 
 
 def build_leaderboard(
@@ -213,7 +214,7 @@ def build_leaderboard(
         {
             f"{job.dataset}: no dummy errors in the manifest; left out of M_FF"
             for job in jobs
-            if job.instance.category == "force_field"
+            if job.instance.category == Category.FORCE_FIELD
             and job.dataset in manifest.names()
             and manifest.get(job.dataset).dummy_errors is None
         }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from lambench_core.categories import Category
 from lambench_core.report import formatting as fmt
 from lambench_core.report.leaderboard import Leaderboard, ModelInfo
 
@@ -12,8 +13,8 @@ FORCE_FIELD_ERRORS = (
     ("V RMSE (meV/atom)", "virial_rmse_per_atom"),
 )
 APPLICABILITY_DETAIL = (
-    ("efficiency", "eta_us_per_atom", "η̄ (µs/atom)", 1),
-    ("stability", "survival_fraction", "MD survival", 2),
+    (Category.EFFICIENCY, "eta_us_per_atom", "η̄ (µs/atom)", 1),
+    (Category.STABILITY, "survival_fraction", "MD survival", 2),
 )
 
 Columns = list[tuple[str, list[str]]]
@@ -31,27 +32,36 @@ def score_columns(board: Leaderboard) -> Columns:
     rows = board.scoreboard.models
     level = f"{board.scoreboard.confidence:.0%}"
 
-    def gap(model: str, kind: str) -> str:
+    def gap(model: str, kind: Category) -> str:
         return fmt.gap_for(board.jobs, model, kind)
 
     columns: Columns = [
         ("Rank", [fmt.rank(s) for s in rows]),
         ("Model", [s.model for s in rows]),
-        (f"M_FF ↓ [{level}]", [fmt.score(s.m_ff, s.m_ff_partial, gap=gap(s.model, "force_field")) for s in rows]),
+        (
+            f"M_FF ↓ [{level}]",
+            [fmt.score(s.m_ff, s.m_ff_partial, gap=gap(s.model, Category.FORCE_FIELD)) for s in rows],
+        ),
     ]
     for domain in board.scoreboard.force_field_domains:
         columns.append((f"FF {domain.value}", [fmt.estimate(s.ff_domains[domain]) for s in rows]))
-    if board.benchmarks_of("property"):
+    if board.benchmarks_of(Category.PROPERTY):
         columns.append(
-            (f"M_PC ↓ [{level}]", [fmt.score(s.m_pc, s.m_pc_partial, gap=gap(s.model, "property")) for s in rows])
+            (
+                f"M_PC ↓ [{level}]",
+                [fmt.score(s.m_pc, s.m_pc_partial, gap=gap(s.model, Category.PROPERTY)) for s in rows],
+            )
         )
         for domain in board.scoreboard.property_domains:
             columns.append((f"PC {domain.value}", [fmt.estimate(s.pc_domains[domain]) for s in rows]))
-    if board.benchmarks_of("adaptability"):
+    if board.benchmarks_of(Category.ADAPTABILITY):
         columns.append(
-            (f"M_AD ↓ [{level}]", [fmt.score(s.m_ad, s.m_ad_partial, gap=gap(s.model, "adaptability")) for s in rows])
+            (
+                f"M_AD ↓ [{level}]",
+                [fmt.score(s.m_ad, s.m_ad_partial, gap=gap(s.model, Category.ADAPTABILITY)) for s in rows],
+            )
         )
-    for kind, attribute, title in (("stability", "m_is", "M_IS ↓"), ("efficiency", "m_e", "M_E ↑")):
+    for kind, attribute, title in ((Category.STABILITY, "m_is", "M_IS ↓"), (Category.EFFICIENCY, "m_e", "M_E ↑")):
         for benchmark in board.benchmarks_of(kind):
             values = []
             for s in rows:
@@ -80,7 +90,7 @@ def error_columns(board: Leaderboard) -> Columns:
     """One row per (benchmark set, error): the raw errors behind the normalized scores."""
     labels: list[str] = []
     cells: dict[str, list[str]] = {s.model: [] for s in board.scoreboard.models}
-    for benchmark in board.benchmarks_of("force_field"):
+    for benchmark in board.benchmarks_of(Category.FORCE_FIELD):
         errors = (
             FORCE_FIELD_ERRORS
             if benchmark.metrics.get("virial_rmse_per_atom", None)
@@ -99,7 +109,7 @@ def property_columns(board: Leaderboard) -> Columns:
     """One row per scored property metric, with units and the dummy value that normalizes it."""
     labels: list[str] = []
     cells: dict[str, list[str]] = {s.model: [] for s in board.scoreboard.models}
-    for benchmark in board.benchmarks_of("property"):
+    for benchmark in board.benchmarks_of(Category.PROPERTY):
         for metric, info in benchmark.metrics.items():
             if info.dummy is None:
                 continue
@@ -131,7 +141,7 @@ def adaptability_columns(board: Leaderboard) -> Columns:
     """Per task: the probe's out-of-fold MAE beside the composition baseline's and the mean's."""
     labels: list[str] = []
     cells: dict[str, list[str]] = {s.model: [] for s in board.scoreboard.models}
-    for benchmark in board.benchmarks_of("adaptability"):
+    for benchmark in board.benchmarks_of(Category.ADAPTABILITY):
         for metric, title in ADAPTABILITY_ROWS:
             unit = benchmark.metrics[metric].unit if metric in benchmark.metrics else ""
             labels.append(f"{benchmark.name} {title}" + (f" ({unit})" if unit and unit != "1" else ""))
@@ -170,11 +180,11 @@ def footnotes(board: Leaderboard) -> list[str]:
 
 def to_markdown(board: Leaderboard) -> str:
     sections = [f"## lambench leaderboard — campaign {board.campaign}", table(score_columns(board))]
-    if board.benchmarks_of("force_field"):
+    if board.benchmarks_of(Category.FORCE_FIELD):
         sections += ["### Errors per benchmark set", table(error_columns(board))]
-    if board.benchmarks_of("property"):
+    if board.benchmarks_of(Category.PROPERTY):
         sections += ["### Property tasks", table(property_columns(board))]
-    if board.benchmarks_of("adaptability"):
+    if board.benchmarks_of(Category.ADAPTABILITY):
         sections += [
             "### Adaptability (probe of the frozen representation, out-of-fold)",
             table(adaptability_columns(board)),

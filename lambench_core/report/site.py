@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from lambench_core.categories import Category
 from lambench_core.metrics.scoring import Estimate, ModelScores
 from lambench_core.report import formatting as fmt
 from lambench_core.report.collect import JobSummary
@@ -22,13 +23,6 @@ from lambench_core.report.leaderboard import BenchmarkInfo, Leaderboard
 from lambench_core.report.markdown import footnotes
 from lambench_core.report.site_assets import SCRIPT, STYLE, plotly_javascript
 
-KIND_TITLES = {
-    "force_field": "Force-field benchmark sets",
-    "property": "Property tasks",
-    "adaptability": "Adaptability tasks",
-    "efficiency": "Efficiency",
-    "stability": "MD stability",
-}
 EXPORTS = (
     ("results.json", "raw metrics per model and task, and every job's outcome"),
     ("rankings.json", "scores, intervals, ranks and ties"),
@@ -106,7 +100,9 @@ def _estimate_td(estimate: Estimate, partial: bool = False, gap: str = "missing"
     return _td(f"{fmt.number(estimate.value, digits)}{mark}{ci}", estimate.value, "partial" if partial else "")
 
 
-def _applicability_estimate(board: Leaderboard, scores: ModelScores, kind: str, metric: str) -> tuple[Estimate, str]:
+def _applicability_estimate(
+    board: Leaderboard, scores: ModelScores, kind: Category, metric: str
+) -> tuple[Estimate, str]:
     benchmark = next(iter(board.benchmarks_of(kind)), None)
     if benchmark is None:
         return Estimate(value=None), "missing"
@@ -119,20 +115,20 @@ def _leaderboard_table(board: Leaderboard) -> str:
     board_scores = board.scoreboard
     heads = ["Rank", "Model", "M_FF ↓"]
     heads += [f"FF {d.value}" for d in board_scores.force_field_domains]
-    has_pc = bool(board.benchmarks_of("property"))
+    has_pc = bool(board.benchmarks_of(Category.PROPERTY))
     if has_pc:
         heads += ["M_PC ↓", *[f"PC {d.value}" for d in board_scores.property_domains]]
     applicability = [
         (kind, metric, title)
         for kind, metric, title in (
-            ("stability", "m_is", "M_IS ↓"),
-            ("efficiency", "m_e", "M_E ↑"),
-            ("efficiency", "eta_us_per_atom", "η̄ (µs/atom)"),
-            ("stability", "survival_fraction", "MD survival"),
+            (Category.STABILITY, "m_is", "M_IS ↓"),
+            (Category.EFFICIENCY, "m_e", "M_E ↑"),
+            (Category.EFFICIENCY, "eta_us_per_atom", "η̄ (µs/atom)"),
+            (Category.STABILITY, "survival_fraction", "MD survival"),
         )
         if board.benchmarks_of(kind)
     ]
-    has_ad = bool(board.benchmarks_of("adaptability"))
+    has_ad = bool(board.benchmarks_of(Category.ADAPTABILITY))
     if has_ad:
         heads.append("M_AD ↓")
     heads += [title for *_, title in applicability] + ["Tied with"]
@@ -143,14 +139,16 @@ def _leaderboard_table(board: Leaderboard) -> str:
             _td(e(fmt.rank(scores)), scores.rank, "", _rank_title(scores)),
             f"<td class='name' data-value='{e(scores.model)}'><a href='models/{slug(scores.model)}.html'>"
             f"{e(scores.model)}</a></td>",
-            _estimate_td(scores.m_ff, scores.m_ff_partial, _gap(board, scores.model, "force_field")),
+            _estimate_td(scores.m_ff, scores.m_ff_partial, _gap(board, scores.model, Category.FORCE_FIELD)),
             *(_estimate_td(scores.ff_domains[d]) for d in board_scores.force_field_domains),
         ]
         if has_pc:
-            cells.append(_estimate_td(scores.m_pc, scores.m_pc_partial, _gap(board, scores.model, "property")))
+            cells.append(_estimate_td(scores.m_pc, scores.m_pc_partial, _gap(board, scores.model, Category.PROPERTY)))
             cells += [_estimate_td(scores.pc_domains[d]) for d in board_scores.property_domains]
         if has_ad:
-            cells.append(_estimate_td(scores.m_ad, scores.m_ad_partial, _gap(board, scores.model, "adaptability")))
+            cells.append(
+                _estimate_td(scores.m_ad, scores.m_ad_partial, _gap(board, scores.model, Category.ADAPTABILITY))
+            )
         for kind, metric, _ in applicability:
             estimate, gap = _applicability_estimate(board, scores, kind, metric)
             cells.append(_estimate_td(estimate, gap=gap, digits=1 if metric == "eta_us_per_atom" else 3))
@@ -163,7 +161,7 @@ def _leaderboard_table(board: Leaderboard) -> str:
     )
 
 
-def _gap(board: Leaderboard, model: str, kind: str) -> str:
+def _gap(board: Leaderboard, model: str, kind: Category) -> str:
     return fmt.gap_for(board.jobs, model, kind)
 
 
@@ -281,7 +279,7 @@ def _pareto(board: Leaderboard) -> dict[str, Any] | None:
 def _benchmark_overview(board: Leaderboard) -> dict[str, Any] | None:
     """Mean normalized error per benchmark (force-field sets and property tasks) for each model."""
     names: list[str] = []
-    for benchmark in (*board.benchmarks_of("force_field"), *board.benchmarks_of("property")):
+    for benchmark in (*board.benchmarks_of(Category.FORCE_FIELD), *board.benchmarks_of(Category.PROPERTY)):
         names.append(benchmark.name)
     if not names:
         return None
@@ -310,9 +308,9 @@ def _benchmark_overview(board: Leaderboard) -> dict[str, Any] | None:
 def _task_bars(board: Leaderboard, benchmark: BenchmarkInfo) -> list[dict[str, Any]]:
     """One bar chart per metric that enters a score (or the task's headline metric), with intervals."""
     headline = {
-        "efficiency": ["m_e", "eta_us_per_atom"],
-        "stability": ["m_is"],
-        "adaptability": ["normalized_mae", "mae", "composition_mae"],
+        Category.EFFICIENCY: ["m_e", "eta_us_per_atom"],
+        Category.STABILITY: ["m_is"],
+        Category.ADAPTABILITY: ["normalized_mae", "mae", "composition_mae"],
     }
     metrics = [m for m, info in benchmark.metrics.items() if info.dummy is not None] or headline.get(benchmark.kind, [])
     figures = []
@@ -348,7 +346,7 @@ def _plot_divs(figures: Sequence[dict[str, Any]]) -> str:
 
 def _benchmark_list(board: Leaderboard) -> str:
     parts = []
-    for kind, title in KIND_TITLES.items():
+    for kind in Category:
         members = board.benchmarks_of(kind)
         if not members:
             continue
@@ -357,7 +355,7 @@ def _benchmark_list(board: Leaderboard) -> str:
             "</li>"
             for b in members
         )
-        parts.append(f"<h3>{e(title)}</h3><ul>{items}</ul>")
+        parts.append(f"<h3>{e(kind.title)}</h3><ul>{items}</ul>")
     return "".join(parts)
 
 

@@ -76,3 +76,17 @@ def git_commit() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None
+
+
+# Slurm sets these in every batch job; reading them keeps the core free of any engine's code.
+_SLURM_ENVIRONMENT = {
+    "slurm_job_id": "SLURM_JOB_ID",
+    "slurm_partition": "SLURM_JOB_PARTITION",
+    "slurm_node": "SLURMD_NODENAME",
+}
+
+
+def batch_job(environ: dict[str, str] | None = None) -> dict[str, str | None]:
+    """The Slurm job, partition and node this process runs in (all None outside Slurm)."""
+    environ = dict(os.environ) if environ is None else environ
+    return {field: environ.get(variable) or None for field, variable in _SLURM_ENVIRONMENT.items()}

@@ -70,6 +70,10 @@ class Provenance(BaseModel):
     wall_seconds: float = Field(description="Wall clock of the whole job, loading included.")
     compute_seconds: float = Field(description="Wall clock spent inside model calls only.")
     load_seconds: float = Field(description="Wall clock spent building the calculator.")
+    engine: str | None = Field(default=None, description="Engine that ran the job: local, slurm or argo.")
+    slurm_job_id: str | None = Field(default=None, description="The Slurm job that ran it, on the slurm engine.")
+    slurm_partition: str | None = None
+    slurm_node: str | None = None
 
 
 class TaskResult(BaseModel):
@@ -86,6 +90,12 @@ class TaskResult(BaseModel):
     success_rate: float = 0.0
     issues: list[ItemIssue] = Field(default_factory=list)
     error: str | None = Field(default=None, description="Why the whole job failed, if it did.")
+    transient: bool = Field(
+        default=False,
+        description="The failure came from the infrastructure (node lost, preempted, cancelled, device out of "
+        "memory, storage unreachable), not from the model or the data: engines retry it.",
+    )
+    campaign_id: str | None = Field(default=None, description="The campaign that computed (or failed) it.")
     records: list[dict[str, Any]] = Field(
         default_factory=list, description="Per-item raw values, for statistics and re-scoring."
     )

@@ -32,6 +32,7 @@ import numpy as np
 from ase import Atoms
 from pydantic import BaseModel, ConfigDict, Field
 
+from lambench_core.categories import Category
 from lambench_core.models.loading import LoadedModel
 from lambench_core.models.representation import has_features, pooled_features
 from lambench_core.results.record import ItemIssue, Metric
@@ -39,7 +40,6 @@ from lambench_core.tasks.base import (
     DirectoryTask,
     ProgressCallback,
     Task,
-    TaskCategory,
     TaskOutput,
     register_task,
 )
@@ -204,7 +204,7 @@ def dcdft_items(key: str) -> list[Item]:
 class ShippedLabelsTask(_Adaptability, Task):
     """An adaptability task whose structures and labels ship offline: `load_items` gives them."""
 
-    category = TaskCategory.ADAPTABILITY
+    category = Category.ADAPTABILITY
     version = "1"
     Params = AdaptabilityParams
 
@@ -289,7 +289,7 @@ def read_matbench(root: Path, column: str) -> list[Item]:
 class MatbenchTask(_Adaptability, DirectoryTask):
     """A Matbench structure → property task on the fetched Matbench JSON."""
 
-    category = TaskCategory.ADAPTABILITY
+    category = Category.ADAPTABILITY
     version = "1"
     Params = AdaptabilityParams
     column: str = ""

@@ -13,9 +13,10 @@ from ase import units
 from ase.data import dbh24 as dbh24_data
 from pydantic import BaseModel, ConfigDict, Field
 
+from lambench_core.categories import Category
 from lambench_core.models.loading import LoadedModel
 from lambench_core.results.record import Metric
-from lambench_core.tasks.base import ProgressCallback, Task, TaskCategory, TaskOutput, register_task
+from lambench_core.tasks.base import ProgressCallback, Task, TaskOutput, register_task
 from lambench_core.tasks.evaluation import Timer, evaluate_items, mean_or_none
 
 KCAL_PER_MOL = units.kcal / units.mol
@@ -30,7 +31,7 @@ class DBH24Params(BaseModel):
 @register_task
 class DBH24Task(Task):
     name = "dbh24"
-    category = TaskCategory.PROPERTY
+    category = Category.PROPERTY
     version = "1"
     Params = DBH24Params
     scored_metrics = ("barrier_mae",)

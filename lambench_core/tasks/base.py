@@ -5,25 +5,17 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar
 
 from pydantic import BaseModel
 
+from lambench_core.categories import Category
 from lambench_core.data.frames import Frame
 from lambench_core.models.loading import LoadedModel
 from lambench_core.results.record import ItemIssue, Metric
 
 ProgressCallback = Callable[[int, int], None]
-
-
-class TaskCategory(StrEnum):
-    FORCE_FIELD = "force_field"
-    PROPERTY = "property"
-    ADAPTABILITY = "adaptability"
-    EFFICIENCY = "efficiency"
-    STABILITY = "stability"
 
 
 @dataclass
@@ -41,7 +33,7 @@ class TaskOutput:
 
 class Task(ABC):
     name: ClassVar[str]
-    category: ClassVar[TaskCategory]
+    category: ClassVar[Category]
     version: ClassVar[str]
     Params: ClassVar[type[BaseModel]]
     # Property tasks: the metrics that enter M_PC, and their values for the dummy (or a documented

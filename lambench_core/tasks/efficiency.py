@@ -92,11 +92,12 @@ import psutil
 from ase import Atoms
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from lambench_core.categories import Category
 from lambench_core.errors import InputError
 from lambench_core.models.loading import LoadedModel
 from lambench_core.results.provenance import cpu_name, gpu_name, thread_count
 from lambench_core.results.record import Metric
-from lambench_core.tasks.base import ProgressCallback, Task, TaskCategory, TaskOutput, register_task
+from lambench_core.tasks.base import ProgressCallback, Task, TaskOutput, register_task
 from lambench_core.tasks.evaluation import DEFAULT_PADDING, ItemFailure, evaluate_items
 from lambench_core.tasks.named_frames import NamedFrames
 from lambench_core.tasks.structures import prepare_for_model
@@ -668,7 +669,7 @@ def sweep_record(system: PreparedSystem, sweep: Sweep, window: tuple[int, int], 
 @register_task
 class EfficiencyTask(Task):
     name = "efficiency"
-    category = TaskCategory.EFFICIENCY
+    category = Category.EFFICIENCY
     version = "1"
     Params = EfficiencyParams
 

@@ -62,12 +62,13 @@ from ase import Atoms, units
 from ase.io import read
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from lambench_core.categories import Category
 from lambench_core.data.frames import Frame
 from lambench_core.data.labelling.generators import apply_strain, voigt_strain_matrix
 from lambench_core.errors import InputError
 from lambench_core.models.loading import LoadedModel
 from lambench_core.results.record import ItemIssue, Metric
-from lambench_core.tasks.base import DirectoryTask, ProgressCallback, Task, TaskCategory, TaskOutput, register_task
+from lambench_core.tasks.base import DirectoryTask, ProgressCallback, Task, TaskOutput, register_task
 from lambench_core.tasks.evaluation import DEFAULT_PADDING, ItemFailure, Timer, evaluate_items, mean_or_none
 from lambench_core.tasks.relaxation import RelaxationParams, relax
 from lambench_core.tasks.structures import prepare_for_model
@@ -316,7 +317,7 @@ def reference_constants(system: CubicSystem) -> tuple[CubicConstants, VRHModuli]
 @register_task
 class ElasticCubicTask(Task):
     name = "elastic_cubic"
-    category = TaskCategory.PROPERTY
+    category = Category.PROPERTY
     version = "1"
     Params = ElasticCubicParams
     scored_metrics = ("k_vrh_mae", "g_vrh_mae")
@@ -484,7 +485,7 @@ def read_poscar(text: str) -> Atoms:
 @register_task
 class LambenchElasticTask(DirectoryTask):
     name = "lambench_elastic"
-    category = TaskCategory.PROPERTY
+    category = Category.PROPERTY
     version = "1"
     Params = LambenchElasticParams
     scored_metrics = ("g_vrh_mae", "k_vrh_mae")

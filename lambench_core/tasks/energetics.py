@@ -22,11 +22,12 @@ from typing import Any, ClassVar
 from ase import Atoms
 from pydantic import BaseModel, ConfigDict, Field
 
+from lambench_core.categories import Category
 from lambench_core.data.frames import Frame
 from lambench_core.errors import InputError
 from lambench_core.models.loading import LoadedModel
 from lambench_core.results.record import Metric
-from lambench_core.tasks.base import ProgressCallback, Task, TaskCategory, TaskOutput, register_task
+from lambench_core.tasks.base import ProgressCallback, Task, TaskOutput, register_task
 from lambench_core.tasks.evaluation import Timer, evaluate_items, mean_or_none
 from lambench_core.tasks.structures import in_plane_area
 
@@ -93,7 +94,7 @@ KINDS: dict[type, str] = {SurfaceEnergy: "surface", VacancyFormation: "vacancy",
 class FixedGeometryEnergetics(Task):
     """Shared machinery; subclasses choose the properties (their default params) and metrics."""
 
-    category = TaskCategory.PROPERTY
+    category = Category.PROPERTY
     version = "1"
     Params = EnergeticsParams
     # kind → (metric name, unit)

@@ -17,9 +17,10 @@ from ase import units
 from ase.collections import dcdft
 from pydantic import BaseModel, ConfigDict, Field
 
+from lambench_core.categories import Category
 from lambench_core.models.loading import LoadedModel
 from lambench_core.results.record import Metric
-from lambench_core.tasks.base import ProgressCallback, Task, TaskCategory, TaskOutput, register_task
+from lambench_core.tasks.base import ProgressCallback, Task, TaskOutput, register_task
 from lambench_core.tasks.evaluation import ItemFailure, Timer, evaluate_items
 
 DELTA_RANGE = 0.06
@@ -112,7 +113,7 @@ def trivial_errors(elements: Sequence[str] | None = None) -> dict[str, float]:
 @register_task
 class EquationOfStateTask(Task):
     name = "eos_dcdft"
-    category = TaskCategory.PROPERTY
+    category = Category.PROPERTY
     version = "1"
     Params = EOSParams
     scored_metrics = ("v0_mae", "b0_mae")

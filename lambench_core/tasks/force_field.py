@@ -12,12 +12,13 @@ from ase.calculators.mixing import SumCalculator
 from ase.neighborlist import neighbor_list
 from pydantic import BaseModel, ConfigDict, Field
 
+from lambench_core.categories import Category
 from lambench_core.data.frames import Frame
 from lambench_core.data.manifest import Dispersion
 from lambench_core.metrics.force_field import force_field_metrics
 from lambench_core.models.loading import LoadedModel
 from lambench_core.results.record import ItemIssue, Metric
-from lambench_core.tasks.base import ProgressCallback, Task, TaskCategory, TaskOutput, register_task
+from lambench_core.tasks.base import ProgressCallback, Task, TaskOutput, register_task
 from lambench_core.tasks.structures import prepare_for_model, unsupported_elements
 
 _REASON_LENGTH = 300
@@ -102,7 +103,7 @@ def _frame_record(frame: Frame, prediction: dict[str, Any], seconds: float) -> d
 @register_task
 class ForceFieldTask(Task):
     name = "force_field"
-    category = TaskCategory.FORCE_FIELD
+    category = Category.FORCE_FIELD
     version = "1"
     Params = ForceFieldParams
 

@@ -52,10 +52,11 @@ from ase import Atoms, units
 from ase.io import Trajectory
 from pydantic import BaseModel, ConfigDict, Field
 
+from lambench_core.categories import Category
 from lambench_core.errors import InputError
 from lambench_core.models.loading import LoadedModel
 from lambench_core.results.record import Metric
-from lambench_core.tasks.base import DirectoryTask, ProgressCallback, TaskCategory, TaskOutput, register_task
+from lambench_core.tasks.base import DirectoryTask, ProgressCallback, TaskOutput, register_task
 from lambench_core.tasks.evaluation import ItemFailure, Timer, evaluate_items
 from lambench_core.tasks.lambench_files import (
     NoParams,
@@ -105,7 +106,7 @@ def removed_oxygen(pristine: Atoms, defect: Atoms) -> int:
 @register_task
 class VacancyTask(DirectoryTask):
     name = "lambench_vacancy"
-    category = TaskCategory.PROPERTY
+    category = Category.PROPERTY
     version = "1"
     Params = VacancyParams
     scored_metrics = ("mae",)
@@ -217,7 +218,7 @@ class SurfaceItem:
 @register_task
 class SurfaceTask(DirectoryTask):
     name = "lambench_surface"
-    category = TaskCategory.PROPERTY
+    category = Category.PROPERTY
     version = "1"
     Params = NoParams
     scored_metrics = ("mae",)
@@ -301,7 +302,7 @@ class InterfaceRow:
 @register_task
 class InterfaceTask(DirectoryTask):
     name = "lambench_interface"
-    category = TaskCategory.PROPERTY
+    category = Category.PROPERTY
     version = "1"
     Params = NoParams
     scored_metrics = ("mae",)
@@ -478,7 +479,7 @@ def compare_curves(
 @register_task
 class StackingFaultTask(DirectoryTask):
     name = "lambench_stacking_fault"
-    category = TaskCategory.PROPERTY
+    category = Category.PROPERTY
     version = "1"
     Params = StackingFaultParams
     scored_metrics = ("energy_mae", "derivative_mae")

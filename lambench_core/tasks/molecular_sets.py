@@ -34,10 +34,11 @@ import numpy as np
 from ase import Atoms, units
 from pydantic import BaseModel, ConfigDict, Field
 
+from lambench_core.categories import Category
 from lambench_core.errors import InputError
 from lambench_core.models.loading import LoadedModel
 from lambench_core.results.record import Metric
-from lambench_core.tasks.base import DirectoryTask, ProgressCallback, TaskCategory, TaskOutput, register_task
+from lambench_core.tasks.base import DirectoryTask, ProgressCallback, TaskOutput, register_task
 from lambench_core.tasks.evaluation import ItemFailure, Timer, evaluate_items
 from lambench_core.tasks.lambench_files import NoParams, error_metrics, read_csv_rows, read_trajectory, require_files
 
@@ -103,7 +104,7 @@ class Conformer:
 @register_task
 class Wiggle150Task(DirectoryTask):
     name = "lambench_wiggle150"
-    category = TaskCategory.PROPERTY
+    category = Category.PROPERTY
     version = "1"
     Params = Wiggle150Params
     scored_metrics = ("mae",)
@@ -180,7 +181,7 @@ class Complex:
 @register_task
 class BindingTask(DirectoryTask):
     name = "lambench_binding"
-    category = TaskCategory.PROPERTY
+    category = Category.PROPERTY
     version = "1"
     Params = NoParams
     scored_metrics = ("mae",)
@@ -268,7 +269,7 @@ def parse_reaction(row: dict[str, str], known: set[str]) -> Reaction:
 @register_task
 class ReactionBarrierTask(DirectoryTask):
     name = "lambench_rxn_barrier"
-    category = TaskCategory.PROPERTY
+    category = Category.PROPERTY
     version = "1"
     Params = NoParams
     scored_metrics = ("mae",)

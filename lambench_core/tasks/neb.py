@@ -26,10 +26,11 @@ import numpy as np
 from ase import Atoms
 from pydantic import BaseModel, ConfigDict, Field
 
+from lambench_core.categories import Category
 from lambench_core.errors import InputError
 from lambench_core.models.loading import LoadedModel
 from lambench_core.results.record import Metric
-from lambench_core.tasks.base import DirectoryTask, ProgressCallback, TaskCategory, TaskOutput, register_task
+from lambench_core.tasks.base import DirectoryTask, ProgressCallback, TaskOutput, register_task
 from lambench_core.tasks.evaluation import ItemFailure, Timer, evaluate_items, mean_or_none
 from lambench_core.tasks.lambench_files import as_float, read_csv_rows, read_trajectory, require_files
 
@@ -73,7 +74,7 @@ def ea_failed(ea: float, ea_ref: float, params: NEBParams) -> bool:
 @register_task
 class NEBTask(DirectoryTask):
     name = "lambench_neb"
-    category = TaskCategory.PROPERTY
+    category = Category.PROPERTY
     version = "1"
     Params = NEBParams
     scored_metrics = ("ea_mae", "de_mae", *(f"ea_fail_pct_{kind}" for kind in REACTION_TYPES))

@@ -14,9 +14,10 @@ from ase import Atoms, units
 from ase.data import s22 as s22_data
 from pydantic import BaseModel, ConfigDict, Field
 
+from lambench_core.categories import Category
 from lambench_core.models.loading import LoadedModel
 from lambench_core.results.record import Metric
-from lambench_core.tasks.base import ProgressCallback, Task, TaskCategory, TaskOutput, register_task
+from lambench_core.tasks.base import ProgressCallback, Task, TaskOutput, register_task
 from lambench_core.tasks.evaluation import Timer, evaluate_items
 
 KCAL_PER_MOL = units.kcal / units.mol
@@ -43,7 +44,7 @@ def monomer_split(name: str) -> int:
 @register_task
 class S22Task(Task):
     name = "s22"
-    category = TaskCategory.PROPERTY
+    category = Category.PROPERTY
     version = "1"
     Params = S22Params
     scored_metrics = ("s22_mae", "s22x5_mae")

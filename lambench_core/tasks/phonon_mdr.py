@@ -43,10 +43,11 @@ from phonopy.interface.phonopy_yaml import read_phonopy_yaml
 from phonopy.structure.atoms import PhonopyAtoms
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from lambench_core.categories import Category
 from lambench_core.errors import InputError
 from lambench_core.models.loading import LoadedModel
 from lambench_core.results.record import Metric
-from lambench_core.tasks.base import DirectoryTask, ProgressCallback, TaskCategory, TaskOutput, register_task
+from lambench_core.tasks.base import DirectoryTask, ProgressCallback, TaskOutput, register_task
 from lambench_core.tasks.evaluation import ItemFailure, Timer, evaluate_items, mean_or_none
 from lambench_core.tasks.lambench_files import as_float, read_csv_rows, require_files
 from lambench_core.tasks.phonons import commensurate_qpoints, model_forces, produce_force_constants, to_ase
@@ -159,7 +160,7 @@ def phonon_properties(phonon: Phonopy, mesh: float | list[int]) -> dict[str, flo
 @register_task
 class PhononMDRTask(DirectoryTask):
     name = "lambench_phonon_mdr"
-    category = TaskCategory.PROPERTY
+    category = Category.PROPERTY
     version = "1"
     Params = PhononMDRParams
     scored_metrics = tuple(f"{label}_mae" for label in LABELS)

@@ -27,9 +27,10 @@ from phonopy.interface.calculator import get_calculator_physical_units
 from phonopy.structure.atoms import PhonopyAtoms
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from lambench_core.categories import Category
 from lambench_core.models.loading import LoadedModel
 from lambench_core.results.record import Metric
-from lambench_core.tasks.base import ProgressCallback, Task, TaskCategory, TaskOutput, register_task
+from lambench_core.tasks.base import ProgressCallback, Task, TaskOutput, register_task
 from lambench_core.tasks.evaluation import DEFAULT_PADDING, ItemFailure, Timer, evaluate_items
 from lambench_core.tasks.structures import prepare_for_model
 
@@ -193,7 +194,7 @@ def trivial_errors(mesh: tuple[int, int, int] = (8, 8, 8), temperature: float = 
 @register_task
 class PhononTask(Task):
     name = "phonons_phonopy"
-    category = TaskCategory.PROPERTY
+    category = Category.PROPERTY
     version = "1"
     Params = PhononParams
     scored_metrics = ("frequency_mae", "entropy_mae", "cv_mae", "free_energy_mae")

@@ -28,10 +28,11 @@ from ase import Atoms
 from ase.io import read
 from pydantic import BaseModel, ConfigDict, Field
 
+from lambench_core.categories import Category
 from lambench_core.errors import InputError
 from lambench_core.models.loading import LoadedModel
 from lambench_core.results.record import Metric
-from lambench_core.tasks.base import DirectoryTask, ProgressCallback, TaskCategory, TaskOutput, register_task
+from lambench_core.tasks.base import DirectoryTask, ProgressCallback, TaskOutput, register_task
 from lambench_core.tasks.elasticity import NO_STRESS_REASON, all_skipped, relaxation_params
 from lambench_core.tasks.evaluation import Timer, evaluate_items, mean_or_none
 from lambench_core.tasks.relaxation import relax
@@ -83,7 +84,7 @@ def read_structures(root: Path) -> list[tuple[str, tuple[float, Atoms]]]:
 @register_task
 class LambenchPressureTask(DirectoryTask):
     name = "lambench_pressure"
-    category = TaskCategory.PROPERTY
+    category = Category.PROPERTY
     version = "1"
     Params = PressureParams
     scored_metrics = ("volume_mae",)

@@ -57,11 +57,12 @@ from ase.md.velocitydistribution import Stationary, ZeroRotation
 from ase.md.verlet import VelocityVerlet
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from lambench_core.categories import Category
 from lambench_core.domains import Domain
 from lambench_core.errors import InputError
 from lambench_core.models.loading import LoadedModel
 from lambench_core.results.record import Metric
-from lambench_core.tasks.base import ProgressCallback, Task, TaskCategory, TaskOutput, register_task
+from lambench_core.tasks.base import ProgressCallback, Task, TaskOutput, register_task
 from lambench_core.tasks.evaluation import DEFAULT_PADDING, ItemFailure, evaluate_items
 from lambench_core.tasks.named_frames import NamedFrames
 from lambench_core.tasks.relaxation import EXPLODING_FORCE
@@ -325,7 +326,7 @@ def load_systems(params: MDStabilityParams) -> list[tuple[str, PreparedSystem]]:
 @register_task
 class MDStabilityTask(Task):
     name = "md_stability"
-    category = TaskCategory.STABILITY
+    category = Category.STABILITY
     version = "1"
     Params = MDStabilityParams
 

@@ -6,11 +6,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from lambench_core.categories import Category
 from lambench_core.data.manifest import DatasetEntry, ManifestDocument
 from lambench_core.domains import Domain
 from lambench_core.models.card import DEFAULT_LEVEL
 from lambench_core.models.catalog import UnknownNameError
-from lambench_core.tasks.base import TaskCategory, task_class
+from lambench_core.tasks.base import task_class
 
 
 class TaskInstance(BaseModel):
@@ -18,7 +19,7 @@ class TaskInstance(BaseModel):
 
     name: str
     task: str
-    category: TaskCategory
+    category: Category
     domain: Domain
     set_name: str | None = Field(default=None, description="The benchmark set (leaderboard column)")
     datasets: dict[str, str] = Field(
@@ -38,7 +39,7 @@ def force_field_instances(document: ManifestDocument) -> list[TaskInstance]:
     task = task_class("force_field")
     by_set: dict[str, list[DatasetEntry]] = {}
     for entry in document.entries():
-        if entry.use == "force_field" and document.is_present(entry):
+        if entry.use == Category.FORCE_FIELD and document.is_present(entry):
             by_set.setdefault(entry.set_name, []).append(entry)
     instances = []
     for set_name, entries in by_set.items():
@@ -100,7 +101,7 @@ PROPERTY_TASKS: tuple[PropertyTaskSpec, ...] = (
 )
 
 
-def present_datasets(document: ManifestDocument, use: str, set_name: str | None) -> dict[str, str] | None:
+def present_datasets(document: ManifestDocument, use: Category, set_name: str | None) -> dict[str, str] | None:
     """Reference level → dataset of a task's set on this machine; {} for a task that reads no set,
     None when its set is not here (the task then stays out of the suite)."""
     if set_name is None:
@@ -120,7 +121,7 @@ def property_instances(
     instances = []
     for spec in specs:
         task = task_class(spec.task)
-        datasets = present_datasets(document, "property", spec.set_name)
+        datasets = present_datasets(document, Category.PROPERTY, spec.set_name)
         if datasets is None:
             continue
         instances.append(
@@ -179,7 +180,7 @@ def adaptability_instances(
         if profile == "quick" and not spec.in_quick:
             continue
         task = task_class(spec.task)
-        datasets = present_datasets(document, "adaptability", spec.set_name)
+        datasets = present_datasets(document, Category.ADAPTABILITY, spec.set_name)
         if datasets is None:
             continue
         overrides = (QUICK_ADAPTABILITY if profile == "quick" else {}) | {"protocol": spec.protocol}

@@ -40,11 +40,12 @@ from ase import Atoms, units
 from numpy.typing import ArrayLike
 from pydantic import BaseModel, ConfigDict, Field
 
+from lambench_core.categories import Category
 from lambench_core.data.frames import Frame
 from lambench_core.errors import InputError
 from lambench_core.models.loading import LoadedModel
 from lambench_core.results.record import Metric
-from lambench_core.tasks.base import DirectoryTask, ProgressCallback, Task, TaskCategory, TaskOutput, register_task
+from lambench_core.tasks.base import DirectoryTask, ProgressCallback, Task, TaskOutput, register_task
 from lambench_core.tasks.evaluation import ItemFailure, Timer, evaluate_items
 
 KCAL_PER_MOL = units.kcal / units.mol  # eV
@@ -173,7 +174,7 @@ def group_scans(frames: list[Frame]) -> dict[str, Scan]:
 @register_task
 class TorsionScanTask(Task):
     name = "torsion_scans"
-    category = TaskCategory.PROPERTY
+    category = Category.PROPERTY
     version = "1"
     Params = TorsionScanParams
     scored_metrics = ("profile_mae", "barrier_mae")
@@ -294,7 +295,7 @@ def read_deepmd_raw(directory: Path) -> Fragment:
 @register_task
 class TorsionNetTask(DirectoryTask):
     name = "lambench_torsionnet"
-    category = TaskCategory.PROPERTY
+    category = Category.PROPERTY
     version = "1"
     Params = TorsionNetParams
     scored_metrics = ("profile_mae", "barrier_mae", "n_barrier_above_1")

@@ -14,6 +14,7 @@ from ase.io import write
 from ase.stress import full_3x3_to_voigt_6_stress, voigt_6_to_full_3x3_stress
 
 import lambench_core
+from lambench_core.categories import Category
 from lambench_core.data.checksums import path_sha256
 from lambench_core.data.frames import Frame
 from lambench_core.data.labelling.recipe import (
@@ -106,7 +107,7 @@ def assemble(recipe: Recipe, level: str, structures: list[Atoms], cache: LabelCa
         licence=recipe.licence,
         description=recipe.description,
         # Property sets are not scored frame by frame: no M_FF normalization.
-        dummy_errors=dummy_errors_of_frames(frames) if recipe.use == "force_field" else None,
+        dummy_errors=dummy_errors_of_frames(frames) if recipe.use == Category.FORCE_FIELD else None,
     )
     (out_dir / f"{level}.entry.yaml").write_text(
         yaml.safe_dump(entry.model_dump(mode="json", exclude_none=True), sort_keys=False, allow_unicode=True)

@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import yaml
 from ase import Atoms
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
+from lambench_core.categories import Category
 from lambench_core.data.labelling.generators import GeneratorSpec, StructureSpec, build_structure, generate
 from lambench_core.data.labelling.reference import ReferenceLabels, reference_calculator
-from lambench_core.data.manifest import DatasetUse
+from lambench_core.data.manifest import dataset_use
 from lambench_core.domains import Domain
 from lambench_core.errors import InputError
 from lambench_core.hashing import sha256_json
@@ -58,8 +59,8 @@ class Recipe(BaseModel):
 
     name: str = Field(description="The benchmark set (the group of its label sets)")
     domain: Domain
-    use: DatasetUse = Field(
-        default="force_field",
+    use: Annotated[Category, BeforeValidator(dataset_use)] = Field(
+        default=Category.FORCE_FIELD,
         description="force_field: a benchmark set of M_FF; property: reference data of a property task",
     )
     description: str
