@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import secrets
 import sys
 import threading
 import time
@@ -74,6 +75,10 @@ class Plan(BaseModel):
     campaign: CampaignSpec
     to_run: list[Job]
     already_done: list[Job]
+    attempt: str = Field(
+        default_factory=lambda: secrets.token_hex(6),
+        description="This execution of the campaign's DAG (a retry of the campaign plans anew: a new attempt)",
+    )
 
     @property
     def all_jobs(self) -> list[Job]:
@@ -273,9 +278,10 @@ def execute_job_with_deadline(spec: CampaignSpec, job: Job, store: ResultStore) 
         watchdog.cancel()
 
 
-def failure(spec: CampaignSpec, job: Job, reason: str, transient: bool) -> TaskResult:
+def failure(spec: CampaignSpec, job: Job, reason: str, transient: bool, attempt: str | None = None) -> TaskResult:
     """The record of a job that ended before it could report (time limit, killed, node lost)."""
     return TaskResult(
+        attempt=attempt,
         key=job.key,
         model=job.model,
         task=job.instance.name,

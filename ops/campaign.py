@@ -107,11 +107,12 @@ class RunJob(CampaignOP):
             job = plan.job(key)
         except LambenchError as exc:
             raise FatalError(str(exc)) from exc
-        if previous is not None and previous.campaign_id == spec.campaign_id and not previous.transient:
+        if previous is not None and previous.attempt == plan.attempt and not previous.transient:
             # A batch system resubmits a job it saw killed; a failure for good stays one.
             raise FatalError(f"{job.model} on {job.instance.name}: {previous.error}")
-        with _record_when_stopped(spec, job, store):
+        with _record_when_stopped(plan, job, store):
             result = execute_job_with_deadline(spec, job, store)
+        result.attempt = plan.attempt
         try:
             store.put(result)
         except Exception as exc:  # the store was unreachable: another try may succeed
@@ -139,19 +140,20 @@ def slurm_job_state(job_id: str) -> dict[str, str]:
 
 
 def stopped_reason(job_id: str) -> tuple[str, bool]:
-    """Why Slurm stopped this job, and whether another try may succeed."""
+    """Why Slurm stopped this job, and whether another try may succeed. Asked while the job is
+    still COMPLETING: its Reason says TimeLimit when the time limit ended it."""
     info = slurm_job_state(job_id)
-    state = info.get("JobState", "UNKNOWN")
-    where = f"Slurm job {job_id} on {info.get('NodeList', os.environ.get('SLURMD_NODENAME', '?'))}"
-    if state == "TIMEOUT":
+    state, why = info.get("JobState", "UNKNOWN"), info.get("Reason", "None")
+    where = f"Slurm job {job_id} on {info.get('NodeList') or os.environ.get('SLURMD_NODENAME', '?')}"
+    if state == "TIMEOUT" or why == "TimeLimit":
         return f"{where} exceeded its Slurm time limit ({info.get('TimeLimit', '?')}): TIMEOUT", False
     if state in TRANSIENT_SLURM_STATES:
-        return f"{where} was stopped by Slurm: {state} ({info.get('Reason', 'None')})", True
-    return f"{where} received SIGTERM (state {state}): cancelled, preempted or out of time", True
+        return f"{where} was stopped by Slurm: {state} (reason {why})", True
+    return f"{where} was stopped by Slurm (SIGTERM: CANCELLED by scancel, preempted or its node lost; {state})", True
 
 
 @contextmanager
-def _record_when_stopped(spec: CampaignSpec, job: Job, store: ResultStore) -> Iterator[None]:
+def _record_when_stopped(plan: Plan, job: Job, store: ResultStore) -> Iterator[None]:
     """Inside a Slurm job, a SIGTERM (scancel, the time limit, preemption) stores the job's failure
     with Slurm's reason before the step ends: the campaign aggregates it, the next one retries it."""
     job_id = os.environ.get("SLURM_JOB_ID")
@@ -162,7 +164,7 @@ def _record_when_stopped(spec: CampaignSpec, job: Job, store: ResultStore) -> It
     def stopped(signum: int, frame: object) -> None:
         reason, transient = stopped_reason(job_id)
         try:
-            store.put(failure(spec, job, reason, transient=transient))
+            store.put(failure(plan.campaign, job, reason, transient=transient, attempt=plan.attempt))
         finally:
             os._exit(EXIT_STOPPED)
 
@@ -188,7 +190,7 @@ class AggregateCampaign(CampaignOP):
         for job in plan.to_run:
             if store.get(job.key) is None and store.get_failure(job.key) is None:
                 reason = "its run step ended without storing a result (killed, node lost or storage unreachable)"
-                store.put(failure(plan.campaign, job, reason, transient=True))
+                store.put(failure(plan.campaign, job, reason, transient=True, attempt=plan.attempt))
         board = aggregate_campaign(plan.campaign, plan.all_jobs, store)
         models = [scores.model for scores in board.scoreboard.models]
         ranked = [scores.model for scores in board.scoreboard.models if scores.rank is not None]

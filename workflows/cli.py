@@ -78,6 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--bootstrap", type=int, default=1000, help="bootstrap replicates of every interval (default: 1000; 0: none)"
     )
+    run.add_argument(
+        "--compare-previous",
+        action="store_true",
+        help="then compare with the previous run of WORKDIR that published a site (nightly runs): "
+        "comparison.md/.json beside this run's site",
+    )
     _add_catalog_options(run)
 
     aggregate = commands.add_parser(
@@ -196,7 +202,30 @@ def command_run(args: argparse.Namespace, console: Console) -> int:
     queue = SlurmQueue() if args.engine == "slurm" else None
     display = ProgressDisplay(plan.to_run, run_dir / "progress", console, queue=queue)
     outcome = run_locally(plan, run_dir, args.workers, args.timeout, display, engine=args.engine, config=config)
-    return _report(plan, outcome, store, console)
+    code = _report(plan, outcome, store, console)
+    if code == 0 and args.compare_previous:
+        compare_with_previous(run_dir, console)
+    return code
+
+
+def compare_with_previous(run_dir: Path, console: Console) -> None:
+    """Compare this run's site with the newest earlier run's in the same work directory."""
+    from lambench_core.report.compare import compare_runs, comparison_markdown, load_run
+
+    earlier = sorted(
+        path
+        for path in run_dir.parent.iterdir()
+        if path.name < run_dir.name and (path / SITE / "leaderboard.json").exists()
+    )
+    if not earlier:
+        console.print("No earlier run with a leaderboard in this work directory: nothing to compare with.")
+        return
+    comparison = compare_runs(load_run(str(earlier[-1] / SITE)), load_run(str(run_dir / SITE)))
+    report = comparison_markdown(comparison)
+    (run_dir / "comparison.md").write_text(report)
+    (run_dir / "comparison.json").write_text(comparison.model_dump_json(indent=1))
+    console.print(report, markup=False, highlight=False)
+    console.print(f"Compared with {earlier[-1].name}: {run_dir / 'comparison.md'}", highlight=False)
 
 
 def _describe_plan(plan: Plan, store: ResultStore, console: Console) -> None:

@@ -1,4 +1,5 @@
-"""`lambench export | submit | status | retry | resubmit | schedule`: campaigns on Argo Workflows."""
+"""`lambench export | submit | status | retry | resubmit | schedule`: campaigns on Argo Workflows, and
+`status | retry | resubmit` of campaigns that `lambench run` drives from this host (local or Slurm)."""
 
 from __future__ import annotations
 
@@ -8,14 +9,17 @@ import sys
 from pathlib import Path
 
 import yaml
+from rich.console import Console
 
-from lambench_core.campaign import CampaignContext, CampaignSpec, campaign_jobs
+from lambench_core.campaign import CampaignContext, CampaignSpec, campaign_jobs, plan_campaign
 from lambench_core.categories import Category
 from lambench_core.errors import LambenchError
+from lambench_core.results.store import ResultStore
 from lambench_core.tasks.suite import TaskSuite
 from workflows.argo import build_workflow, cron_workflow, validate_manifest
 from workflows.argo_client import ArgoClient, run_steps, workflow_spec_parameter
 from workflows.cluster_config import ClusterConfig, load_cluster_config
+from workflows.driven import DrivenRun, print_status, replan, rerun
 
 DEFAULT_CLUSTER_MODELS = ["dummy", "emt", "chgnet-0.3.0", "sevennet-0"]
 
@@ -47,12 +51,26 @@ def add_cluster_commands(commands: argparse._SubParsersAction) -> None:
         help="the task category whose batch script --slurm-script prints (default: force_field)",
     )
     with_campaign(commands.add_parser("submit", help="submit the campaign to Argo; prints its id and UI link"))
-    for name, text in (("status", "a submitted campaign's progress"), ("retry", "rerun only its failed steps")):
-        parser = with_config(commands.add_parser(name, help=text))
-        parser.add_argument("workflow", help="workflow name (the id `lambench submit` printed)")
-    resubmit = with_config(commands.add_parser("resubmit", help="a new workflow of the same campaign"))
-    resubmit.add_argument("workflow")
-    resubmit.add_argument("--reuse", action="store_true", help="skip every run step that succeeded before")
+    def with_campaign_name(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        with_config(parser)
+        parser.add_argument(
+            "workflow", help="an Argo workflow's name (as `lambench submit` printed) or a `lambench run` campaign id"
+        )
+        parser.add_argument(
+            "--workdir", type=Path, default=Path("lambench-work"), help="where `lambench run` keeps its runs"
+        )
+        parser.add_argument("--workers", type=int, default=2, help="jobs run (or queued on Slurm) at once")
+        parser.add_argument("--timeout", type=float, default=7200.0, help="seconds before the campaign is stopped")
+        return parser
+
+    for name, text in (("status", "a campaign's progress"), ("retry", "rerun only its failed or missing jobs")):
+        with_campaign_name(commands.add_parser(name, help=text))
+    resubmit = with_campaign_name(commands.add_parser("resubmit", help="a new run of the same campaign"))
+    resubmit.add_argument(
+        "--reuse",
+        action="store_true",
+        help="skip every run step that succeeded before (campaigns run here always reuse stored results)",
+    )
     schedule = with_campaign(commands.add_parser("schedule", help="a CronWorkflow of the campaign (nightly)"))
     schedule.add_argument("--cron", default="0 2 * * *", help="five-field cron schedule (default: 02:00)")
     schedule.add_argument("--timezone", default="UTC")
@@ -117,6 +135,9 @@ def command_submit(args: argparse.Namespace) -> int:
 
 
 def command_status(args: argparse.Namespace) -> int:
+    run = DrivenRun.find(args.workdir, args.workflow)
+    if run is not None:
+        return print_status(run, Console(soft_wrap=True))
     config = load_cluster_config(args.config)
     workflow = ArgoClient(config.argo).get(args.workflow)
     status = workflow.get("status") or {}
@@ -143,6 +164,10 @@ def _job_names(workflow: dict) -> dict[str, str]:
 
 
 def command_retry(args: argparse.Namespace) -> int:
+    run = DrivenRun.find(args.workdir, args.workflow)
+    if run is not None:
+        # The same campaign, planned anew: jobs with a result are kept, the others run again.
+        return rerun(run, replan(run), run.run_dir, args.workers, args.timeout, Console(soft_wrap=True))
     config = load_cluster_config(args.config)
     client = ArgoClient(config.argo)
     failed = [s for s in run_steps(client.get(args.workflow)) if s.phase in ("Failed", "Error")]
@@ -153,6 +178,17 @@ def command_retry(args: argparse.Namespace) -> int:
 
 
 def command_resubmit(args: argparse.Namespace) -> int:
+    run = DrivenRun.find(args.workdir, args.workflow)
+    if run is not None:
+        from workflows.cli import new_campaign_id
+
+        campaign_id = new_campaign_id()
+        run_dir = (args.workdir / "runs" / campaign_id).resolve()
+        spec = run.plan.campaign.model_copy(
+            update={"campaign_id": campaign_id, "progress_dir": str(run_dir / "progress"), "force": False}
+        )
+        plan = plan_campaign(spec, ResultStore.open(spec.store))
+        return rerun(run, plan, run_dir, args.workers, args.timeout, Console(soft_wrap=True))
     config = load_cluster_config(args.config)
     client = ArgoClient(config.argo)
     old = client.get(args.workflow)

@@ -13,6 +13,7 @@ runs each run step.
 from __future__ import annotations
 
 import json
+import secrets
 import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -72,11 +73,12 @@ class SlurmEngine(LocalEngine):
 
     def __init__(self, settings: SlurmSettings) -> None:
         self.settings = settings
+        self.execution = secrets.token_hex(6)
 
     def run_executor(self, job: Job) -> Any:
         from workflows.slurm import slurm_executor
 
-        return slurm_executor(self.settings, job.instance.category, job.key)
+        return slurm_executor(self.settings, job.instance.category, job.key, self.execution)
 
 
 class ArgoEngine(Engine):

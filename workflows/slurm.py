@@ -61,7 +61,15 @@ def sbatch_flags(resources: SlurmResources, name: str | None = None) -> list[str
     return flags + list(resources.custom_flags or [])
 
 
-def resources_dict(resources: SlurmResources, name: str | None = None) -> dict[str, Any]:
+# Slurm signals every process of a job on scancel, preemption or its time limit, and kills what is left
+# as soon as the batch script exits. Ignored in the batch shell (and so in the shells and Python it
+# starts, until the run step installs its handler), SIGTERM leaves the script waiting for the step,
+# whose handler stores the job's failure with Slurm's reason; SIGKILL follows after KillWait.
+KEEP_THE_STEP_ALIVE = 'trap "" TERM'  # no single quotes: dflow embeds this in a r'...' literal
+
+
+def resources_dict(resources: SlurmResources, name: str | None = None, execution: str | None = None) -> dict[str, Any]:
+    envs = {"LAMBENCH_DAG_EXECUTION": execution} if execution else {}
     return {
         "number_node": 1,
         "cpu_per_node": 1,  # one task; its CPUs come from --cpus-per-task
@@ -69,7 +77,10 @@ def resources_dict(resources: SlurmResources, name: str | None = None) -> dict[s
         "queue_name": resources.partition or "",
         "group_size": 1,
         "custom_flags": sbatch_flags(resources, name),
-        "prepend_script": list(resources.prelude or []),
+        "prepend_script": [KEEP_THE_STEP_ALIVE, *(resources.prelude or [])],
+        # dpdispatcher recognizes a submission by its content and resumes it (finished or failed)
+        # instead of submitting it again: each execution of the DAG (a retry) must differ.
+        "envs": envs,
     }
 
 
@@ -94,8 +105,11 @@ class SlurmExecutor(DispatcherExecutor):
         return rendered
 
 
-def slurm_executor(settings: SlurmSettings, category: Category, job_key: str | None = None):  # noqa: ANN201
-    """The executor that makes a step one Slurm batch job with its category's resources."""
+def slurm_executor(  # noqa: ANN201 (dflow's type)
+    settings: SlurmSettings, category: Category, job_key: str | None = None, execution: str | None = None
+):
+    """The executor that makes a step one Slurm batch job with its category's resources;
+    `execution` tells this execution of the DAG from earlier ones (see resources_dict)."""
     resources = settings.resources_for(category)
     executor = SlurmExecutor(
         host=settings.host,
@@ -109,7 +123,7 @@ def slurm_executor(settings: SlurmSettings, category: Category, job_key: str | N
         # fails the step, whose outputs are missing.
         remote_command=[_python(settings), "-m", "workflows.batch_step"],
         machine_dict=machine_dict(settings, resources.retries or 0),
-        resources_dict=resources_dict(resources, job_name(job_key) if job_key else None),
+        resources_dict=resources_dict(resources, job_name(job_key) if job_key else None, execution),
     )
     executor.check_interval = settings.check_interval
     return executor

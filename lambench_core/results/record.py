@@ -96,6 +96,7 @@ class TaskResult(BaseModel):
         "memory, storage unreachable), not from the model or the data: engines retry it.",
     )
     campaign_id: str | None = Field(default=None, description="The campaign that computed (or failed) it.")
+    attempt: str | None = Field(default=None, description="The execution of the campaign's DAG that stored it.")
     records: list[dict[str, Any]] = Field(
         default_factory=list, description="Per-item raw values, for statistics and re-scoring."
     )
