@@ -19,7 +19,9 @@ import argparse
 import statistics
 import time
 
+from lambench_core.data.manifest import BUILTIN_MANIFEST, load_datasets
 from lambench_core.models import ModelCatalog, load_model
+from lambench_core.tasks.base import TaskContext
 from lambench_core.tasks.efficiency import EfficiencyParams, EfficiencySystem, EfficiencyTask
 
 
@@ -61,6 +63,12 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     model = load_model(ModelCatalog.load().get(args.model), None, args.device)
     task = EfficiencyTask()
+    context = TaskContext(
+        manifest=load_datasets(BUILTIN_MANIFEST),
+        catalog=ModelCatalog.load(),
+        device=model.device,
+        dtype=model.card.dtype,
+    )
 
     etas: list[float] = []
     print(f"model {args.model}, device {model.device}, {args.runs} runs, window {params.eta_window} atoms")
@@ -68,7 +76,7 @@ def main() -> None:
     environment = None
     for run in range(1, args.runs + 1):
         start = time.perf_counter()
-        output = task.run(model, [], params, lambda done, total: None)
+        output = task.run(model, params, context)
         wall = time.perf_counter() - start
         metrics = {name: metric.value for name, metric in output.metrics.items()}
         if output.records:

@@ -21,9 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 import lambench_core
 from lambench_core.data.checksums import dataset_digest, verify_dataset
-from lambench_core.data.frames import Frame
 from lambench_core.data.loaders import load_directory, load_frames
-from lambench_core.data.manifest import BUILTIN_MANIFEST, ManifestDocument, load_datasets
+from lambench_core.data.manifest import BUILTIN_MANIFEST, DatasetEntry, ManifestDocument, load_datasets
 from lambench_core.errors import LambenchError
 from lambench_core.hashing import sha256_json
 from lambench_core.models.card import ModelCard
@@ -33,7 +32,7 @@ from lambench_core.results.identity import job_key
 from lambench_core.results.provenance import batch_job, git_commit, hardware, package_versions
 from lambench_core.results.record import Provenance, Status, TaskResult
 from lambench_core.results.store import ResultStore
-from lambench_core.tasks.base import DirectoryTask, TaskOutput, task_class
+from lambench_core.tasks.base import TaskContext, TaskData, TaskInput, TaskOutput, task_class
 from lambench_core.tasks.suite import Profile, TaskInstance, TaskSuite
 
 
@@ -179,8 +178,28 @@ def _set_threads(threads: int | None) -> None:
     torch.set_num_threads(threads)
 
 
+def load_task_data(needs: TaskInput, manifest: ManifestDocument, entry: DatasetEntry | None, job: Job) -> TaskData:
+    """The job's dataset in the form its task declares, checksums verified; nothing it does not read."""
+    match needs:
+        case TaskInput.FRAMES:
+            if entry is None:
+                return TaskData()
+            frames, digest = load_frames(manifest, entry)
+            return TaskData(frames=frames, sha256=digest)
+        case TaskInput.DIRECTORY:
+            if entry is None:
+                raise LambenchError(f"task {job.instance.name}: reads a data directory, and names no dataset")
+            root, digest = load_directory(manifest, entry)
+            return TaskData(root=root, sha256=digest)
+        case TaskInput.NONE:
+            return TaskData()
+
+
 def execute_job(spec: CampaignSpec, job: Job) -> TaskResult:
-    """Run one job to a TaskResult. Never raises for a model or data problem: it reports it."""
+    """Run one job to a TaskResult. Never raises for a model or data problem: it reports it.
+
+    The task gets the campaign's manifest and catalog in its TaskContext (the ones its job's identity
+    key was computed from), and only the input it declares (`Task.needs`)."""
     started = datetime.now(UTC)
     clock = time.perf_counter()
     progress = ProgressFile(spec.progress_dir, job)
@@ -196,23 +215,20 @@ def execute_job(spec: CampaignSpec, job: Job) -> TaskResult:
     dataset_sha: str | None = None
     load_seconds = 0.0
     try:
-        frames: list[Frame] = []
-        root: Path | None = None
-        if job.dataset is not None:
-            entry = context.manifest.get(job.dataset)
-            if isinstance(task, DirectoryTask):
-                root, dataset_sha = load_directory(context.manifest, entry)
-            else:
-                frames, dataset_sha = load_frames(context.manifest, entry)
+        entry = context.manifest.get(job.dataset) if job.dataset is not None else None
+        data = load_task_data(task.needs, context.manifest, entry, job)
+        dataset_sha = data.sha256
         load_start = time.perf_counter()
         loaded = load_model(card, job.instance.domain, spec.device)
         load_seconds = time.perf_counter() - load_start
-        if isinstance(task, DirectoryTask):
-            if root is None:
-                raise LambenchError(f"task {job.instance.name}: reads a data directory, and names no dataset")
-            output = task.run_on_directory(loaded, root, params, progress)
-        else:
-            output = task.run(loaded, frames, params, progress)
+        task_context = TaskContext(
+            manifest=context.manifest,
+            catalog=context.catalog,
+            device=loaded.device,
+            dtype=card.dtype,
+            progress=progress,
+        )
+        output = task.execute(loaded, data, params, task_context)
     except LambenchError as exc:
         error = str(exc)
     except Exception as exc:  # a model package's own failure must not sink the campaign

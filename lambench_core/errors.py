@@ -30,3 +30,11 @@ class WeightsUnavailableError(LambenchError):
 
 class ModelPackageMissingError(LambenchError):
     """The Python package that runs a model family is not installed."""
+
+
+class UnknownNameError(LambenchError):
+    """A model, dataset or task name that the catalog does not hold; names the known ones."""
+
+
+class UnknownFamilyError(LambenchError):
+    """A model family that no module registered; names the known ones."""

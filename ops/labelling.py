@@ -15,6 +15,7 @@ from lambench_core.data.labelling.recipe import (
     label_frames,
     read_frames,
 )
+from lambench_core.models.catalog import ModelCatalog
 
 
 class GenerateFrames(OP):
@@ -35,7 +36,7 @@ class GenerateFrames(OP):
         recipe = Recipe.model_validate(op_in["recipe"])
         reference = recipe.references[op_in["level"]]
         planned = read_frames(Path(op_in["frames_file"]))
-        regenerated = generate_frames(recipe)[: len(planned)]
+        regenerated = generate_frames(recipe, ModelCatalog.load())[: len(planned)]
         keys = [frame_key(reference, atoms) for atoms in regenerated]
         stored = [frame_key(reference, atoms) for atoms in planned]
         if keys != op_in["keys"] or stored != op_in["keys"]:

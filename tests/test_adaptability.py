@@ -16,7 +16,8 @@ from lambench_core.metrics.table import MetricsTable, RawMetric
 from lambench_core.tasks.adaptability import G2FormationEnthalpyTask, g2_items, read_matbench
 from lambench_core.tasks.base import task_class
 from lambench_core.tasks.probing import candidate_heads, cross_validate, fit_predict, kfold
-from tests.helpers import model, quiet
+from tests.helpers import model
+from tests.test_task_context import task_context
 
 
 def synthetic(n: int = 200, d: int = 12, noise: float = 0.1, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -147,7 +148,7 @@ def test_m_ad_is_the_mean_normalized_error_with_an_interval_and_gaps():
 
 def test_models_without_a_representation_are_skipped_with_the_reason():
     task = task_class("adapt_g2_formation_enthalpy")
-    output = task().run(model("emt"), [], task.Params(max_items=10), quiet)
+    output = task().run(model("emt"), task.Params(max_items=10), task_context())
     assert output.records == [] and len(output.issues) == 10
     assert all(i.kind == "skipped" and "no learned representation" in i.reason for i in output.issues)
 
@@ -170,7 +171,7 @@ def test_real_models_expose_per_atom_features(name, width):
 def test_a_real_model_probe_beats_the_mean_on_g2():
     task = task_class("adapt_g2_formation_enthalpy")
     params = task.Params(mlp=False)
-    output = task().run(model("chgnet-0.3.0"), [], params, quiet)
+    output = task().run(model("chgnet-0.3.0"), params, task_context())
     assert len(output.records) == 148 and output.issues == []
     # Measured 0.478 (MAE 24.0 kcal/mol against 50.2 for the mean); composition alone reaches 0.70.
     assert output.metrics["normalized_mae"].value < 0.6

@@ -24,6 +24,7 @@ from lambench_core.models.registry import known_families
 from lambench_core.tasks.base import _TASKS, task_class
 from lambench_core.tasks.force_field import ForceFieldParams, ForceFieldTask
 from tests.test_datasets import copper_frames, make_set
+from tests.test_task_context import task_context
 from workflows.cli import main
 
 CARD = """\
@@ -357,7 +358,7 @@ def test_overlapping_atoms_fail_that_frame_with_the_pair_named(periodic):
     else:
         bad_atoms = Atoms("Cu3", positions=[[0, 0, 0], [2.5, 0, 0], [2.5, 0, 0]])
     bad = Frame("bad", bad_atoms, -1.0, np.zeros((len(bad_atoms), 3)), None)
-    output = ForceFieldTask().run(emt_model(), [good, bad, good], ForceFieldParams(), lambda d, t: None)
+    output = ForceFieldTask().run(emt_model(), [good, bad, good], ForceFieldParams(), task_context())
     (issue,) = output.issues
     pair = "2 and 3" if periodic else "1 and 2"
     assert (issue.item, issue.kind, issue.reason) == (
@@ -373,7 +374,7 @@ def test_unsupported_elements_are_skipped_per_structure_and_counted():
         labelled(copper_frames(1)[0], "cu"),
         Frame("lif", Atoms("LiF", positions=[[0, 0, 0], [1.6, 0, 0]]), -1.0, np.zeros((2, 3)), None),
     ]
-    output = ForceFieldTask().run(emt_model(), frames, ForceFieldParams(), lambda d, t: None)
+    output = ForceFieldTask().run(emt_model(), frames, ForceFieldParams(), task_context())
     (issue,) = output.issues
     assert (issue.item, issue.kind, issue.reason) == ("lif", "skipped", "model lacks element(s) F, Li")
     assert output.n_items == 2 and output.n_scored == 1

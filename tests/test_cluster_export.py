@@ -4,6 +4,7 @@ extra fields forbidden), and the cluster configuration's validation."""
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import pytest
 import yaml
@@ -265,3 +266,13 @@ def test_slurm_steps_and_their_batch_script(tmp_path, spec):
     assert "dpdispatcher" in yaml.safe_dump(run_template) and "login.hpc.example.org" in yaml.safe_dump(run_template)
     with pytest.raises(LambenchError, match="'ssh' needs 'host' and 'username'"):
         load_cluster_config(path, {"LAMBENCH_CLUSTER__SLURM__HOST": "''"})
+
+
+def test_the_example_slurm_configuration_loads():
+    from lambench_core.categories import Category
+
+    config = load_cluster_config(Path(__file__).resolve().parents[1] / "docs/examples/slurm-local.yaml", {})
+    force_field = config.slurm.resources_for(Category.FORCE_FIELD)
+    assert (force_field.partition, force_field.cpus, force_field.memory) == ("batch", 2, "3G")
+    assert config.slurm.resources_for(Category.PROPERTY).partition == "debug"
+    assert config.slurm.resources_for(Category.STABILITY).time_limit == "02:00:00"

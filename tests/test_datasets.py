@@ -16,8 +16,7 @@ from lambench_core.data.checksums import path_sha256
 from lambench_core.data.loaders import load_frames
 from lambench_core.data.manifest import DATASET_USES, load_manifest
 from lambench_core.data.normalization import dummy_errors
-from lambench_core.errors import ChecksumError, InputError
-from lambench_core.models import UnknownNameError
+from lambench_core.errors import ChecksumError, InputError, UnknownNameError
 
 
 def copper_frames(n: int = 4):

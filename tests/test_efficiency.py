@@ -39,7 +39,7 @@ from lambench_core.tasks.efficiency import (
     repeat_unit,
     scaling_exponent,
 )
-from tests.helpers import quiet
+from tests.test_task_context import task_context
 from tests.test_task_summaries import assert_summarizes
 
 CU = [EfficiencySystem(dataset="cu_bulk_pbe")]  # 4-atom cubic cell: one "atom step" of the sweep is 4 atoms
@@ -89,7 +89,7 @@ def run(params: EfficiencyParams, **double):
     calc = TestDoubleOOMCalculator(clock, **double)
     model = LoadedModel(card=emt_card(), calculator=calc, weights_sha256=None, weights_pinned=True, head=None,
                         device="cpu")
-    output = EfficiencyTask(clock=clock).run(model, [], params, quiet)
+    output = EfficiencyTask(clock=clock).run(model, params, task_context())
     return output, calc
 
 
@@ -240,7 +240,7 @@ def test_hardware_dtype_threads_and_memory_are_recorded():
 def test_default_systems_real_emt_skip_and_geometries():
     """The shipped systems with EMT (real clock: only structure and bookkeeping are checked)."""
     model = load_model(emt_card(), None, "cpu")
-    output = EfficiencyTask().run(model, [], EfficiencyParams(max_atoms=60, warmup=0, repeats=3), quiet)
+    output = EfficiencyTask().run(model, EfficiencyParams(max_atoms=60, warmup=0, repeats=3), task_context())
     assert output.n_items == 4
     assert [(i.item, i.kind) for i in output.issues] == [("si_bulk_pbe[0]", "skipped")]
     by_item = {r["item"]: r for r in output.records}
@@ -255,7 +255,7 @@ def test_default_systems_real_emt_skip_and_geometries():
 
 
 def test_molecule_boxes_and_slab_axes():
-    systems = dict(load_systems(EfficiencyParams()))
+    systems = dict(load_systems(EfficiencyParams(), task_context().manifest))
     box = systems["molecules_small_pbe[0]"].unit.atoms
     assert np.allclose(box.cell, np.eye(3) * 10.0) and box.pbc.all()
     supercell = systems["molecules_small_pbe[0]"].unit.supercell((2, 2, 2))
@@ -268,7 +268,7 @@ def test_molecule_boxes_and_slab_axes():
 
 
 def test_repeats_are_near_cubic_and_exact_for_awkward_counts():
-    unit = repeat_unit(load_systems(EfficiencyParams(systems=CU))[0][1].structure, "auto", 10.0)
+    unit = repeat_unit(load_systems(EfficiencyParams(systems=CU), task_context().manifest)[0][1].structure, "auto", 10.0)
     assert choose_repeats(unit, 1, 1000, 27) == (3, 3, 3)
     assert choose_repeats(unit, 1, 1000, 64) == (4, 4, 4)
     assert math.prod(choose_repeats(unit, 37, 37, 37)) == 37  # a prime: still exactly 37 copies
@@ -284,8 +284,8 @@ def test_bad_params_and_names():
     with pytest.raises(ValidationError):
         EfficiencyParams(eta_window=(500, 100))
     with pytest.raises(InputError, match=r"systems\[0\]\.dataset"):
-        load_systems(EfficiencyParams(systems=[EfficiencySystem(dataset="no_such_set")]))
+        load_systems(EfficiencyParams(systems=[EfficiencySystem(dataset="no_such_set")]), task_context().manifest)
     with pytest.raises(InputError, match=r"systems\[0\]\.frame"):
-        load_systems(EfficiencyParams(systems=[EfficiencySystem(dataset="cu_bulk_pbe", frame=999)]))
+        load_systems(EfficiencyParams(systems=[EfficiencySystem(dataset="cu_bulk_pbe", frame=999)]), task_context().manifest)
     with pytest.raises(InputError, match=r"systems\[0\]\.geometry"):
-        load_systems(EfficiencyParams(systems=[EfficiencySystem(dataset="cu_bulk_pbe", geometry="slab")]))
+        load_systems(EfficiencyParams(systems=[EfficiencySystem(dataset="cu_bulk_pbe", geometry="slab")]), task_context().manifest)

@@ -34,7 +34,8 @@ from lambench_core.tasks.elasticity import (
     fit_stiffness,
     vrh_moduli,
 )
-from tests.helpers import model, quiet
+from tests.helpers import model
+from tests.test_task_context import task_context
 from tests.test_task_summaries import assert_summarizes
 
 GPA = units.GPa
@@ -149,7 +150,7 @@ def lambench_pipeline(atoms) -> tuple[float, float]:
 def test_lambench_elastic_with_emt(tmp_path: Path):
     write_elastic_json(tmp_path)
     task = task_class("lambench_elastic")()
-    output = task.run_on_directory(model("emt"), tmp_path, LambenchElasticParams(), quiet)
+    output = task.run(model("emt"), tmp_path, LambenchElasticParams(), task_context())
     assert output.n_items == 4
     issues = {issue.item: issue.kind for issue in output.issues}
     assert issues == {"broken": "failed", "si": "skipped"}
@@ -182,7 +183,7 @@ def test_lambench_elastic_with_emt(tmp_path: Path):
     assert output.metrics["g_vrh_mae"].value == pytest.approx(expected_g)
     assert_summarizes(type(task), output, LambenchElasticParams())
     assert set(task.scored_metrics) == {"k_vrh_mae", "g_vrh_mae"}
-    assert task.dummy_values() == {"g_vrh_mae": 67.5431, "k_vrh_mae": 136.2597}
+    assert task.dummy_values == {"g_vrh_mae": 67.5431, "k_vrh_mae": 136.2597}
 
 
 def test_a_model_without_stress_skips_every_item_and_scores_nothing(tmp_path: Path):
@@ -190,7 +191,7 @@ def test_a_model_without_stress_skips_every_item_and_scores_nothing(tmp_path: Pa
     emt = model("emt")
     card = emt.card.model_copy(update={"capabilities": emt.card.capabilities.model_copy(update={"stress": False})})
     no_stress = dataclasses.replace(emt, card=card)
-    output = LambenchElasticTask().run_on_directory(no_stress, tmp_path, LambenchElasticParams(), quiet)
+    output = LambenchElasticTask().run(no_stress, tmp_path, LambenchElasticParams(), task_context())
     assert output.n_items == 4 and not output.records and {i.kind for i in output.issues} == {"skipped"}
     assert output.metrics == LambenchElasticTask.summarize([], LambenchElasticParams())
     assert_summarizes(LambenchElasticTask, output, LambenchElasticParams())
@@ -199,10 +200,10 @@ def test_a_model_without_stress_skips_every_item_and_scores_nothing(tmp_path: Pa
 def test_lambench_elastic_bad_input(tmp_path: Path):
     task = LambenchElasticTask()
     with pytest.raises(InputError, match="elastic.json"):
-        task.run_on_directory(model("emt"), tmp_path, LambenchElasticParams(), quiet)
+        task.run(model("emt"), tmp_path, LambenchElasticParams(), task_context())
     (tmp_path / "elastic.json").write_text(json.dumps([{"poscar": poscar(bulk("Cu")), "G_VRH": 48.0}]))
     with pytest.raises(InputError, match=r"\[0\]\.K_VRH"):
-        task.run_on_directory(model("emt"), tmp_path, LambenchElasticParams(), quiet)
+        task.run(model("emt"), tmp_path, LambenchElasticParams(), task_context())
     with pytest.raises(ValueError):
         LambenchElasticParams(shear_strains=[0.0, 0.01])
 
@@ -240,7 +241,7 @@ def cubic_moduli(c11: float, c12: float, c44: float) -> tuple[float, float]:
 
 def test_elastic_cubic_reference_fit_and_emt_model(tmp_path: Path):
     frames = labelled_cubic_frames(tmp_path)
-    output = ElasticCubicTask().run(model("emt"), frames, ElasticCubicParams(), quiet)
+    output = ElasticCubicTask().run(model("emt"), frames, ElasticCubicParams(), task_context())
     assert output.n_items == 2
     assert [(i.item, i.kind) for i in output.issues] == [("rh", "skipped")]  # EMT has no Rh
     (record,) = output.records
@@ -268,7 +269,7 @@ def test_elastic_cubic_reference_fit_and_emt_model(tmp_path: Path):
 
 def test_elastic_cubic_dummy_error_is_the_mean_reference(tmp_path: Path):
     frames = labelled_cubic_frames(tmp_path)
-    output = ElasticCubicTask().run(model("dummy"), frames, ElasticCubicParams(), quiet)
+    output = ElasticCubicTask().run(model("dummy"), frames, ElasticCubicParams(), task_context())
     assert not output.issues and len(output.records) == 2
     assert all(r["k_vrh"] == 0.0 and r["g_vrh"] == 0.0 for r in output.records)
     k_refs, g_refs = zip(*(cubic_moduli(*CHOSEN[s]) for s in ("cu", "rh")), strict=True)
@@ -281,13 +282,13 @@ def test_elastic_cubic_bad_frames(tmp_path: Path):
     frames = labelled_cubic_frames(tmp_path)
     del frames[3].atoms.info["strain_component"]
     with pytest.raises(InputError, match="strain_component"):
-        ElasticCubicTask().run(model("emt"), frames, ElasticCubicParams(), quiet)
+        ElasticCubicTask().run(model("emt"), frames, ElasticCubicParams(), task_context())
     frames = labelled_cubic_frames(tmp_path)
     only_normal = [f for f in frames if f.atoms.info["strain_component"] != 3]
     with pytest.raises(InputError, match=r"component\(s\) \[3\]"):
-        ElasticCubicTask().run(model("emt"), only_normal, ElasticCubicParams(), quiet)
+        ElasticCubicTask().run(model("emt"), only_normal, ElasticCubicParams(), task_context())
     with pytest.raises(InputError, match="unknown system"):
-        ElasticCubicTask().run(model("emt"), frames, ElasticCubicParams(systems=["ag"]), quiet)
+        ElasticCubicTask().run(model("emt"), frames, ElasticCubicParams(systems=["ag"]), task_context())
 
 
 SHIPPED = SETS_DIR / "elastic_cubic" / "pbe.extxyz"
@@ -296,13 +297,13 @@ SHIPPED = SETS_DIR / "elastic_cubic" / "pbe.extxyz"
 @pytest.mark.skipif(not SHIPPED.is_file(), reason="the Quantum ESPRESSO elastic_cubic set is not built yet")
 def test_elastic_cubic_dummy_constants_match_the_shipped_set():
     frames = read_extxyz(SHIPPED, "elastic_cubic_pbe")
-    output = ElasticCubicTask().run(model("dummy"), frames, ElasticCubicParams(), quiet)
+    output = ElasticCubicTask().run(model("dummy"), frames, ElasticCubicParams(), task_context())
     assert not output.issues
     k_mean = np.mean([abs(r["k_vrh_ref"]) for r in output.records])
     g_mean = np.mean([abs(r["g_vrh_ref"]) for r in output.records])
     assert ElasticCubicTask.DUMMY_K_GPA == pytest.approx(k_mean, rel=1e-4)
     assert ElasticCubicTask.DUMMY_G_GPA == pytest.approx(g_mean, rel=1e-4)
-    assert ElasticCubicTask.dummy_values() == {"k_vrh_mae": ElasticCubicTask.DUMMY_K_GPA, "g_vrh_mae": ElasticCubicTask.DUMMY_G_GPA}
+    assert ElasticCubicTask.dummy_values == {"k_vrh_mae": ElasticCubicTask.DUMMY_K_GPA, "g_vrh_mae": ElasticCubicTask.DUMMY_G_GPA}
 
 
 def test_shipped_reference_bulk_moduli_agree_with_wien2k():

@@ -19,7 +19,8 @@ from lambench_core.tasks.energetics import (
     EnergeticsParams,
     ReactionEnergy,
 )
-from tests.helpers import emt_energy, model, quiet
+from tests.helpers import emt_energy, model
+from tests.test_task_context import task_context
 from tests.test_task_summaries import assert_summarizes
 
 
@@ -33,7 +34,7 @@ def emt_labelled() -> list[Frame]:
 
 
 def test_emt_reproduces_its_own_reference_and_plain_arithmetic(emt_labelled):
-    output = CuSurfaceVacancyTask().run(model("emt"), emt_labelled, CuSurfaceVacancyParams(), quiet)
+    output = CuSurfaceVacancyTask().run(model("emt"), emt_labelled, CuSurfaceVacancyParams(), task_context())
     assert output.metrics["surface_energy_mae"].value == pytest.approx(0.0, abs=1e-9)
     assert output.metrics["vacancy_formation_mae"].value == pytest.approx(0.0, abs=1e-9)
     assert_summarizes(CuSurfaceVacancyTask, output, CuSurfaceVacancyParams())
@@ -53,14 +54,14 @@ def test_emt_reproduces_its_own_reference_and_plain_arithmetic(emt_labelled):
 
 
 def test_adsorption_energy_matches_hand_sum_and_dummy_error_is_mean_reference(emt_labelled):
-    output = CuAdsorptionTask().run(model("emt"), emt_labelled, CuAdsorptionParams(), quiet)
+    output = CuAdsorptionTask().run(model("emt"), emt_labelled, CuAdsorptionParams(), task_context())
     by_system = {f.atoms.info["system"]: f.energy for f in emt_labelled}
     expected_h = by_system["cu111-h"] - by_system["cu111-slab"] - 0.5 * by_system["h2"]
     records = {r["item"]: r for r in output.records}
     assert records["H/Cu(111) fcc vs ½H2"]["value"] == pytest.approx(expected_h, rel=1e-9)
     assert output.n_scored == 2
 
-    dummy = CuAdsorptionTask().run(model("dummy"), emt_labelled, CuAdsorptionParams(), quiet)
+    dummy = CuAdsorptionTask().run(model("dummy"), emt_labelled, CuAdsorptionParams(), task_context())
     references = [abs(r["reference"]) for r in dummy.records]
     assert all(r["value"] == pytest.approx(0.0, abs=1e-9) for r in dummy.records)
     assert dummy.metrics["adsorption_energy_mae"].value == pytest.approx(np.mean(references))
@@ -81,7 +82,7 @@ def test_a_failing_property_is_recorded_and_the_rest_scored(emt_labelled):
     corrupt = broken.atoms.copy()
     corrupt.positions[0] = np.nan
     frames = [f if f is not broken else Frame(f.frame_id, corrupt, f.energy, None, None) for f in frames]
-    output = CuAdsorptionTask().run(model("emt"), frames, params, quiet)
+    output = CuAdsorptionTask().run(model("emt"), frames, params, task_context())
     assert [r["item"] for r in output.records] == ["fine"]
     assert [(i.item, i.kind) for i in output.issues] == [("broken", "failed")]
 
@@ -89,7 +90,7 @@ def test_a_failing_property_is_recorded_and_the_rest_scored(emt_labelled):
 def test_a_missing_system_is_one_clear_input_error(emt_labelled):
     frames = [f for f in emt_labelled if f.atoms.info["system"] != "h2"]
     with pytest.raises(InputError, match="no frame of h2"):
-        CuAdsorptionTask().run(model("emt"), frames, CuAdsorptionParams(), quiet)
+        CuAdsorptionTask().run(model("emt"), frames, CuAdsorptionParams(), task_context())
 
 
 def test_gas_reference_is_isolated_molecule():
@@ -115,8 +116,8 @@ def shipped_frames() -> list[Frame]:
 
 def test_shipped_reference_is_physical_and_dummy_constants_match_it(shipped_frames):
     dummy = model("dummy")
-    surfaces = CuSurfaceVacancyTask().run(dummy, shipped_frames, CuSurfaceVacancyParams(), quiet)
-    adsorption = CuAdsorptionTask().run(dummy, shipped_frames, CuAdsorptionParams(), quiet)
+    surfaces = CuSurfaceVacancyTask().run(dummy, shipped_frames, CuSurfaceVacancyParams(), task_context())
+    adsorption = CuAdsorptionTask().run(dummy, shipped_frames, CuAdsorptionParams(), task_context())
     reference = {r["item"]: r["reference"] for r in [*surfaces.records, *adsorption.records]}
     # PBE literature: Cu(111) ≈ 1.3 J/m² ≈ 80 meV/Å², Cu(100) higher; vacancy ≈ 1 eV; H on Cu(111)
     # near thermoneutral against H2; a full monolayer of O (p(1×1), O–O 2.57 Å) far less bound than
@@ -126,7 +127,7 @@ def test_shipped_reference_is_physical_and_dummy_constants_match_it(shipped_fram
     assert -0.6 < reference["H/Cu(111) fcc vs ½H2"] < 0.6
     assert 0.5 < reference["O/Cu(111) fcc vs H2O − H2"] < 4.0
     measured = {name: m.value for name, m in [*surfaces.metrics.items(), *adsorption.metrics.items()]}
-    expected = CuSurfaceVacancyTask.dummy_values() | CuAdsorptionTask.dummy_values()
+    expected = CuSurfaceVacancyTask.dummy_values | CuAdsorptionTask.dummy_values
     assert measured == pytest.approx(expected, rel=1e-9), f"set the DUMMY constants to {measured}"
 
 

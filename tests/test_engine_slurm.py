@@ -251,6 +251,13 @@ def test_a_cancelled_job_is_recorded_failed_and_only_it_runs_next_time(slurm_clu
     assert f"failed slow × {MOLECULES}: Slurm job {job_id}" in text
     board = json.loads((last_run(tmp_path / "work") / "site/leaderboard.json").read_text())
     assert {j["model"]: j["status"] for j in board["jobs"]} == {"dummy": "succeeded", "slow": "failed"}
+    status = subprocess.run(
+        [sys.executable, "-m", "workflows.cli", "status", last_run(tmp_path / "work").name, "--workdir", str(tmp_path / "work")],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
+    )
+    lines = " ".join(status.stdout.split())
+    assert "(slurm engine" in lines and f"failed slow × {MOLECULES} Slurm job {job_id} on" in lines, status.stdout
+    assert "succeeded dummy × force_field/molecules_small Slurm job " in lines
 
     again = lambench(*args, env=env)  # the model no longer hangs
     assert again.returncode == 0, again.stdout + again.stderr

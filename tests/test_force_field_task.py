@@ -10,13 +10,10 @@ from lambench_core.data.frames import Frame
 from lambench_core.domains import Domain
 from lambench_core.models import ModelCatalog, load_model
 from lambench_core.models.loading import LoadedModel
+from lambench_core.models.preparation import in_vacuum_box
 from lambench_core.tasks.force_field import ForceFieldParams, ForceFieldTask
-from lambench_core.tasks.structures import in_vacuum_box
+from tests.test_task_context import task_context
 from tests.test_task_summaries import assert_summarizes
-
-
-def no_progress(done: int, total: int) -> None:
-    pass
 
 
 def emt_frames(n: int = 5):
@@ -35,7 +32,7 @@ def loaded(name: str) -> LoadedModel:
 
 
 def test_model_that_made_the_labels_scores_zero():
-    output = ForceFieldTask().run(loaded("emt"), emt_frames(), ForceFieldParams(), no_progress)
+    output = ForceFieldTask().run(loaded("emt"), emt_frames(), ForceFieldParams(), task_context())
     values = {k: m.value for k, m in output.metrics.items()}
     assert values["energy_rmse"] == pytest.approx(0, abs=1e-9)
     assert values["force_rmse"] == pytest.approx(0, abs=1e-9)
@@ -45,7 +42,7 @@ def test_model_that_made_the_labels_scores_zero():
 
 def test_dummy_errors_are_the_label_magnitudes():
     frames = emt_frames()
-    output = ForceFieldTask().run(loaded("dummy"), frames, ForceFieldParams(), no_progress)
+    output = ForceFieldTask().run(loaded("dummy"), frames, ForceFieldParams(), task_context())
     forces = np.concatenate([f.forces.ravel() for f in frames])
     virials = np.concatenate([(f.virial / f.n_atoms).ravel() for f in frames])
     assert output.metrics["force_rmse"].value == pytest.approx(np.sqrt(np.mean(forces**2)))
@@ -77,7 +74,7 @@ class FlakyCalculator(Calculator):
 def test_failed_and_non_finite_frames_are_recorded_not_fatal():
     model = loaded("emt")
     model.calculator = FlakyCalculator()
-    output = ForceFieldTask().run(model, emt_frames(), ForceFieldParams(), no_progress)
+    output = ForceFieldTask().run(model, emt_frames(), ForceFieldParams(), task_context())
     reasons = {issue.item: issue.reason for issue in output.issues}
     assert reasons == {"cu-1": "RuntimeError: simulated crash", "cu-2": "FrameFailure: non-finite energy predicted"}
     assert output.n_items == 5 and output.n_scored == 3
@@ -89,7 +86,7 @@ def test_unsupported_element_is_skipped_with_reason():
     water = molecule("H2O")
     water.calc = EMT()
     frames = emt_frames(2) + [Frame("lif", molecule("LiF"), -1.0, np.zeros((2, 3)), None)]
-    output = ForceFieldTask().run(loaded("emt"), frames, ForceFieldParams(), no_progress)
+    output = ForceFieldTask().run(loaded("emt"), frames, ForceFieldParams(), task_context())
     (issue,) = output.issues
     assert issue.kind == "skipped" and issue.item == "lif" and "F, Li" in issue.reason
 
@@ -104,7 +101,7 @@ def test_periodic_only_model_gets_a_vacuum_box_without_changing_geometry():
 
 def test_progress_is_reported_for_every_frame():
     seen = []
-    ForceFieldTask().run(loaded("emt"), emt_frames(3), ForceFieldParams(), lambda d, t: seen.append((d, t)))
+    ForceFieldTask().run(loaded("emt"), emt_frames(3), ForceFieldParams(), task_context(lambda d, t: seen.append((d, t))))
     assert seen == [(1, 3), (2, 3), (3, 3)]
 
 
@@ -112,8 +109,8 @@ def test_dispersion_is_added_when_the_reference_contains_it():
     from lambench_core.data.manifest import Dispersion
 
     frames = emt_frames(2)
-    plain = ForceFieldTask().run(loaded("emt"), frames, ForceFieldParams(), no_progress)
-    with_d3 = ForceFieldTask().run(loaded("emt"), frames, ForceFieldParams(dispersion=Dispersion()), no_progress)
+    plain = ForceFieldTask().run(loaded("emt"), frames, ForceFieldParams(), task_context())
+    with_d3 = ForceFieldTask().run(loaded("emt"), frames, ForceFieldParams(dispersion=Dispersion()), task_context())
     assert with_d3.records[0]["e_pred"] < plain.records[0]["e_pred"]  # D3 is attractive
     assert with_d3.metrics["force_rmse"].value > 0
 

@@ -1,4 +1,6 @@
-"""The container images' recipes (images/): pins, agreement with the model cards, build.sh's interface.
+"""The container images' recipes (images/): pins, agreement with the model families and cards, build.sh's
+interface. The pins are set once, in each family's `Family.packages` (lambench_core/models/families/);
+images/versions.env, the cards and pyproject.toml's extras are checked against them here.
 
 Nothing here builds an image or needs a container engine; docs/images.md says how to build them.
 """
@@ -9,16 +11,18 @@ import re
 import shlex
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
 import yaml
 
+from lambench_core.models import registry
+
 ROOT = Path(__file__).resolve().parents[1]
 IMAGES = ROOT / "images"
 BUILD_SH = IMAGES / "build.sh"
 CARDS = sorted((ROOT / "lambench_core" / "models" / "cards").glob("*.yaml"))
-BASE_FAMILIES = {"dummy", "emt"}  # served by the base image
 DOCKERFILES = sorted(IMAGES.glob("*/Dockerfile"))
 FAMILY_DOCKERFILES = [path for path in DOCKERFILES if path.parent.name != "base"]
 
@@ -120,7 +124,10 @@ def cards() -> list[dict]:
 
 
 def image_of(family: str) -> str:
-    return "base" if family in BASE_FAMILIES else family
+    """The image a family's record names (the base image for dummy and emt)."""
+    image = registry.family(family).image
+    assert image is not None, f"family {family} names no image"
+    return image
 
 
 def pin_of(image: str) -> str:
@@ -158,6 +165,42 @@ def test_card_packages_are_what_the_image_installs():
                 f"{card['_file']}: packages says {package} {version}, "
                 f"images/versions.env pins {pin_of(image_of(card['family']))}"
             )
+
+
+def test_each_image_pins_exactly_what_its_families_pin():
+    """versions.env's PIN_<IMAGE> is the union of the `packages` of the families run in that image."""
+    values = versions()
+    for path in DOCKERFILES:
+        image = path.parent.name
+        pinned = set(values[f"PIN_{image.upper()}"].split())
+        wanted = {pin for family in registry.families() if family.image == image for pin in family.requirements()}
+        assert pinned == wanted, f"images/versions.env PIN_{image.upper()}={' '.join(sorted(pinned))}, families pin {sorted(wanted)}"
+
+
+def test_every_family_with_an_image_has_its_recipe():
+    for family in registry.families():
+        if family.image is not None:
+            assert (IMAGES / family.image / "Dockerfile").is_file(), f"family {family.name}: no images/{family.image}"
+            assert f"PIN_{family.image.upper()}" in versions()
+
+
+def test_pyproject_extras_install_the_family_pins():
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    owner = {distribution: family for family in registry.families() for distribution in family.packages}
+    for family in registry.families():
+        if family.extra is not None:
+            assert sorted(extras.get(family.extra, [])) == family.requirements(), (
+                f"pyproject.toml extra {family.extra!r}: {extras.get(family.extra)}, family {family.name} pins "
+                f"{family.requirements()}"
+            )
+    # An exact pin of a family's package in any extra is that family's extra.
+    for extra, requirements in extras.items():
+        for requirement in requirements:
+            distribution, exact, _ = requirement.partition("==")
+            if exact and distribution in owner:
+                assert owner[distribution].extra == extra, (
+                    f"pyproject.toml extra {extra!r} pins {requirement}: that is family {owner[distribution].name}'s pin"
+                )
 
 
 def test_every_family_image_is_built_by_build_sh():

@@ -24,7 +24,8 @@ from lambench_core.tasks.interfaces import (
     VacancyParams,
     VacancyTask,
 )
-from tests.helpers import emt_energy, model, quiet
+from tests.helpers import emt_energy, model
+from tests.test_task_context import task_context
 from tests.test_task_summaries import assert_summarizes
 
 MJ_PER_M2 = 16021.766  # 1 eV/Å² in mJ/m², to 8 digits
@@ -67,7 +68,7 @@ def vacancy_directory(root: Path) -> tuple[list[Atoms], list[Atoms], np.ndarray]
 
 def test_vacancy_formation_energy_against_direct_emt(tmp_path):
     pristine, defect, labels = vacancy_directory(tmp_path)
-    output = VacancyTask().run_on_directory(model("emt"), tmp_path, VacancyParams(), quiet)
+    output = VacancyTask().run(model("emt"), tmp_path, VacancyParams(), task_context())
     o2 = Atoms("O2", positions=[(15, 15, 15 - 0.615), (15, 15, 15 + 0.615)], cell=[30, 30, 30], pbc=True)
     mu_o = emt_energy(o2) / 2
     expected = [emt_energy(defect[i]) + n * mu_o - emt_energy(pristine[i]) for i, n in ((0, 1), (1, 2))]
@@ -86,7 +87,7 @@ def test_vacancy_formation_energy_against_direct_emt(tmp_path):
 
 def test_vacancy_o2_bond_length_is_a_parameter(tmp_path):
     pristine, defect, _ = vacancy_directory(tmp_path)
-    output = VacancyTask().run_on_directory(model("emt"), tmp_path, VacancyParams(o2_bond_length=1.3), quiet)
+    output = VacancyTask().run(model("emt"), tmp_path, VacancyParams(o2_bond_length=1.3), task_context())
     o2 = Atoms("O2", positions=[(15, 15, 14.35), (15, 15, 15.65)], cell=[30, 30, 30], pbc=True)
     expected = emt_energy(defect[0]) + emt_energy(o2) / 2 - emt_energy(pristine[0])
     assert output.records[0]["value"] == pytest.approx(expected, abs=1e-9)
@@ -96,10 +97,10 @@ def test_vacancy_missing_or_misaligned_files(tmp_path):
     vacancy_directory(tmp_path)
     np.save(tmp_path / "vacancy_evf_label.npy", np.array([1.0, 2.0]))
     with pytest.raises(InputError, match="aligned"):
-        VacancyTask().run_on_directory(model("emt"), tmp_path, VacancyParams(), quiet)
+        VacancyTask().run(model("emt"), tmp_path, VacancyParams(), task_context())
     (tmp_path / "vacancy_evf_label.npy").unlink()
     with pytest.raises(InputError, match="vacancy_evf_label.npy"):
-        VacancyTask().run_on_directory(model("emt"), tmp_path, VacancyParams(), quiet)
+        VacancyTask().run(model("emt"), tmp_path, VacancyParams(), task_context())
 
 
 # --- surface -----------------------------------------------------------------------------------------
@@ -141,7 +142,7 @@ def surface_entries() -> tuple[list[dict], list[tuple[Atoms, Atoms, float]]]:
 def test_surface_cleavage_energy_against_direct_emt(tmp_path):
     entries, systems = surface_entries()
     (tmp_path / "surfaces.json").write_text(json.dumps({"data": entries}))
-    output = SurfaceTask().run_on_directory(model("emt"), tmp_path, NoParams(), quiet)
+    output = SurfaceTask().run(model("emt"), tmp_path, NoParams(), task_context())
     expected = [
         (emt_energy(slab) - len(slab) / len(bulk_cell) * emt_energy(bulk_cell)) / (2 * area) * 1000
         for slab, bulk_cell, area in systems
@@ -162,15 +163,15 @@ def test_surface_cleavage_energy_against_direct_emt(tmp_path):
 
 def test_surface_needs_exactly_one_json(tmp_path):
     with pytest.raises(InputError, match=r"\*\.json"):
-        SurfaceTask().run_on_directory(model("emt"), tmp_path, NoParams(), quiet)
+        SurfaceTask().run(model("emt"), tmp_path, NoParams(), task_context())
     (tmp_path / "a.json").write_text(json.dumps({"data": []}))
     (tmp_path / "b.json").write_text(json.dumps({"data": []}))
     with pytest.raises(InputError, match="a.json, b.json"):
-        SurfaceTask().run_on_directory(model("emt"), tmp_path, NoParams(), quiet)
+        SurfaceTask().run(model("emt"), tmp_path, NoParams(), task_context())
     (tmp_path / "b.json").unlink()
     (tmp_path / "a.json").write_text(json.dumps([1, 2]))
     with pytest.raises(InputError, match="data"):
-        SurfaceTask().run_on_directory(model("emt"), tmp_path, NoParams(), quiet)
+        SurfaceTask().run(model("emt"), tmp_path, NoParams(), task_context())
 
 
 # --- interface ---------------------------------------------------------------------------------------
@@ -216,7 +217,7 @@ def interface_directory(root: Path) -> list[Atoms]:
 
 def test_interface_energy_against_direct_emt(tmp_path):
     cu, ni, stack, _ = interface_directory(tmp_path)
-    output = InterfaceTask().run_on_directory(model("emt"), tmp_path, NoParams(), quiet)
+    output = InterfaceTask().run(model("emt"), tmp_path, NoParams(), task_context())
     area = 3.6 * 3.6
     expected = (emt_energy(stack) - 2 * emt_energy(cu) - 2 * emt_energy(ni)) / (2 * area) * MJ_PER_M2
     reference = (-73.1 - 2 * -14.9 - 2 * -21.8) / (2 * area) * MJ_PER_M2
@@ -242,10 +243,10 @@ def test_interface_missing_file_or_column(tmp_path):
         [[row[c] for c in COLUMNS if c != "sub2_mult"] for row in rows],
     )
     with pytest.raises(InputError, match="sub2_mult"):
-        InterfaceTask().run_on_directory(model("emt"), tmp_path, NoParams(), quiet)
+        InterfaceTask().run(model("emt"), tmp_path, NoParams(), task_context())
     (tmp_path / "structures.traj").unlink()
     with pytest.raises(InputError, match="structures.traj"):
-        InterfaceTask().run_on_directory(model("emt"), tmp_path, NoParams(), quiet)
+        InterfaceTask().run(model("emt"), tmp_path, NoParams(), task_context())
 
 
 # --- stacking fault ----------------------------------------------------------------------------------
@@ -302,7 +303,7 @@ def expected_curve_errors(frames, shifts, label, energies, n_points=200):
 
 def test_stacking_fault_curves_against_direct_emt(tmp_path):
     systems = stacking_directory(tmp_path)
-    output = StackingFaultTask().run_on_directory(model("emt"), tmp_path, StackingFaultParams(), quiet)
+    output = StackingFaultTask().run(model("emt"), tmp_path, StackingFaultParams(), task_context())
     assert output.n_items == 3
     assert [r["item"] for r in output.records] == ["Al_111", "Cu/Cu_111"]
     expected = {}
@@ -323,7 +324,7 @@ def test_stacking_fault_dummy_has_flat_curves(tmp_path):
     """Composition-only energies are flat: the errors are the label curve's mean and its total variation
     (≈ 2 for one hump, LAMBench's dummy value)."""
     systems = stacking_directory(tmp_path)
-    output = StackingFaultTask().run_on_directory(model("dummy"), tmp_path, StackingFaultParams(n_points=101), quiet)
+    output = StackingFaultTask().run(model("dummy"), tmp_path, StackingFaultParams(n_points=101), task_context())
     for record in output.records:
         frames, shifts, label = systems[record["item"]]
         energy_mae, derivative_mae = expected_curve_errors(frames, shifts, label, np.zeros(len(frames)), 101)
@@ -336,8 +337,8 @@ def test_stacking_fault_unpaired_file_is_named(tmp_path):
     stacking_directory(tmp_path)
     write_csv(tmp_path / "Cu" / "orphan.csv", ["Displacement", "Energy"], [[0.0, 0.0]])
     with pytest.raises(InputError, match="orphan.csv"):
-        StackingFaultTask().run_on_directory(model("emt"), tmp_path, StackingFaultParams(), quiet)
+        StackingFaultTask().run(model("emt"), tmp_path, StackingFaultParams(), task_context())
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(InputError, match="pairs"):
-        StackingFaultTask().run_on_directory(model("emt"), empty, StackingFaultParams(), quiet)
+        StackingFaultTask().run(model("emt"), empty, StackingFaultParams(), task_context())

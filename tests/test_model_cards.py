@@ -5,10 +5,16 @@ from pathlib import Path
 import pytest
 
 from lambench_core.domains import Domain
-from lambench_core.errors import ChecksumError, InputError, ModelPackageMissingError, WeightsUnavailableError
-from lambench_core.models import ModelCatalog, UnknownNameError, load_card, load_model
+from lambench_core.errors import (
+    ChecksumError,
+    InputError,
+    ModelPackageMissingError,
+    UnknownNameError,
+    WeightsUnavailableError,
+)
+from lambench_core.models import ModelCatalog, load_card, load_model
 from lambench_core.models.card import expand_elements
-from lambench_core.models.registry import known_families
+from lambench_core.models.registry import family, known_families
 
 DOWNLOADED = ["mace-mp-0-medium", "orb-v3-conservative-inf-omat", "mattersim-v1-1m", "dpa-3.1-3m-ft"]
 
@@ -41,6 +47,14 @@ def test_every_builtin_card_names_a_registered_family():
     families = set(known_families())
     for name in catalog.names():
         assert catalog.get(name).family in families
+
+
+def test_builtin_cards_record_their_family_pins():
+    """A card's `packages` go into every result's provenance: they are its family's pins."""
+    for card in ModelCatalog.load().cards():
+        assert card.packages == dict(family(card.family).packages), (
+            f"card {card.name}: packages {card.packages}, family {card.family} pins {dict(family(card.family).packages)}"
+        )
 
 
 def test_minimal_card_loads(tmp_path):

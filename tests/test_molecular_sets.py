@@ -20,7 +20,8 @@ from lambench_core.tasks.molecular_sets import (
     Wiggle150Params,
     Wiggle150Task,
 )
-from tests.helpers import model, quiet
+from tests.helpers import model
+from tests.test_task_context import task_context
 from tests.test_task_summaries import assert_summarizes
 
 EV_IN_KCAL = 23.060548  # 1 eV in kcal/mol (CODATA), written out independently of ASE
@@ -65,7 +66,7 @@ def wiggle_file(tmp_path, missing_energy: int | None = None):
 
 def test_wiggle150_relative_energies_against_direct_emt(tmp_path):
     frames, labels = wiggle_file(tmp_path, missing_energy=6)
-    output = Wiggle150Task().run_on_directory(model("emt"), tmp_path, Wiggle150Params(block_size=4), quiet)
+    output = Wiggle150Task().run(model("emt"), tmp_path, Wiggle150Params(block_size=4), task_context())
     assert output.n_items == 6
     (issue,) = output.issues
     assert issue.item == "block1/conformer02" and issue.kind == "failed" and "stored energy" in issue.reason
@@ -86,7 +87,7 @@ def test_wiggle150_relative_energies_against_direct_emt(tmp_path):
 
 def test_wiggle150_failed_reference_fails_its_block(tmp_path):
     wiggle_file(tmp_path, missing_energy=4)
-    output = Wiggle150Task().run_on_directory(model("emt"), tmp_path, Wiggle150Params(block_size=4), quiet)
+    output = Wiggle150Task().run(model("emt"), tmp_path, Wiggle150Params(block_size=4), task_context())
     assert output.n_items == 6 and len(output.records) == 3
     assert [i.item for i in output.issues] == [f"block1/conformer0{k}" for k in (1, 2, 3)]
     assert all("reference conformer failed" in i.reason for i in output.issues)
@@ -94,10 +95,10 @@ def test_wiggle150_failed_reference_fails_its_block(tmp_path):
 
 def test_wiggle150_input_errors(tmp_path):
     with pytest.raises(InputError, match="Wiggle150.traj"):
-        Wiggle150Task().run_on_directory(model("emt"), tmp_path, Wiggle150Params(), quiet)
+        Wiggle150Task().run(model("emt"), tmp_path, Wiggle150Params(), task_context())
     wiggle_file(tmp_path)
     with pytest.raises(InputError, match="frames.*blocks of 51"):  # 8 frames, default block size 51
-        Wiggle150Task().run_on_directory(model("emt"), tmp_path, Wiggle150Params(), quiet)
+        Wiggle150Task().run(model("emt"), tmp_path, Wiggle150Params(), task_context())
 
 
 # --------------------------------------------------------------------------------------------------
@@ -125,7 +126,7 @@ def binding_dir(tmp_path, labels):
 def test_binding_energy_against_direct_emt(tmp_path):
     labels = [-3.0, np.nan, 1.25]
     sites, drugs, combined = binding_dir(tmp_path, labels)
-    output = BindingTask().run_on_directory(model("emt"), tmp_path, NoParams(), quiet)
+    output = BindingTask().run(model("emt"), tmp_path, NoParams(), task_context())
     assert output.n_items == 3 and [r["item"] for r in output.records] == ["complex0", "complex2"]
     (issue,) = output.issues
     assert issue.item == "complex1" and issue.kind == "failed"
@@ -141,10 +142,10 @@ def test_binding_input_errors(tmp_path):
     binding_dir(tmp_path, [0.0, 0.0, 0.0])
     (tmp_path / "labels.npy").unlink()
     with pytest.raises(InputError, match="labels.npy"):
-        BindingTask().run_on_directory(model("emt"), tmp_path, NoParams(), quiet)
+        BindingTask().run(model("emt"), tmp_path, NoParams(), task_context())
     np.save(tmp_path / "labels.npy", np.zeros(2))
     with pytest.raises(InputError, match="active_site.traj: frames"):
-        BindingTask().run_on_directory(model("emt"), tmp_path, NoParams(), quiet)
+        BindingTask().run(model("emt"), tmp_path, NoParams(), task_context())
 
 
 # --------------------------------------------------------------------------------------------------
@@ -183,7 +184,7 @@ def test_reaction_energies_against_direct_emt(tmp_path, monkeypatch):
     calls = []
     original = molecular_sets.Timer.energy
     monkeypatch.setattr(molecular_sets.Timer, "energy", lambda self, m, a, *r: calls.append(1) or original(self, m, a))
-    output = ReactionBarrierTask().run_on_directory(model("emt"), tmp_path, NoParams(), quiet)
+    output = ReactionBarrierTask().run(model("emt"), tmp_path, NoParams(), task_context())
     assert len(calls) == 5  # every species once, though H, H2 and H3_TS are used twice
     assert output.n_items == 4 and [r["item"] for r in output.records] == ["fwd", "bwd", "abstraction"]
     (issue,) = output.issues
@@ -206,20 +207,20 @@ def test_reaction_input_errors(tmp_path):
     rxn_dir(tmp_path, [("fwd", 0.01, "1,H3_TS,-1,H2,-1,H")])
     (tmp_path / "stoichiometry.csv").write_text("Reaction,Reference,Stoich\nfwd,0.01,x\n")
     with pytest.raises(InputError, match="stoichiometry.csv: Stoichiometry"):
-        ReactionBarrierTask().run_on_directory(model("emt"), tmp_path, NoParams(), quiet)
+        ReactionBarrierTask().run(model("emt"), tmp_path, NoParams(), task_context())
     rxn_dir(tmp_path, [("fwd", 0.01, "1,H3_TS,-1,H2,-1,H")])
     (tmp_path / "lookup_table.csv").write_text("ID\nH2\n")  # 1 row for 5 frames
     with pytest.raises(InputError, match="lookup_table.csv: ID"):
-        ReactionBarrierTask().run_on_directory(model("emt"), tmp_path, NoParams(), quiet)
+        ReactionBarrierTask().run(model("emt"), tmp_path, NoParams(), task_context())
     (tmp_path / "BH876.traj").unlink()
     with pytest.raises(InputError, match="BH876.traj"):
-        ReactionBarrierTask().run_on_directory(model("emt"), tmp_path, NoParams(), quiet)
+        ReactionBarrierTask().run(model("emt"), tmp_path, NoParams(), task_context())
 
 
 def test_registration_and_published_dummies():
-    assert task_class("lambench_wiggle150").dummy_values() == {"mae": 105.0576}
-    assert task_class("lambench_binding").dummy_values() == {"mae": 8.098}
-    assert task_class("lambench_rxn_barrier").dummy_values() == {"mae": 20.975}
+    assert task_class("lambench_wiggle150").dummy_values == {"mae": 105.0576}
+    assert task_class("lambench_binding").dummy_values == {"mae": 8.098}
+    assert task_class("lambench_rxn_barrier").dummy_values == {"mae": 20.975}
     for name in ("lambench_wiggle150", "lambench_binding", "lambench_rxn_barrier"):
         task = task_class(name)
-        assert set(task.scored_metrics) == set(task.dummy_values()) and task.version == "1"
+        assert set(task.scored_metrics) == set(task.dummy_values) and task.version == "1"

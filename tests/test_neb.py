@@ -14,7 +14,8 @@ from ase.io import write
 
 from lambench_core.errors import InputError
 from lambench_core.tasks.neb import NEBParams, NEBTask
-from tests.helpers import emt_energy, model, quiet
+from tests.helpers import emt_energy, model
+from tests.test_task_context import task_context
 from tests.test_task_summaries import assert_summarizes
 
 
@@ -72,7 +73,7 @@ def test_neb_barriers_and_failure_percentages(tmp_path):
     write(tmp_path / "rotation_0.traj", hop_path("H", 1.0))
     with (tmp_path / "label.csv").open("a", newline="") as handle:
         csv.writer(handle).writerow(["rotation_0", 0.5, 0.0])
-    output = NEBTask().run_on_directory(model("emt"), tmp_path, NEBParams(), quiet)
+    output = NEBTask().run(model("emt"), tmp_path, NEBParams(), task_context())
     assert output.n_items == 5
     assert [r["item"] for r in output.records] == sorted(REACTIONS)
     for record in output.records:
@@ -95,7 +96,7 @@ def test_neb_barriers_and_failure_percentages(tmp_path):
 
 def test_a_type_without_reactions_has_no_percentage(tmp_path):
     neb_directory(tmp_path, {"transfer_0": REACTIONS["transfer_0"]})
-    output = NEBTask().run_on_directory(model("emt"), tmp_path, NEBParams(fail_threshold_eV=0.01), quiet)
+    output = NEBTask().run(model("emt"), tmp_path, NEBParams(fail_threshold_eV=0.01), task_context())
     assert output.metrics["ea_fail_pct_transfer"].value == 100.0
     assert output.metrics["ea_fail_pct_desorption"].value is None
     assert output.metrics["ea_fail_pct_dissociation"].value is None
@@ -106,10 +107,10 @@ def test_neb_missing_files_are_named(tmp_path):
     neb_directory(tmp_path, {"transfer_0": REACTIONS["transfer_0"], "desorption_0": REACTIONS["desorption_0"]})
     (tmp_path / "desorption_0.traj").unlink()
     with pytest.raises(InputError, match="desorption_0.traj"):
-        NEBTask().run_on_directory(model("emt"), tmp_path, NEBParams(), quiet)
+        NEBTask().run(model("emt"), tmp_path, NEBParams(), task_context())
     (tmp_path / "label.csv").write_text("traj,Ea\ntransfer_0,0.1\n")
     with pytest.raises(InputError, match="dE"):
-        NEBTask().run_on_directory(model("emt"), tmp_path, NEBParams(), quiet)
+        NEBTask().run(model("emt"), tmp_path, NEBParams(), task_context())
     (tmp_path / "label.csv").unlink()
     with pytest.raises(InputError, match="label.csv"):
-        NEBTask().run_on_directory(model("emt"), tmp_path, NEBParams(), quiet)
+        NEBTask().run(model("emt"), tmp_path, NEBParams(), task_context())

@@ -20,7 +20,8 @@ from phonopy.structure.atoms import PhonopyAtoms
 
 from lambench_core.errors import InputError
 from lambench_core.tasks.phonon_mdr import PhononMDRParams, PhononMDRTask
-from tests.helpers import model, quiet
+from tests.helpers import model
+from tests.test_task_context import task_context
 from tests.test_task_summaries import assert_summarizes
 
 SUPERCELL = np.diag([2, 2, 2])
@@ -109,7 +110,7 @@ def test_phonon_mdr_reproduces_phonopy_and_scores_offsets(tmp_path, reference):
         tmp_path / "pbe.csv",
         [["mp-30", *(labels[c] for c in COLUMNS[1:])], ["mp-999", 500.0, 30.0, 1.0, 20.0]],  # mp-999: no file
     )
-    output = PhononMDRTask().run_on_directory(model("emt"), tmp_path, PhononMDRParams(), quiet)
+    output = PhononMDRTask().run(model("emt"), tmp_path, PhononMDRParams(), task_context())
     assert output.n_items == 2
     (record,) = output.records
     assert record["item"] == "mp-30" and record["n_atoms_primitive"] == 1 and record["relaxation_converged"]
@@ -133,10 +134,10 @@ def test_phonon_mdr_reproduces_phonopy_and_scores_offsets(tmp_path, reference):
 def test_phonon_mdr_input_errors(tmp_path):
     write_phonopy_file(tmp_path / "mp-30.yaml.bz2")
     with pytest.raises(InputError, match="pbe.csv"):
-        PhononMDRTask().run_on_directory(model("emt"), tmp_path, PhononMDRParams(), quiet)
+        PhononMDRTask().run(model("emt"), tmp_path, PhononMDRParams(), task_context())
     write_labels(tmp_path / "pbe.csv", [["mp-1", 300.0, 30.0, 1.0, 20.0]])
     with pytest.raises(InputError, match=r"mp-30\.yaml\.bz2.*pbe\.csv"):
-        PhononMDRTask().run_on_directory(model("emt"), tmp_path, PhononMDRParams(), quiet)
+        PhononMDRTask().run(model("emt"), tmp_path, PhononMDRParams(), task_context())
     (tmp_path / "pbe.csv").write_text("mp_id,max_freq,entropy\nmp-30,300,30\n")
     with pytest.raises(InputError, match="free_energy, heat_capacity"):
-        PhononMDRTask().run_on_directory(model("emt"), tmp_path, PhononMDRParams(), quiet)
+        PhononMDRTask().run(model("emt"), tmp_path, PhononMDRParams(), task_context())

@@ -13,7 +13,8 @@ from pydantic import ValidationError
 from lambench_core.tasks.base import task_class
 from lambench_core.tasks.phonons import SYSTEMS, PhononParams, PhononTask, data_directory
 from lambench_core.tasks.suite import PROPERTY_TASKS
-from tests.helpers import model, quiet
+from tests.helpers import model
+from tests.test_task_context import task_context
 from tests.test_task_summaries import assert_summarizes
 
 SMALL_MESH = [4, 4, 4]
@@ -34,7 +35,7 @@ def gamma_and_x(phonon: phonopy.Phonopy) -> np.ndarray:
 
 
 def test_dft_side_matches_phonopy_directly():
-    output = PhononTask().run(model("dummy"), [], PhononParams(systems=["NaCl"], mesh=SMALL_MESH), quiet)
+    output = PhononTask().run(model("dummy"), PhononParams(systems=["NaCl"], mesh=SMALL_MESH), task_context())
     (record,) = output.records
     # phonopy's default pipeline (symfc's symmetrization, which fails only on the Al example) vs the
     # task's traditional symmetrization: the same physics up to symmetrization noise.
@@ -74,7 +75,7 @@ def emt_frequencies_by_hand() -> np.ndarray:
 
 
 def test_model_side_equals_an_independent_computation_and_elements_are_skipped():
-    output = PhononTask().run(model("emt"), [], PhononParams(mesh=SMALL_MESH), quiet)
+    output = PhononTask().run(model("emt"), PhononParams(mesh=SMALL_MESH), task_context())
     assert {(i.item, i.kind) for i in output.issues} == {("NaCl", "skipped"), ("MgO", "skipped")}
     reasons = {i.item: i.reason for i in output.issues}
     assert reasons == {"NaCl": "model lacks element(s) Cl, Na", "MgO": "model lacks element(s) Mg"}
@@ -94,12 +95,12 @@ def test_model_side_equals_an_independent_computation_and_elements_are_skipped()
 
 
 def test_dummy_model_records_zero_frequencies_and_scores_its_dummy_values():
-    output = PhononTask().run(model("dummy"), [], PhononParams(), quiet)
+    output = PhononTask().run(model("dummy"), PhononParams(), task_context())
     assert output.issues == [] and [r["item"] for r in output.records] == list(SYSTEMS)
     for record in output.records:
         assert np.all(np.array(record["frequencies"]) == 0.0)
         assert (record["cv"], record["entropy"], record["free_energy"]) == (0.0, 0.0, 0.0)
-    dummy = PhononTask.dummy_values()
+    dummy = PhononTask.dummy_values
     assert set(PhononTask.scored_metrics) <= set(dummy)
     for name, value in dummy.items():
         assert output.metrics[name].value == pytest.approx(value, rel=1e-12)

@@ -17,7 +17,8 @@ from ase.optimize import BFGS
 from lambench_core.errors import InputError
 from lambench_core.tasks.base import task_class
 from lambench_core.tasks.pressure import LambenchPressureTask, PressureParams
-from tests.helpers import model, quiet
+from tests.helpers import model
+from tests.test_task_context import task_context
 from tests.test_task_summaries import assert_summarizes
 
 
@@ -51,7 +52,7 @@ def test_pressure_volumes_with_emt(tmp_path: Path, relaxed):
     task = task_class("lambench_pressure")()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # EMT on overlapping atoms
-        output = task.run_on_directory(model("emt"), tmp_path, PressureParams(), quiet)
+        output = task.run(model("emt"), tmp_path, PressureParams(), task_context())
     assert output.n_items == 7
     issues = {issue.item: issue.kind for issue in output.issues}
     assert issues == {"P025:3:Si2": "skipped", "P025:4:Cu2": "failed"}
@@ -70,23 +71,23 @@ def test_pressure_volumes_with_emt(tmp_path: Path, relaxed):
     assert output.metrics["volume_rmse"].value == pytest.approx(0.05 * v25 / np.sqrt(5), abs=1e-3)
     assert output.metrics["volume_mae"].unit == "Å³/atom"
     assert_summarizes(LambenchPressureTask, output, PressureParams())
-    assert task.scored_metrics == ("volume_mae",) and task.dummy_values() == {"volume_mae": 2.505}
+    assert task.scored_metrics == ("volume_mae",) and task.dummy_values == {"volume_mae": 2.505}
 
 
 def test_pressure_bad_input(tmp_path: Path):
     task = LambenchPressureTask()
     with pytest.raises(InputError, match="P025.traj"):
-        task.run_on_directory(model("emt"), tmp_path, PressureParams(), quiet)
+        task.run(model("emt"), tmp_path, PressureParams(), task_context())
     (tmp_path / "P075.traj").write_bytes(b"garbage")
     with pytest.raises(InputError, match="P075.traj"):
-        task.run_on_directory(model("emt"), tmp_path, PressureParams(), quiet)
+        task.run(model("emt"), tmp_path, PressureParams(), task_context())
 
 
 def test_a_cell_collapsing_under_pressure_is_a_failed_item(tmp_path: Path, relaxed):
     # The dummy's stress is zero, so nothing resists the pressure and the cell collapses: the
     # relaxation's volume guard turns that into a failed item, not a scored volume.
     write(tmp_path / "P025.traj", [relaxed["Cu", 25]])
-    output = LambenchPressureTask().run_on_directory(model("dummy"), tmp_path, PressureParams(), quiet)
+    output = LambenchPressureTask().run(model("dummy"), tmp_path, PressureParams(), task_context())
     assert output.n_items == 1 and not output.records
     (issue,) = output.issues
     assert issue.kind == "failed" and "volume" in issue.reason

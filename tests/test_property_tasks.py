@@ -17,14 +17,15 @@ from lambench_core.tasks.barriers import DBH24Params, DBH24Task
 from lambench_core.tasks.eos import EOSParams, EquationOfStateTask, delta_gauge, fit_birch_murnaghan, wien2k_reference
 from lambench_core.tasks.evaluation import ItemFailure
 from lambench_core.tasks.noncovalent import S22Params, S22Task
-from tests.helpers import model, quiet
+from tests.helpers import model
+from tests.test_task_context import task_context
 from tests.test_task_summaries import assert_summarizes
 
 KCAL = units.kcal / units.mol
 
 
 def test_eos_matches_ases_own_fit():
-    output = EquationOfStateTask().run(model("emt"), [], EOSParams(elements=["Cu", "Pd", "Si"]), quiet)
+    output = EquationOfStateTask().run(model("emt"), EOSParams(elements=["Cu", "Pd", "Si"]), task_context())
     (record_cu, record_pd) = output.records
     assert [i.item for i in output.issues] == ["Si"] and output.issues[0].kind == "skipped"
     for element, record in (("Cu", record_cu), ("Pd", record_pd)):
@@ -63,7 +64,7 @@ def test_a_volume_independent_energy_is_a_failure_not_a_fit():
 
 
 def test_s22_interaction_energy_computed_directly():
-    output = S22Task().run(model("emt"), [], S22Params(systems=["Water_dimer"]), quiet)
+    output = S22Task().run(model("emt"), S22Params(systems=["Water_dimer"]), task_context())
     (record,) = output.records
     dimer = s22_data.create_s22_system("Water_dimer")
     split = s22_data.get_number_of_dimer_atoms("Water_dimer")[0]
@@ -81,19 +82,19 @@ def test_s22_interaction_energy_computed_directly():
 
 def test_dummy_values_are_what_the_dummy_model_scores():
     dummy = model("dummy")
-    s22 = S22Task().run(dummy, [], S22Params(), quiet)
-    assert s22.metrics["s22_mae"].value == pytest.approx(S22Task.dummy_values()["s22_mae"])
-    assert s22.metrics["s22x5_mae"].value == pytest.approx(S22Task.dummy_values()["s22x5_mae"])
-    barriers = DBH24Task().run(dummy, [], DBH24Params(), quiet)
-    assert barriers.metrics["barrier_mae"].value == pytest.approx(DBH24Task.dummy_values()["barrier_mae"])
+    s22 = S22Task().run(dummy, S22Params(), task_context())
+    assert s22.metrics["s22_mae"].value == pytest.approx(S22Task.dummy_values["s22_mae"])
+    assert s22.metrics["s22x5_mae"].value == pytest.approx(S22Task.dummy_values["s22x5_mae"])
+    barriers = DBH24Task().run(dummy, DBH24Params(), task_context())
+    assert barriers.metrics["barrier_mae"].value == pytest.approx(DBH24Task.dummy_values["barrier_mae"])
     assert_summarizes(S22Task, s22, S22Params())
     assert_summarizes(DBH24Task, barriers, DBH24Params())
-    eos = EquationOfStateTask().run(dummy, [], EOSParams(elements=["Cu", "Al"]), quiet)
+    eos = EquationOfStateTask().run(dummy, EOSParams(elements=["Cu", "Al"]), task_context())
     assert eos.n_scored == 0 and all("does not depend" in i.reason for i in eos.issues)
 
 
 def test_dbh24_barrier_from_direct_energies():
-    output = DBH24Task().run(model("emt"), [], DBH24Params(reactions=["dbh24_r1"]), quiet)
+    output = DBH24Task().run(model("emt"), DBH24Params(reactions=["dbh24_r1"]), task_context())
     (record,) = output.records
     spec = dbh24_data.dbh24_reaction_list["dbh24_r1"]
 

@@ -10,6 +10,7 @@ from lambench_core.data.frames import Frame
 from lambench_core.domains import Domain
 from lambench_core.models import ModelCatalog, load_model
 from lambench_core.tasks.force_field import ForceFieldParams, ForceFieldTask
+from tests.test_task_context import task_context
 
 OFFLINE = ["chgnet-0.3.0", "chgnet-0.2.0", "sevennet-0", "sevennet-l3i5", "sevennet-mf-0"]
 
@@ -49,5 +50,5 @@ def test_periodic_only_model_scores_a_bare_molecule():
     model = load_model(ModelCatalog.load().get("chgnet-0.3.0"), Domain.MOLECULES, "cpu")
     water = molecule("CH3CH2OH")
     frame = Frame("ethanol", water, -40.0, np.zeros((len(water), 3)), None)
-    output = ForceFieldTask().run(model, [frame, frame], ForceFieldParams(), lambda d, t: None)
+    output = ForceFieldTask().run(model, [frame, frame], ForceFieldParams(), task_context())
     assert not output.issues and output.n_scored == 2

@@ -35,7 +35,7 @@ from lambench_core.tasks.stability import (
     subsample,
     system_instability,
 )
-from tests.helpers import quiet
+from tests.test_task_context import task_context
 from tests.test_task_summaries import assert_summarizes
 
 SETS = Path(lambench_core.__file__).parent / "data" / "sets"
@@ -151,7 +151,7 @@ def test_instability_score_clips_at_0_and_5_and_failures_score_5():
 
 def test_harmonic_oscillators_conserve_energy_and_show_no_drift(emt):
     params = MDStabilityParams(systems=[CU4], steps=400, log_interval=10, seed=3)
-    output = MDStabilityTask().run(with_calculator(emt, Harmonic(k=2.0)), [], params, quiet)
+    output = MDStabilityTask().run(with_calculator(emt, Harmonic(k=2.0)), params, task_context())
     (record,) = output.records
     assert not output.issues and record["status"] == "completed" and record["steps_completed"] == 400
     # Velocity Verlet's energy error for a harmonic well is bounded and oscillates: no secular drift.
@@ -169,7 +169,7 @@ def test_constant_force_drift_matches_the_analytic_rate(emt):
     c·t² over evenly spaced samples on [t1, t2] is exactly c·(t1 + t2)."""
     force = np.array([0.02, 0.01, -0.03])  # eV/Å
     params = MDStabilityParams(systems=[CU4], steps=300, log_interval=10, timestep_fs=1.0, seed=11)
-    output = MDStabilityTask().run(with_calculator(emt, ConstantForce(force)), [], params, quiet)
+    output = MDStabilityTask().run(with_calculator(emt, ConstantForce(force)), params, task_context())
     (record,) = output.records
     assert record["status"] == "completed"
     mass = 63.546  # amu (Cu, ASE's value)
@@ -196,7 +196,7 @@ def test_constant_force_drift_matches_the_analytic_rate(emt):
 def test_emt_copper_matches_a_direct_ase_run(emt):
     system = MDSystem(dataset="cu_bulk_pbe", frame=0, repeat=(2, 2, 2))
     params = MDStabilityParams(systems=[system], steps=200, log_interval=10, seed=7)
-    output = MDStabilityTask().run(emt, [], params, quiet)
+    output = MDStabilityTask().run(emt, params, task_context())
     (record,) = output.records
     assert record["item"] == "cu_bulk_pbe[0]2×2×2" and record["frame_id"] == "cu-rattle-000"
     assert record["status"] == "completed" and record["steps_completed"] == 200 and record["n_atoms"] == 32
@@ -250,7 +250,7 @@ def test_molecules_get_zero_angular_momentum_and_periodic_cells_do_not(emt):
 )
 def test_exploding_run_stops_early_and_scores_5(emt, calculator, step, why):
     params = MDStabilityParams(systems=[CU4], steps=300, log_interval=10)
-    output = MDStabilityTask().run(with_calculator(emt, calculator), [], params, quiet)
+    output = MDStabilityTask().run(with_calculator(emt, calculator), params, task_context())
     (issue,) = output.issues
     assert issue.kind == "failed" and f"step {step} " in issue.reason and why in issue.reason
     assert output.n_items == 1 and output.n_scored == 0
@@ -271,7 +271,7 @@ def test_skipped_systems_are_not_attempted_and_failures_count(emt):
         MDSystem(dataset="cu111_h_pbe", frame=0, repeat=(3, 3, 1)),
     ]
     params = MDStabilityParams(systems=systems, steps=100, log_interval=5)
-    output = MDStabilityTask().run(emt, [], params, quiet)
+    output = MDStabilityTask().run(emt, params, task_context())
     kinds = {issue.item: issue.kind for issue in output.issues}
     assert kinds == {"si_bulk_pbe[0]": "skipped", "cu111_h_pbe[0]3×3×1": "failed"}
     assert output.n_items == 3 and output.n_scored == 1
@@ -293,7 +293,7 @@ def test_registered_with_defaults_from_every_domain():
     assert MDStabilityTask.category == Category.STABILITY and MDStabilityTask.version == "1"
     params = MDStabilityParams()
     assert (params.steps, params.timestep_fs, params.temperature_K, params.log_interval) == (10_000, 1.0, 300.0, 10)
-    domains = [system.domain.value for _, system in load_systems(params)]
+    domains = [system.domain.value for _, system in load_systems(params, task_context().manifest)]
     assert len(domains) >= 6 and set(domains) == {"inorganic_materials", "molecules", "catalysis"}
 
 
@@ -306,7 +306,7 @@ def test_bad_systems_are_input_errors_before_any_model_call(emt):
     ]
     for system, field in cases:
         with pytest.raises(InputError) as info:
-            MDStabilityTask().run(never, [], MDStabilityParams(systems=[system], steps=100), quiet)
+            MDStabilityTask().run(never, MDStabilityParams(systems=[system], steps=100), task_context())
         assert info.value.field == field
     assert never.calculator.count == 0
     with pytest.raises(ValidationError, match="fewer than 3"):

@@ -13,11 +13,12 @@ from pydantic import BaseModel
 import lambench_core.tasks.builtin  # noqa: F401  (registers the built-in tasks)
 from lambench_core.results.record import Metric
 from lambench_core.tasks import stability
-from lambench_core.tasks.base import _TASKS, Task, TaskOutput, task_class
+from lambench_core.tasks.base import _TASKS, StandaloneTask, Task, TaskOutput, task_class
 from lambench_core.tasks.efficiency import EfficiencyParams, EfficiencyTask
 from lambench_core.tasks.lambench_files import NoParams
 from lambench_core.tasks.stability import MDStabilityParams, MDStabilityTask, MDSystem
-from tests.helpers import model, quiet
+from tests.helpers import model
+from tests.test_task_context import task_context
 
 REGISTERED = sorted(_TASKS)
 
@@ -62,10 +63,10 @@ def test_the_registry_holds_every_built_in_task():
 
 
 def test_the_base_task_cannot_summarize():
-    class Bare(Task):
+    class Bare(StandaloneTask[NoParams]):
         name = "bare"
 
-        def run(self, model, frames, params, progress):  # pragma: no cover
+        def run(self, model, params, context):  # pragma: no cover
             raise AssertionError
 
     with pytest.raises(NotImplementedError, match="'bare'"):
@@ -128,7 +129,7 @@ def test_a_stability_system_whose_model_raises_before_the_md_has_a_failed_record
     monkeypatch.setattr(stability, "run_nve", run_nve)
     systems = [MDSystem(dataset="cu_bulk_pbe", frame=0), MDSystem(dataset="cu_bulk_pbe", frame=0, repeat=(2, 1, 1))]
     params = MDStabilityParams(systems=systems, steps=20, log_interval=2)
-    output = MDStabilityTask().run(model("emt"), [], params, quiet)
+    output = MDStabilityTask().run(model("emt"), params, task_context())
     (issue,) = output.issues
     assert issue.kind == "failed" and "the model refuses" in issue.reason
     completed, failed = output.records

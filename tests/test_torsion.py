@@ -22,7 +22,8 @@ from lambench_core.tasks.torsion import (
     TorsionScanTask,
     score_torsion_profiles,
 )
-from tests.helpers import model, quiet
+from tests.helpers import model
+from tests.test_task_context import task_context
 from tests.test_task_summaries import assert_summarizes
 
 KCAL = units.kcal / units.mol
@@ -67,7 +68,7 @@ def test_torsion_scans_with_emt_against_direct_energies(scan_atoms):
     # A reference that differs from EMT by a dihedral-dependent bump, so the errors are not zero.
     frames = labelled_frames(scan_atoms, lambda a: 0.05 * np.sin(np.radians(a.info["dihedral_deg"])) ** 2)
     random.Random(1).shuffle(frames)
-    output = TorsionScanTask().run(model("emt"), frames, TorsionScanParams(), quiet)
+    output = TorsionScanTask().run(model("emt"), frames, TorsionScanParams(), task_context())
     assert output.n_items == 4 and not output.issues
     assert [r["item"] for r in output.records] == ["acetamide", "acetic-acid", "butadiene", "butane"]
 
@@ -98,22 +99,22 @@ def test_torsion_scans_bad_scan_is_one_failed_item_and_bad_frames_are_input_erro
     frames = labelled_frames(scan_atoms)
     broken = next(f for f in frames if f.atoms.info["system"] == "butane")
     broken.energy = None
-    output = TorsionScanTask().run(model("emt"), frames, TorsionScanParams(), quiet)
+    output = TorsionScanTask().run(model("emt"), frames, TorsionScanParams(), task_context())
     assert output.n_items == 4 and len(output.records) == 3
     (issue,) = output.issues
     assert issue.item == "butane" and issue.kind == "failed" and broken.frame_id in issue.reason
     assert output.metrics["profile_mae"].value == pytest.approx(0.0, abs=1e-9)  # EMT labels, EMT model
 
     with pytest.raises(InputError, match="systems"):
-        TorsionScanTask().run(model("emt"), frames, TorsionScanParams(systems=["pentane"]), quiet)
+        TorsionScanTask().run(model("emt"), frames, TorsionScanParams(systems=["pentane"]), task_context())
     del frames[0].atoms.info["dihedral_deg"]
     with pytest.raises(InputError, match="dihedral_deg"):
-        TorsionScanTask().run(model("emt"), frames, TorsionScanParams(), quiet)
+        TorsionScanTask().run(model("emt"), frames, TorsionScanParams(), task_context())
 
 
 def test_dummy_scores_the_reference_profiles_own_size(scan_atoms):
     frames = labelled_frames(scan_atoms)
-    output = TorsionScanTask().run(model("dummy"), frames, TorsionScanParams(), quiet)
+    output = TorsionScanTask().run(model("dummy"), frames, TorsionScanParams(), task_context())
     relative, barriers = [], []
     for system in ("butane", "butadiene", "acetamide", "acetic-acid"):
         ref = np.array([f.energy for f in frames if f.atoms.info["system"] == system]) / KCAL
@@ -132,9 +133,9 @@ def test_dummy_constants_match_the_shipped_set():
         relative.extend(ref - ref.min())
         barriers.append(ref.max() - ref.min())
     expected = {"profile_mae": float(np.mean(relative)), "barrier_mae": float(np.mean(barriers))}
-    constants = TorsionScanTask.dummy_values()
+    constants = TorsionScanTask.dummy_values
     assert constants == pytest.approx(expected, rel=1e-6), f"set TorsionScanTask.DUMMY_* to {expected}"
-    output = TorsionScanTask().run(model("dummy"), frames, TorsionScanParams(), quiet)
+    output = TorsionScanTask().run(model("dummy"), frames, TorsionScanParams(), task_context())
     assert not output.issues
     for name, value in constants.items():
         assert output.metrics[name].value == pytest.approx(value, rel=1e-6)
@@ -174,7 +175,7 @@ def test_torsionnet_directory_against_direct_energies(tmp_path, scan_atoms):
     (tmp_path / "zz-bad" / "energy.raw").write_text("0.0\n1.0\n")  # 2 energies for 7 conformers
     (tmp_path / "README").write_text("plain files at the top level are ignored\n")
 
-    output = TorsionNetTask().run_on_directory(model("emt"), tmp_path, TorsionNetParams(), quiet)
+    output = TorsionNetTask().run(model("emt"), tmp_path, TorsionNetParams(), task_context())
     assert output.n_items == 3 and [r["item"] for r in output.records] == ["acetic-acid", "butane"]
     (issue,) = output.issues
     assert issue.item == "zz-bad" and issue.kind == "failed" and "energy.raw" in issue.reason
@@ -192,9 +193,9 @@ def test_torsionnet_directory_against_direct_energies(tmp_path, scan_atoms):
 
 def test_torsionnet_input_errors_and_registration(tmp_path):
     with pytest.raises(InputError, match="no fragment sub-directories"):
-        TorsionNetTask().run_on_directory(model("emt"), tmp_path, TorsionNetParams(), quiet)
+        TorsionNetTask().run(model("emt"), tmp_path, TorsionNetParams(), task_context())
     with pytest.raises(InputError, match="missing-dir"):
-        TorsionNetTask().run_on_directory(model("emt"), tmp_path / "missing-dir", TorsionNetParams(), quiet)
-    assert TorsionNetTask.dummy_values() == {"profile_mae": 2.4939, "barrier_mae": 5.8176, "n_barrier_above_1": 493}
-    assert set(TorsionNetTask.scored_metrics) == set(TorsionNetTask.dummy_values())
+        TorsionNetTask().run(model("emt"), tmp_path / "missing-dir", TorsionNetParams(), task_context())
+    assert TorsionNetTask.dummy_values == {"profile_mae": 2.4939, "barrier_mae": 5.8176, "n_barrier_above_1": 493}
+    assert set(TorsionNetTask.scored_metrics) == set(TorsionNetTask.dummy_values)
     assert task_class("lambench_torsionnet") is TorsionNetTask and task_class("torsion_scans") is TorsionScanTask

@@ -4,36 +4,32 @@ from __future__ import annotations
 
 import argparse
 import os
-import secrets
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.console import Console
 
-from lambench_core.campaign import CampaignContext, CampaignSpec, Plan, plan_campaign
+from lambench_core.campaign import CampaignContext, CampaignSpec, plan_campaign
 from lambench_core.data.manifest import BUILTIN_MANIFEST, DATA_DIR_ENV
 from lambench_core.errors import LambenchError
 from lambench_core.report.publish import SITE
 from lambench_core.results.store import ResultStore
 from workflows.cluster_config import ClusterConfig, SlurmSettings, load_cluster_config
+from workflows.defaults import DEFAULT_MODELS, new_campaign_id, split_names
 
-DEFAULT_MODELS = ["dummy", "emt", "chgnet-0.3.0", "sevennet-0"]
 DEFAULT_WORKDIR = Path("lambench-work")
 EXIT_BAD_INPUT = 2
 
 
-def _names(text: str | None) -> list[str] | None:
-    return [name.strip() for name in text.split(",") if name.strip()] if text else None
-
-
-def new_campaign_id() -> str:
-    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(2)
-
-
 def _add_catalog_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--cards", action="append", default=[], type=Path, help="extra directory of model cards")
+    parser.add_argument(
+        "--cards",
+        action="append",
+        default=[],
+        type=Path,
+        help="extra directory of model cards (family modules, *.py beside them, are imported too)",
+    )
     parser.add_argument("--manifest", type=Path, default=BUILTIN_MANIFEST, help="dataset manifest (YAML)")
 
 
@@ -149,8 +145,8 @@ def _spec_from_args(
     configured_store = config.store if config is not None else None
     return CampaignSpec(
         campaign_id=campaign_id,
-        models=_names(args.models) or DEFAULT_MODELS,
-        tasks=_names(args.tasks) or [],
+        models=split_names(args.models) or DEFAULT_MODELS,
+        tasks=split_names(args.tasks) or [],
         store=args.store or configured_store or str((args.workdir / "store").resolve()),
         manifest=str(args.manifest.resolve()),
         cards_dirs=[str(d.resolve()) for d in args.cards],
@@ -182,6 +178,7 @@ def _engine_config(args: argparse.Namespace) -> ClusterConfig | None:
 
 def command_run(args: argparse.Namespace, console: Console) -> int:
     from workflows.local import run_locally
+    from workflows.outcome import describe_plan, report_outcome
     from workflows.progress import ProgressDisplay, SlurmQueue
 
     if args.workers < 1 or args.timeout <= 0:
@@ -198,11 +195,11 @@ def command_run(args: argparse.Namespace, console: Console) -> int:
         spec.tasks = CampaignContext(spec).suite.names()
     store = ResultStore.open(spec.store)
     plan = plan_campaign(spec, store)
-    _describe_plan(plan, store, console)
+    describe_plan(plan, store, console)
     queue = SlurmQueue() if args.engine == "slurm" else None
     display = ProgressDisplay(plan.to_run, run_dir / "progress", console, queue=queue)
     outcome = run_locally(plan, run_dir, args.workers, args.timeout, display, engine=args.engine, config=config)
-    code = _report(plan, outcome, store, console)
+    code = report_outcome(plan, outcome, store, console)
     if code == 0 and args.compare_previous:
         compare_with_previous(run_dir, console)
     return code
@@ -226,50 +223,6 @@ def compare_with_previous(run_dir: Path, console: Console) -> None:
     (run_dir / "comparison.json").write_text(comparison.model_dump_json(indent=1))
     console.print(report, markup=False, highlight=False)
     console.print(f"Compared with {earlier[-1].name}: {run_dir / 'comparison.md'}", highlight=False)
-
-
-def _describe_plan(plan: Plan, store: ResultStore, console: Console) -> None:
-    total = len(plan.all_jobs)
-    console.print(
-        f"lambench campaign {plan.campaign.campaign_id}: {len(plan.campaign.models)} models × "
-        f"{len(plan.campaign.tasks)} tasks = {total} jobs; store {store.url}",
-        highlight=False,
-    )
-    if not plan.to_run:
-        console.print(
-            f"All {total} jobs are already in the store: nothing to compute (use --force to recompute). "
-            "Aggregating and publishing only.",
-            highlight=False,
-        )
-    else:
-        console.print(f"{len(plan.to_run)} to compute, {len(plan.already_done)} already in the store.", highlight=False)
-
-
-def _report(plan: Plan, outcome: object, store: ResultStore, console: Console) -> int:
-    from workflows.local import LocalOutcome
-
-    assert isinstance(outcome, LocalOutcome)
-    run_dir = outcome.run_dir
-    if outcome.timed_out:
-        console.print(f"lambench: the campaign was stopped after its timeout; finished results are kept in {store.url}")
-    for key in outcome.failed_jobs(plan):
-        job = next(j for j in plan.to_run if j.key == key)
-        failure = store.get_failure(key)
-        reason = failure.error if failure and failure.error else "see " + str(run_dir / "dag.log")
-        console.print(f"[red]failed[/] {job.model} × {job.instance.name}: {reason}", highlight=False)
-    site = run_dir / SITE
-    board_path = site / "leaderboard.md"
-    if outcome.stage_failed("aggregate") or outcome.stage_failed("publish") or not board_path.exists():
-        console.print(f"lambench: the campaign did not produce a leaderboard; see {run_dir / 'dag.log'}")
-        return 1
-    console.print()
-    console.print(board_path.read_text(), markup=False, highlight=False)
-    console.print(
-        f"Leaderboard site: {site / 'index.html'} (exports beside it) "
-        f"({outcome.wall_seconds:.1f} s)",
-        highlight=False,
-    )
-    return 0
 
 
 def command_models(args: argparse.Namespace, console: Console) -> int:
@@ -349,7 +302,7 @@ def command_data_build(args: argparse.Namespace, console: Console) -> int:
     from workflows.progress import LabellingDisplay
 
     recipe = load_recipe(args.recipe)
-    levels = _names(args.levels)
+    levels = split_names(args.levels)
     for level in levels or []:
         if level not in recipe.references:
             raise LambenchError(f"recipe {recipe.name} has no level {level!r} (levels: {', '.join(recipe.references)})")

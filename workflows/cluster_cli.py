@@ -19,9 +19,8 @@ from lambench_core.tasks.suite import TaskSuite
 from workflows.argo import build_workflow, cron_workflow, validate_manifest
 from workflows.argo_client import ArgoClient, run_steps, workflow_spec_parameter
 from workflows.cluster_config import ClusterConfig, load_cluster_config
+from workflows.defaults import DEFAULT_MODELS, new_campaign_id, split_names
 from workflows.driven import DrivenRun, print_status, replan, rerun
-
-DEFAULT_CLUSTER_MODELS = ["dummy", "emt", "chgnet-0.3.0", "sevennet-0"]
 
 
 def add_cluster_commands(commands: argparse._SubParsersAction) -> None:
@@ -33,7 +32,7 @@ def add_cluster_commands(commands: argparse._SubParsersAction) -> None:
 
     def with_campaign(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         with_config(parser)
-        parser.add_argument("--models", help=f"comma-separated models (default: {','.join(DEFAULT_CLUSTER_MODELS)})")
+        parser.add_argument("--models", help=f"comma-separated models (default: {','.join(DEFAULT_MODELS)})")
         parser.add_argument("--tasks", help="comma-separated tasks (default: every task of the suite)")
         parser.add_argument("--campaign", help="campaign id (default: a timestamp)")
         parser.add_argument("--profile", choices=("quick", "full"), default="full", help="applicability protocol")
@@ -78,9 +77,7 @@ def add_cluster_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def _spec(args: argparse.Namespace, config: ClusterConfig) -> CampaignSpec:
-    from workflows.cli import _names, new_campaign_id
-
-    models = _names(args.models) or DEFAULT_CLUSTER_MODELS
+    models = split_names(args.models) or DEFAULT_MODELS
     probe = CampaignSpec(
         campaign_id=args.campaign or new_campaign_id(),
         models=models,
@@ -89,7 +86,7 @@ def _spec(args: argparse.Namespace, config: ClusterConfig) -> CampaignSpec:
         profile=args.profile,
         force=args.force,
     )
-    tasks = _names(args.tasks) or TaskSuite.default(CampaignContext(probe).manifest, args.profile).names()
+    tasks = split_names(args.tasks) or TaskSuite.default(CampaignContext(probe).manifest, args.profile).names()
     spec = probe.model_copy(update={"tasks": tasks})
     campaign_jobs(spec)  # unknown names stop here, with the list of known ones
     return spec
@@ -180,8 +177,6 @@ def command_retry(args: argparse.Namespace) -> int:
 def command_resubmit(args: argparse.Namespace) -> int:
     run = DrivenRun.find(args.workdir, args.workflow)
     if run is not None:
-        from workflows.cli import new_campaign_id
-
         campaign_id = new_campaign_id()
         run_dir = (args.workdir / "runs" / campaign_id).resolve()
         spec = run.plan.campaign.model_copy(

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from lambench_core.data.labelling.recipe import LabelCache, Recipe, frame_key, generate_frames, write_frames
 from lambench_core.hashing import sha256_json
+from lambench_core.models.catalog import ModelCatalog
 from ops.labelling import AssembleDataset, GenerateFrames, LabelChunk
 
 LABELLING_PLAN_FILE = "labelling_plan.json"
@@ -43,7 +44,7 @@ class LabellingPlan(BaseModel):
 def plan_labelling(
     recipe: Recipe, run_dir: Path, cache: Path, out_dir: Path, levels: list[str] | None, max_frames: int | None
 ) -> LabellingPlan:
-    frames = generate_frames(recipe)[:max_frames]
+    frames = generate_frames(recipe, ModelCatalog.load())[:max_frames]
     run_dir.mkdir(parents=True, exist_ok=True)
     frames_file = run_dir / "frames.traj"
     write_frames(frames_file, frames)

@@ -126,13 +126,13 @@ def replan(run: DrivenRun) -> Plan:
 
 def rerun(run: DrivenRun, plan: Plan, run_dir: Path, workers: int, timeout: float, console: Console) -> int:
     """Drive `plan` on the run's engine from `run_dir`, then report as `lambench run` does."""
-    from workflows.cli import _describe_plan, _report
     from workflows.local import run_locally
+    from workflows.outcome import describe_plan, report_outcome
     from workflows.progress import ProgressDisplay, SlurmQueue
 
     store = ResultStore.open(plan.campaign.store)
-    _describe_plan(plan, store, console)
+    describe_plan(plan, store, console)
     queue = SlurmQueue() if run.engine == "slurm" else None
     display = ProgressDisplay(plan.to_run, run_dir / "progress", console, queue=queue)
     outcome = run_locally(plan, run_dir, workers, timeout, display, engine=run.engine, config=run.config)
-    return _report(plan, outcome, store, console)
+    return report_outcome(plan, outcome, store, console)

@@ -23,18 +23,19 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from lambench_core.campaign import Job
 from lambench_core.errors import LambenchError
 from lambench_core.models.card import ModelCard
-from workflows.cluster_config import SERVICE, ClusterConfig, Resources, SlurmSettings
+from lambench_core.models.family import BASE_IMAGE
+from lambench_core.models.registry import families_in_image
+from workflows.cluster_config import ClusterConfig, Resources, SlurmSettings
 
 if TYPE_CHECKING:
     from dflow.python import OP, PythonOPTemplate
 
 DEFAULT_IMAGE = "ghcr.io/lambench/base:0.1.0"
-BASE_FAMILIES = ("dummy", "emt")
 
 
 class Engine(ABC):
     name: ClassVar[str]
-    debug_mode: ClassVar[bool] = True  # driven by dflow's debug mode on this host (no Argo)
+    parallelism: int | None = None  # steps of one workflow running at once (None: the engine's own limit)
 
     @abstractmethod
     def template(self, op: type[OP], image: str, group: str) -> PythonOPTemplate:
@@ -54,8 +55,6 @@ class Engine(ABC):
 
     def workflow_parameters(self, spec_json: str) -> dict[str, str] | None:
         return None
-
-    parallelism: int | None = None
 
 
 class LocalEngine(Engine):
@@ -83,7 +82,6 @@ class SlurmEngine(LocalEngine):
 
 class ArgoEngine(Engine):
     name = "argo"
-    debug_mode = False
 
     def __init__(self, config: ClusterConfig, service_image: str, run_steps_on_slurm: bool = False) -> None:
         if run_steps_on_slurm and config.slurm is None:
@@ -149,8 +147,11 @@ class ArgoEngine(Engine):
 def service_image(config: ClusterConfig, cards: list[ModelCard]) -> str:
     if config.service_image:
         return config.service_image
-    base = next((card.image for card in cards if card.family in BASE_FAMILIES and card.image), None)
-    return config.images.get("base", base or DEFAULT_IMAGE)
+    # The base image (the one of the families registered with image 'base', e.g. dummy and emt)
+    # runs the service steps; a campaign's cards name its tag.
+    base_families = families_in_image(BASE_IMAGE)
+    base = next((card.image for card in cards if card.family in base_families and card.image), None)
+    return config.images.get(BASE_IMAGE, base or DEFAULT_IMAGE)
 
 
 def _local(config: ClusterConfig | None) -> Engine:
@@ -179,4 +180,3 @@ def write_engine_file(path: Path, name: str, config: ClusterConfig | None) -> No
 # Engines that drive the DAG from this host (`lambench run --engine NAME`); Argo is reached through
 # `lambench submit`, which needs the campaign's cards for the images.
 DRIVEN_ENGINES: dict[str, Callable[[ClusterConfig | None], Engine]] = {"local": _local, "slurm": _slurm}
-ENGINE_GROUP_SERVICE = SERVICE

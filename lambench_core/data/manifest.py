@@ -11,7 +11,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from lambench_core.categories import Category
 from lambench_core.domains import Domain
-from lambench_core.errors import InputError
+from lambench_core.errors import InputError, UnknownNameError
 from lambench_core.models.card import first_validation_problem
 
 BUILTIN_MANIFEST = Path(__file__).parent / "datasets.yaml"
@@ -154,8 +154,6 @@ class ManifestDocument:
         return self._sources[entry.name]
 
     def get(self, name: str) -> DatasetEntry:
-        from lambench_core.models.catalog import UnknownNameError
-
         try:
             return self._by_name[name]
         except KeyError:

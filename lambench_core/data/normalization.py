@@ -1,4 +1,9 @@
-"""The dummy model's errors on a dataset (the normalization of M_FF) and the dummy's own fit."""
+"""The dummy model's errors on a dataset (the normalization of M_FF) and the dummy's own fit.
+
+The dummy is the shipped `dummy` card by definition, not a campaign's choice: its errors are stored in
+the manifest as properties of each set, so they are computed from that card alone, with the same
+per-frame scoring as the force-field task (data/frame_scoring.py).
+"""
 
 from __future__ import annotations
 
@@ -7,15 +12,20 @@ from collections import Counter
 from pathlib import Path
 
 from lambench_core.categories import Category
+from lambench_core.data.frame_scoring import frame_record, predict_frame
 from lambench_core.data.frames import Frame
 from lambench_core.data.loaders import load_frames
 from lambench_core.data.manifest import DatasetEntry, ManifestDocument, NormalizationErrors
-from lambench_core.metrics.force_field import element_shifts
-from lambench_core.models.catalog import ModelCatalog
+from lambench_core.metrics.force_field import element_shifts, force_field_metrics
+from lambench_core.models.card import load_card
+from lambench_core.models.catalog import BUILTIN_CARDS
 from lambench_core.models.loading import load_model
-from lambench_core.tasks.force_field import ForceFieldParams, ForceFieldTask
+from lambench_core.models.preparation import unsupported_elements
 
+DUMMY_CARD = BUILTIN_CARDS / "dummy.yaml"
 DUMMY_WEIGHTS = Path(__file__).resolve().parents[1] / "models" / "weights" / "dummy_element_energies.json"
+VACUUM_PADDING = 15.0  # Å, the force-field task's default
+REASON_LENGTH = 300
 
 
 def dummy_errors(document: ManifestDocument, entry: DatasetEntry) -> NormalizationErrors:
@@ -25,11 +35,21 @@ def dummy_errors(document: ManifestDocument, entry: DatasetEntry) -> Normalizati
 
 
 def dummy_errors_of_frames(frames: list[Frame]) -> NormalizationErrors:
-    model = load_model(ModelCatalog.load().get("dummy"), None, "cpu")
-    output = ForceFieldTask().run(model, frames, ForceFieldParams(), lambda done, total: None)
-    if output.issues:
-        raise RuntimeError(f"the dummy model failed on {output.issues[0].item}: {output.issues[0].reason}")
-    values = {name: metric.value for name, metric in output.metrics.items()}
+    """The dummy card's force-field errors on `frames`; every frame must score."""
+    model = load_model(load_card(DUMMY_CARD), None, "cpu")
+    records = []
+    for frame in frames:
+        missing = unsupported_elements(model.card, frame.atoms)
+        if missing:
+            reason = f"model lacks element(s) {', '.join(missing)}"
+            raise RuntimeError(f"the dummy model failed on {frame.frame_id}: {reason}")
+        try:
+            prediction = predict_frame(model.calculator, frame, VACUUM_PADDING, model.card)
+        except Exception as exc:
+            reason = f"{type(exc).__name__}: {exc}"[:REASON_LENGTH]
+            raise RuntimeError(f"the dummy model failed on {frame.frame_id}: {reason}") from exc
+        records.append(frame_record(frame, prediction, 0.0))
+    values = {name: metric.value for name, metric in force_field_metrics(records).items()}
     energy, force = values["energy_rmse_per_atom"], values["force_rmse"]
     if energy is None or force is None:
         raise RuntimeError("a force-field set needs energies and forces to be normalized")

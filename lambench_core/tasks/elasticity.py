@@ -67,11 +67,11 @@ from lambench_core.data.frames import Frame
 from lambench_core.data.labelling.generators import apply_strain, voigt_strain_matrix
 from lambench_core.errors import InputError
 from lambench_core.models.loading import LoadedModel
-from lambench_core.results.record import ItemIssue, Metric
-from lambench_core.tasks.base import DirectoryTask, ProgressCallback, Task, TaskOutput, register_task
+from lambench_core.models.preparation import prepare_for_model
+from lambench_core.results.record import Metric
+from lambench_core.tasks.base import DirectoryTask, FramesTask, TaskContext, TaskOutput, register_task
 from lambench_core.tasks.evaluation import DEFAULT_PADDING, ItemFailure, Timer, evaluate_items, mean_or_none
 from lambench_core.tasks.relaxation import RelaxationParams, relax
-from lambench_core.tasks.structures import prepare_for_model
 
 VOIGT_INDEX = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))
 UNSTRAINED = -1
@@ -222,15 +222,6 @@ def model_stiffness(
     return fit_stiffness(eq_stress, samples)
 
 
-def all_skipped(names: Sequence[str], reason: str, metrics: dict[str, Metric]) -> TaskOutput:
-    """The output of a task the model cannot attempt at all (e.g. it predicts no stress)."""
-    return TaskOutput(
-        metrics=metrics,
-        n_items=len(names),
-        issues=[ItemIssue(item=name, kind="skipped", reason=reason) for name in names],
-    )
-
-
 def relaxation_params(fmax: float, steps: int, pressure_GPa: float = 0.0) -> RelaxationParams:
     """Cell and positions, FIRE, FrechetCellFilter, no symmetry constraint (LAMBench's settings)."""
     return RelaxationParams(
@@ -315,7 +306,7 @@ def reference_constants(system: CubicSystem) -> tuple[CubicConstants, VRHModuli]
 
 
 @register_task
-class ElasticCubicTask(Task):
+class ElasticCubicTask(FramesTask[ElasticCubicParams]):
     name = "elastic_cubic"
     category = Category.PROPERTY
     version = "1"
@@ -326,19 +317,17 @@ class ElasticCubicTask(Task):
     # re-derives them from the shipped file.
     DUMMY_K_GPA: ClassVar[float] = 194.70336255451377
     DUMMY_G_GPA: ClassVar[float] = 96.59714487324713
+    dummy_values = {"k_vrh_mae": DUMMY_K_GPA, "g_vrh_mae": DUMMY_G_GPA}
 
     @classmethod
-    def dummy_values(cls) -> dict[str, float]:
-        return {"k_vrh_mae": cls.DUMMY_K_GPA, "g_vrh_mae": cls.DUMMY_G_GPA}
-
-    @classmethod
-    def summarize(cls, records: list[dict[str, Any]], params: BaseModel) -> dict[str, Metric]:
+    def summarize(cls, records: list[dict[str, Any]], params: ElasticCubicParams) -> dict[str, Metric]:
         """MAE of the moduli and cubic constants over the scored systems."""
         keys = ("k_vrh", "g_vrh", "c11", "c12", "c44")
         return {f"{key}_mae": Metric(value=_mae(records, key), unit="GPa") for key in keys}
 
-    def run(self, model: LoadedModel, frames: list[Frame], params: BaseModel, progress: ProgressCallback) -> TaskOutput:
-        assert isinstance(params, ElasticCubicParams)
+    def run(
+        self, model: LoadedModel, frames: list[Frame], params: ElasticCubicParams, context: TaskContext
+    ) -> TaskOutput:
         source = f"the dataset of task {self.name}"
         systems = cubic_systems(frames, source)
         if params.systems is not None:
@@ -354,7 +343,7 @@ class ElasticCubicTask(Task):
                 message = f"reference stresses give no elastic constants: {exc}"
                 raise InputError(source, f"system {name}", message) from None
         if not model.card.capabilities.stress:
-            return all_skipped(list(systems), NO_STRESS_REASON, self.summarize([], params))
+            return self.all_skipped(params, list(systems), NO_STRESS_REASON)
         timer = Timer()
         relax_params = relaxation_params(params.fmax, params.steps)
 
@@ -382,15 +371,9 @@ class ElasticCubicTask(Task):
             }
 
         results = evaluate_items(
-            model, list(systems.items()), lambda system: [system.unstrained.atoms], evaluate, progress
+            model, list(systems.items()), lambda system: [system.unstrained.atoms], evaluate, context.progress
         )
-        return TaskOutput(
-            metrics=self.summarize(results.records, params),
-            n_items=len(systems),
-            records=results.records,
-            issues=results.issues,
-            compute_seconds=timer.seconds,
-        )
+        return self.output(params, results, compute_seconds=timer.seconds)
 
 
 # --- lambench_elastic ---------------------------------------------------------------------------
@@ -483,30 +466,24 @@ def read_poscar(text: str) -> Atoms:
 
 
 @register_task
-class LambenchElasticTask(DirectoryTask):
+class LambenchElasticTask(DirectoryTask[LambenchElasticParams]):
     name = "lambench_elastic"
     category = Category.PROPERTY
     version = "1"
     Params = LambenchElasticParams
     scored_metrics = ("g_vrh_mae", "k_vrh_mae")
+    # LAMBench's normalisation constants for MAE_G_VRH and MAE_K_VRH (GPa).
+    dummy_values = {"g_vrh_mae": 67.5431, "k_vrh_mae": 136.2597}
 
     @classmethod
-    def dummy_values(cls) -> dict[str, float]:
-        """LAMBench's normalisation constants for MAE_G_VRH and MAE_K_VRH (GPa)."""
-        return {"g_vrh_mae": 67.5431, "k_vrh_mae": 136.2597}
-
-    @classmethod
-    def summarize(cls, records: list[dict[str, Any]], params: BaseModel) -> dict[str, Metric]:
+    def summarize(cls, records: list[dict[str, Any]], params: LambenchElasticParams) -> dict[str, Metric]:
         """MAE of G_VRH and K_VRH over the scored materials."""
         return {f"{key}_mae": Metric(value=_mae(records, key), unit="GPa") for key in ("g_vrh", "k_vrh")}
 
-    def run_on_directory(
-        self, model: LoadedModel, root: Path, params: BaseModel, progress: ProgressCallback
-    ) -> TaskOutput:
-        assert isinstance(params, LambenchElasticParams)
+    def run(self, model: LoadedModel, root: Path, params: LambenchElasticParams, context: TaskContext) -> TaskOutput:
         entries = read_elastic_entries(elastic_file(root))
         if not model.card.capabilities.stress:
-            return all_skipped([name for name, _ in entries], NO_STRESS_REASON, self.summarize([], params))
+            return self.all_skipped(params, [name for name, _ in entries], NO_STRESS_REASON)
         timer = Timer()
         relax_params = relaxation_params(params.fmax, params.steps)
         strains = params.strains()
@@ -527,11 +504,5 @@ class LambenchElasticTask(DirectoryTask):
                 "relax_steps": relaxed.steps,
             }
 
-        results = evaluate_items(model, entries, lambda entry: [read_poscar(entry.poscar)], evaluate, progress)
-        return TaskOutput(
-            metrics=self.summarize(results.records, params),
-            n_items=len(entries),
-            records=results.records,
-            issues=results.issues,
-            compute_seconds=timer.seconds,
-        )
+        results = evaluate_items(model, entries, lambda entry: [read_poscar(entry.poscar)], evaluate, context.progress)
+        return self.output(params, results, compute_seconds=timer.seconds)

@@ -27,7 +27,7 @@ from lambench_core.data.frames import Frame
 from lambench_core.errors import InputError
 from lambench_core.models.loading import LoadedModel
 from lambench_core.results.record import Metric
-from lambench_core.tasks.base import ProgressCallback, Task, TaskOutput, register_task
+from lambench_core.tasks.base import FramesTask, TaskContext, TaskOutput, register_task
 from lambench_core.tasks.evaluation import Timer, evaluate_items, mean_or_none
 from lambench_core.tasks.structures import in_plane_area
 
@@ -91,7 +91,7 @@ def systems_of(prop: Property) -> list[str]:
 KINDS: dict[type, str] = {SurfaceEnergy: "surface", VacancyFormation: "vacancy", ReactionEnergy: "reaction"}
 
 
-class FixedGeometryEnergetics(Task):
+class FixedGeometryEnergetics(FramesTask[EnergeticsParams]):
     """Shared machinery; subclasses choose the properties (their default params) and metrics."""
 
     category = Category.PROPERTY
@@ -99,14 +99,9 @@ class FixedGeometryEnergetics(Task):
     Params = EnergeticsParams
     # kind → (metric name, unit)
     METRICS: ClassVar[dict[str, tuple[str, str]]]
-    DUMMY: ClassVar[dict[str, float]]
 
     @classmethod
-    def dummy_values(cls) -> dict[str, float]:
-        return dict(cls.DUMMY)
-
-    @classmethod
-    def summarize(cls, records: list[dict[str, Any]], params: BaseModel) -> dict[str, Metric]:
+    def summarize(cls, records: list[dict[str, Any]], params: EnergeticsParams) -> dict[str, Metric]:
         """Per kind of property (surface, vacancy, reaction), the MAE over its scored records."""
         return {
             metric: Metric(
@@ -116,8 +111,9 @@ class FixedGeometryEnergetics(Task):
             for kind, (metric, unit) in cls.METRICS.items()
         }
 
-    def run(self, model: LoadedModel, frames: list[Frame], params: BaseModel, progress: ProgressCallback) -> TaskOutput:
-        assert isinstance(params, EnergeticsParams)
+    def run(
+        self, model: LoadedModel, frames: list[Frame], params: EnergeticsParams, context: TaskContext
+    ) -> TaskOutput:
         by_system = {str(frame.atoms.info.get("system")): frame for frame in frames}
         properties: list[Property] = [*params.surfaces, *params.vacancies, *params.reactions]
         for prop in properties:
@@ -151,15 +147,9 @@ class FixedGeometryEnergetics(Task):
             [(prop.name, prop) for prop in properties],
             lambda prop: [structures[s] for s in systems_of(prop)],
             evaluate,
-            progress,
+            context.progress,
         )
-        return TaskOutput(
-            metrics=self.summarize(results.records, params),
-            n_items=len(properties),
-            records=results.records,
-            issues=results.issues,
-            compute_seconds=timer.seconds,
-        )
+        return self.output(params, results, compute_seconds=timer.seconds)
 
 
 class CuSurfaceVacancyParams(EnergeticsParams):
@@ -196,7 +186,7 @@ class CuSurfaceVacancyTask(FixedGeometryEnergetics):
     METRICS = {"surface": ("surface_energy_mae", "meV/Å²"), "vacancy": ("vacancy_formation_mae", "eV")}
     scored_metrics = ("surface_energy_mae", "vacancy_formation_mae")
     # Mean |reference| of surfaces_cu_pbe; tests/test_energetics.py recomputes them with the dummy model.
-    DUMMY: ClassVar[dict[str, float]] = {
+    dummy_values = {
         "surface_energy_mae": 82.11649844164947,
         "vacancy_formation_mae": 0.8666141224784951,
     }
@@ -210,4 +200,4 @@ class CuAdsorptionTask(FixedGeometryEnergetics):
     Params = CuAdsorptionParams
     METRICS = {"reaction": ("adsorption_energy_mae", "eV")}
     scored_metrics = ("adsorption_energy_mae",)
-    DUMMY: ClassVar[dict[str, float]] = {"adsorption_energy_mae": 1.4674068007238104}
+    dummy_values = {"adsorption_energy_mae": 1.4674068007238104}

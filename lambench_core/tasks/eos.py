@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from lambench_core.categories import Category
 from lambench_core.models.loading import LoadedModel
 from lambench_core.results.record import Metric
-from lambench_core.tasks.base import ProgressCallback, Task, TaskOutput, register_task
+from lambench_core.tasks.base import StandaloneTask, TaskContext, TaskOutput, register_task
 from lambench_core.tasks.evaluation import ItemFailure, Timer, evaluate_items
 
 DELTA_RANGE = 0.06
@@ -111,21 +111,17 @@ def trivial_errors(elements: Sequence[str] | None = None) -> dict[str, float]:
 
 
 @register_task
-class EquationOfStateTask(Task):
+class EquationOfStateTask(StandaloneTask[EOSParams]):
     name = "eos_dcdft"
     category = Category.PROPERTY
     version = "1"
     Params = EOSParams
     scored_metrics = ("v0_mae", "b0_mae")
+    # The dummy's energies do not depend on volume, so it has no EOS: its stand-in predicts the
+    # mean WIEN2k V0 and B0 for every element.
+    dummy_values = trivial_errors()
 
-    @classmethod
-    def dummy_values(cls) -> dict[str, float]:
-        # The dummy's energies do not depend on volume, so it has no EOS: its stand-in predicts the
-        # mean WIEN2k V0 and B0 for every element.
-        return trivial_errors()
-
-    def run(self, model: LoadedModel, frames: list, params: BaseModel, progress: ProgressCallback) -> TaskOutput:
-        assert isinstance(params, EOSParams)
+    def run(self, model: LoadedModel, params: EOSParams, context: TaskContext) -> TaskOutput:
         elements = params.elements or list(dcdft.names)
         timer = Timer()
         results = evaluate_items(
@@ -133,12 +129,9 @@ class EquationOfStateTask(Task):
             [(element, dcdft[element]) for element in elements],
             lambda crystal: [crystal],
             lambda element, crystal: self._element(model, element, crystal, params, timer),
-            progress,
+            context.progress,
         )
-        return TaskOutput(
-            metrics=self.summarize(results.records, params), n_items=len(elements), records=results.records,
-            issues=results.issues, compute_seconds=timer.seconds,
-        )
+        return self.output(params, results, compute_seconds=timer.seconds)
 
     @staticmethod
     def _element(model: LoadedModel, element: str, crystal: Any, params: EOSParams, timer: Timer) -> dict[str, Any]:
@@ -164,7 +157,7 @@ class EquationOfStateTask(Task):
         }
 
     @classmethod
-    def summarize(cls, records: list[dict[str, Any]], params: BaseModel) -> dict[str, Metric]:
+    def summarize(cls, records: list[dict[str, Any]], params: EOSParams) -> dict[str, Metric]:
         """MAE of V0, B0 and B1 and the mean and median Δ over the scored elements."""
 
         def mae(key: str) -> float | None:

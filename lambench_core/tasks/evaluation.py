@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import numpy as np
 from ase import Atoms
 
 from lambench_core.models.loading import LoadedModel
+from lambench_core.models.preparation import prepare_for_model, unsupported_elements
 from lambench_core.results.record import ItemIssue
-from lambench_core.tasks.structures import prepare_for_model, unsupported_elements
+from lambench_core.tasks.base import ItemResults, ProgressCallback
 
 T = TypeVar("T")
-ProgressCallback = Callable[[int, int], None]
 
 REASON_LENGTH = 300
 DEFAULT_PADDING = 15.0
@@ -54,12 +53,6 @@ def issue_for(item: str, exc: Exception) -> ItemIssue:
     return ItemIssue(item=item, kind="failed", reason=f"{type(exc).__name__}: {exc}"[:REASON_LENGTH])
 
 
-@dataclass
-class ItemResults:
-    records: list[dict[str, Any]] = field(default_factory=list)
-    issues: list[ItemIssue] = field(default_factory=list)
-
-
 def evaluate_items(
     model: LoadedModel,
     items: Sequence[tuple[str, T]],
@@ -70,7 +63,7 @@ def evaluate_items(
     """The loop every property task shares: skip items with elements the model lacks (a coverage
     gap, not a failure), record one failed item with its reason and go on, report progress.
     `evaluate` returns the item's record; its "item" key is set here."""
-    results = ItemResults()
+    results = ItemResults(n_items=len(items))
     for done, (name, item) in enumerate(items, start=1):
         try:
             reason = skip_reason(model, structures(item))

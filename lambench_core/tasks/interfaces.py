@@ -56,7 +56,7 @@ from lambench_core.categories import Category
 from lambench_core.errors import InputError
 from lambench_core.models.loading import LoadedModel
 from lambench_core.results.record import Metric
-from lambench_core.tasks.base import DirectoryTask, ProgressCallback, TaskOutput, register_task
+from lambench_core.tasks.base import DirectoryTask, TaskContext, TaskOutput, register_task
 from lambench_core.tasks.evaluation import ItemFailure, Timer, evaluate_items
 from lambench_core.tasks.lambench_files import (
     NoParams,
@@ -104,27 +104,22 @@ def removed_oxygen(pristine: Atoms, defect: Atoms) -> int:
 
 
 @register_task
-class VacancyTask(DirectoryTask):
+class VacancyTask(DirectoryTask[VacancyParams]):
     name = "lambench_vacancy"
     category = Category.PROPERTY
     version = "1"
     Params = VacancyParams
     scored_metrics = ("mae",)
     FILES = ("vacancy_pristine_structures.traj", "vacancy_defect_structures.traj", "vacancy_evf_label.npy")
+    # LAMBench's published vacancy MAE baseline (eV)
+    dummy_values = {"mae": 4.381}
 
     @classmethod
-    def dummy_values(cls) -> dict[str, float]:
-        return {"mae": 4.381}  # LAMBench's published vacancy MAE baseline (eV)
-
-    @classmethod
-    def summarize(cls, records: list[dict[str, Any]], params: BaseModel) -> dict[str, Metric]:
+    def summarize(cls, records: list[dict[str, Any]], params: VacancyParams) -> dict[str, Metric]:
         """MAE and RMSE of the vacancy formation energies over the scored pairs."""
         return error_metrics(records, "eV")
 
-    def run_on_directory(
-        self, model: LoadedModel, root: Path, params: BaseModel, progress: ProgressCallback
-    ) -> TaskOutput:
-        assert isinstance(params, VacancyParams)
+    def run(self, model: LoadedModel, root: Path, params: VacancyParams, context: TaskContext) -> TaskOutput:
         pristine_path, defect_path, label_path = require_files(root, self.FILES)
         pristine, defect = read_trajectory(pristine_path), read_trajectory(defect_path)
         try:
@@ -168,15 +163,9 @@ class VacancyTask(DirectoryTask):
             [(str(i), i) for i in range(len(labels))],
             lambda i: [pristine[i], defect[i], o2],
             evaluate,
-            progress,
+            context.progress,
         )
-        return TaskOutput(
-            metrics=self.summarize(results.records, params),
-            n_items=len(labels),
-            records=results.records,
-            issues=results.issues,
-            compute_seconds=timer.seconds,
-        )
+        return self.output(params, results, compute_seconds=timer.seconds)
 
 
 # --- surface -------------------------------------------------------------------------------------------
@@ -216,16 +205,14 @@ class SurfaceItem:
 
 
 @register_task
-class SurfaceTask(DirectoryTask):
+class SurfaceTask(DirectoryTask[NoParams]):
     name = "lambench_surface"
     category = Category.PROPERTY
     version = "1"
     Params = NoParams
     scored_metrics = ("mae",)
-
-    @classmethod
-    def dummy_values(cls) -> dict[str, float]:
-        return {"mae": 101.22517626586762}  # LAMBench's published surface MAE baseline (meV/Å²)
+    # LAMBench's published surface MAE baseline (meV/Å²)
+    dummy_values = {"mae": 101.22517626586762}
 
     @staticmethod
     def read_entries(root: Path) -> tuple[Path, list[Any]]:
@@ -247,14 +234,11 @@ class SurfaceTask(DirectoryTask):
         return path, document["data"]
 
     @classmethod
-    def summarize(cls, records: list[dict[str, Any]], params: BaseModel) -> dict[str, Metric]:
+    def summarize(cls, records: list[dict[str, Any]], params: NoParams) -> dict[str, Metric]:
         """MAE and RMSE of the cleavage energies over the scored surfaces."""
         return error_metrics(records, "meV/Å²")
 
-    def run_on_directory(
-        self, model: LoadedModel, root: Path, params: BaseModel, progress: ProgressCallback
-    ) -> TaskOutput:
-        assert isinstance(params, NoParams)
+    def run(self, model: LoadedModel, root: Path, params: NoParams, context: TaskContext) -> TaskOutput:
         _, entries = self.read_entries(root)
         timer = Timer()
 
@@ -279,15 +263,9 @@ class SurfaceTask(DirectoryTask):
             [(str(i), SurfaceItem(entry)) for i, entry in enumerate(entries)],
             lambda item: list(item.structures),
             evaluate,
-            progress,
+            context.progress,
         )
-        return TaskOutput(
-            metrics=self.summarize(results.records, params),
-            n_items=len(entries),
-            records=results.records,
-            issues=results.issues,
-            compute_seconds=timer.seconds,
-        )
+        return self.output(params, results, compute_seconds=timer.seconds)
 
 
 # --- interface -----------------------------------------------------------------------------------------
@@ -300,7 +278,7 @@ class InterfaceRow:
 
 
 @register_task
-class InterfaceTask(DirectoryTask):
+class InterfaceTask(DirectoryTask[NoParams]):
     name = "lambench_interface"
     category = Category.PROPERTY
     version = "1"
@@ -317,20 +295,15 @@ class InterfaceTask(DirectoryTask):
         "sub2_name",
         "sub2_mult",
     )
+    # LAMBench's published interface MAE baseline (mJ/m²)
+    dummy_values = {"mae": 2060.4102820362823}
 
     @classmethod
-    def dummy_values(cls) -> dict[str, float]:
-        return {"mae": 2060.4102820362823}  # LAMBench's published interface MAE baseline (mJ/m²)
-
-    @classmethod
-    def summarize(cls, records: list[dict[str, Any]], params: BaseModel) -> dict[str, Metric]:
+    def summarize(cls, records: list[dict[str, Any]], params: NoParams) -> dict[str, Metric]:
         """MAE and RMSE of the interface energies over the scored interfaces."""
         return error_metrics(records, "mJ/m²")
 
-    def run_on_directory(
-        self, model: LoadedModel, root: Path, params: BaseModel, progress: ProgressCallback
-    ) -> TaskOutput:
-        assert isinstance(params, NoParams)
+    def run(self, model: LoadedModel, root: Path, params: NoParams, context: TaskContext) -> TaskOutput:
         traj_path, csv_path = require_files(root, ("structures.traj", "metadata.csv"))
         rows = read_csv_rows(csv_path, self.COLUMNS)
         kinds = {row["system_type"].lower() for row in rows}
@@ -417,17 +390,11 @@ class InterfaceTask(DirectoryTask):
                 [(row["task_name"], InterfaceRow(row["task_name"], row)) for row in interfaces],
                 structures,
                 evaluate,
-                progress,
+                context.progress,
             )
         finally:
             trajectory.close()
-        return TaskOutput(
-            metrics=self.summarize(results.records, params),
-            n_items=len(interfaces),
-            records=results.records,
-            issues=results.issues,
-            compute_seconds=timer.seconds,
-        )
+        return self.output(params, results, compute_seconds=timer.seconds)
 
 
 # --- stacking fault ------------------------------------------------------------------------------------
@@ -477,19 +444,17 @@ def compare_curves(
 
 
 @register_task
-class StackingFaultTask(DirectoryTask):
+class StackingFaultTask(DirectoryTask[StackingFaultParams]):
     name = "lambench_stacking_fault"
     category = Category.PROPERTY
     version = "1"
     Params = StackingFaultParams
     scored_metrics = ("energy_mae", "derivative_mae")
+    # LAMBench's published baselines
+    dummy_values = {"energy_mae": 1544.8257, "derivative_mae": 2.0}
 
     @classmethod
-    def dummy_values(cls) -> dict[str, float]:
-        return {"energy_mae": 1544.8257, "derivative_mae": 2.0}  # LAMBench's published baselines
-
-    @classmethod
-    def summarize(cls, records: list[dict[str, Any]], params: BaseModel) -> dict[str, Metric]:
+    def summarize(cls, records: list[dict[str, Any]], params: StackingFaultParams) -> dict[str, Metric]:
         """Means over the scored curves of their energy and normalised-derivative MAEs."""
 
         def mean(key: str) -> float | None:
@@ -500,10 +465,7 @@ class StackingFaultTask(DirectoryTask):
             "derivative_mae": Metric(value=mean("derivative_mae"), unit="1/displacement"),
         }
 
-    def run_on_directory(
-        self, model: LoadedModel, root: Path, params: BaseModel, progress: ProgressCallback
-    ) -> TaskOutput:
-        assert isinstance(params, StackingFaultParams)
+    def run(self, model: LoadedModel, root: Path, params: StackingFaultParams, context: TaskContext) -> TaskOutput:
         pairs = stacking_fault_pairs(root)
         timer = Timer()
 
@@ -552,12 +514,6 @@ class StackingFaultTask(DirectoryTask):
             [(name, (traj_path, csv_path)) for name, traj_path, csv_path in pairs],
             lambda pair: frames(pair[0]),
             evaluate,
-            progress,
+            context.progress,
         )
-        return TaskOutput(
-            metrics=self.summarize(results.records, params),
-            n_items=len(pairs),
-            records=results.records,
-            issues=results.issues,
-            compute_seconds=timer.seconds,
-        )
+        return self.output(params, results, compute_seconds=timer.seconds)

@@ -38,7 +38,7 @@ from lambench_core.categories import Category
 from lambench_core.errors import InputError
 from lambench_core.models.loading import LoadedModel
 from lambench_core.results.record import Metric
-from lambench_core.tasks.base import DirectoryTask, ProgressCallback, TaskOutput, register_task
+from lambench_core.tasks.base import DirectoryTask, TaskContext, TaskOutput, register_task
 from lambench_core.tasks.evaluation import ItemFailure, Timer, evaluate_items
 from lambench_core.tasks.lambench_files import NoParams, error_metrics, read_csv_rows, read_trajectory, require_files
 
@@ -102,27 +102,22 @@ class Conformer:
 
 
 @register_task
-class Wiggle150Task(DirectoryTask):
+class Wiggle150Task(DirectoryTask[Wiggle150Params]):
     name = "lambench_wiggle150"
     category = Category.PROPERTY
     version = "1"
     Params = Wiggle150Params
     scored_metrics = ("mae",)
+    # LAMBench's published wiggle150 MAE baseline
+    dummy_values = {"mae": 105.0576}
 
     @classmethod
-    def dummy_values(cls) -> dict[str, float]:
-        return {"mae": 105.0576}  # LAMBench's published wiggle150 MAE baseline
-
-    @classmethod
-    def summarize(cls, records: list[dict[str, Any]], params: BaseModel) -> dict[str, Metric]:
+    def summarize(cls, records: list[dict[str, Any]], params: Wiggle150Params) -> dict[str, Metric]:
         """MAE and RMSE over the scored conformers of their energy relative to their molecule's
         reference conformer (one record per conformer, not per molecule)."""
         return error_metrics(records, "kcal/mol", predicted="predicted")
 
-    def run_on_directory(
-        self, model: LoadedModel, root: Path, params: BaseModel, progress: ProgressCallback
-    ) -> TaskOutput:
-        assert isinstance(params, Wiggle150Params)
+    def run(self, model: LoadedModel, root: Path, params: Wiggle150Params, context: TaskContext) -> TaskOutput:
         (path,) = require_files(root, [params.file])
         frames = read_trajectory(path)
         if not frames or len(frames) % params.block_size:
@@ -147,14 +142,8 @@ class Wiggle150Task(DirectoryTask):
             # Conformers share their molecule's reference: the bootstrap draws a molecule's together.
             return {"reference": label - ref_label, "predicted": pred - ref_pred, "cluster": f"block{item.block}"}
 
-        results = evaluate_items(model, items, lambda c: [c.reference, bare(c.conformer)], evaluate, progress)
-        return TaskOutput(
-            metrics=self.summarize(results.records, params),
-            n_items=len(items),
-            records=results.records,
-            issues=results.issues,
-            compute_seconds=timer.seconds,
-        )
+        results = evaluate_items(model, items, lambda c: [c.reference, bare(c.conformer)], evaluate, context.progress)
+        return self.output(params, results, compute_seconds=timer.seconds)
 
     @staticmethod
     def _pair(model: LoadedModel, frame: Atoms, timer: Timer) -> tuple[float, float]:
@@ -179,25 +168,21 @@ class Complex:
 
 
 @register_task
-class BindingTask(DirectoryTask):
+class BindingTask(DirectoryTask[NoParams]):
     name = "lambench_binding"
     category = Category.PROPERTY
     version = "1"
     Params = NoParams
     scored_metrics = ("mae",)
+    # LAMBench's published binding_energy MAE baseline
+    dummy_values = {"mae": 8.098}
 
     @classmethod
-    def dummy_values(cls) -> dict[str, float]:
-        return {"mae": 8.098}  # LAMBench's published binding_energy MAE baseline
-
-    @classmethod
-    def summarize(cls, records: list[dict[str, Any]], params: BaseModel) -> dict[str, Metric]:
+    def summarize(cls, records: list[dict[str, Any]], params: NoParams) -> dict[str, Metric]:
         """MAE and RMSE of the binding energies over the scored records."""
         return error_metrics(records, "kcal/mol", predicted="predicted")
 
-    def run_on_directory(
-        self, model: LoadedModel, root: Path, params: BaseModel, progress: ProgressCallback
-    ) -> TaskOutput:
+    def run(self, model: LoadedModel, root: Path, params: NoParams, context: TaskContext) -> TaskOutput:
         *paths, labels_path = require_files(root, [*BINDING_FILES, "labels.npy"])
         site, drug, combined = (read_trajectory(path) for path in paths)
         try:
@@ -223,14 +208,8 @@ class BindingTask(DirectoryTask):
             binding = (energies[0] - energies[1] - energies[2]) / KCAL_PER_MOL
             return {"reference": item.label, "predicted": binding}
 
-        results = evaluate_items(model, items, lambda c: [c.combined, c.site, c.drug], evaluate, progress)
-        return TaskOutput(
-            metrics=self.summarize(results.records, params),
-            n_items=len(items),
-            records=results.records,
-            issues=results.issues,
-            compute_seconds=timer.seconds,
-        )
+        results = evaluate_items(model, items, lambda c: [c.combined, c.site, c.drug], evaluate, context.progress)
+        return self.output(params, results, compute_seconds=timer.seconds)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -267,25 +246,21 @@ def parse_reaction(row: dict[str, str], known: set[str]) -> Reaction:
 
 
 @register_task
-class ReactionBarrierTask(DirectoryTask):
+class ReactionBarrierTask(DirectoryTask[NoParams]):
     name = "lambench_rxn_barrier"
     category = Category.PROPERTY
     version = "1"
     Params = NoParams
     scored_metrics = ("mae",)
+    # LAMBench's published rxn_barrier MAE baseline
+    dummy_values = {"mae": 20.975}
 
     @classmethod
-    def dummy_values(cls) -> dict[str, float]:
-        return {"mae": 20.975}  # LAMBench's published rxn_barrier MAE baseline
-
-    @classmethod
-    def summarize(cls, records: list[dict[str, Any]], params: BaseModel) -> dict[str, Metric]:
+    def summarize(cls, records: list[dict[str, Any]], params: NoParams) -> dict[str, Metric]:
         """MAE and RMSE of the reaction energies and barriers over the scored records."""
         return error_metrics(records, "kcal/mol", predicted="predicted")
 
-    def run_on_directory(
-        self, model: LoadedModel, root: Path, params: BaseModel, progress: ProgressCallback
-    ) -> TaskOutput:
+    def run(self, model: LoadedModel, root: Path, params: NoParams, context: TaskContext) -> TaskOutput:
         traj_path, lookup_path, stoichiometry_path = require_files(
             root, ["BH876.traj", "lookup_table.csv", "stoichiometry.csv"]
         )
@@ -326,11 +301,5 @@ class ReactionBarrierTask(DirectoryTask):
                 "predicted": total / KCAL_PER_MOL,
             }
 
-        results = evaluate_items(model, items, structures, evaluate, progress)
-        return TaskOutput(
-            metrics=self.summarize(results.records, params),
-            n_items=len(items),
-            records=results.records,
-            issues=results.issues,
-            compute_seconds=timer.seconds,
-        )
+        results = evaluate_items(model, items, structures, evaluate, context.progress)
+        return self.output(params, results, compute_seconds=timer.seconds)

@@ -30,7 +30,7 @@ from lambench_core.categories import Category
 from lambench_core.errors import InputError
 from lambench_core.models.loading import LoadedModel
 from lambench_core.results.record import Metric
-from lambench_core.tasks.base import DirectoryTask, ProgressCallback, TaskOutput, register_task
+from lambench_core.tasks.base import DirectoryTask, TaskContext, TaskOutput, register_task
 from lambench_core.tasks.evaluation import ItemFailure, Timer, evaluate_items, mean_or_none
 from lambench_core.tasks.lambench_files import as_float, read_csv_rows, read_trajectory, require_files
 
@@ -72,29 +72,26 @@ def ea_failed(ea: float, ea_ref: float, params: NEBParams) -> bool:
 
 
 @register_task
-class NEBTask(DirectoryTask):
+class NEBTask(DirectoryTask[NEBParams]):
     name = "lambench_neb"
     category = Category.PROPERTY
     version = "1"
     Params = NEBParams
     scored_metrics = ("ea_mae", "de_mae", *(f"ea_fail_pct_{kind}" for kind in REACTION_TYPES))
 
-    @classmethod
-    def dummy_values(cls) -> dict[str, float]:
-        # LAMBench's published neb baselines (eV, eV, then percentages).
-        return {
-            "ea_mae": 2.3595,
-            "de_mae": 0.9498,
-            "ea_fail_pct_desorption": 95.28,
-            "ea_fail_pct_dissociation": 99.37,
-            "ea_fail_pct_transfer": 95.43,
-        }
+    # LAMBench's published neb baselines (eV, eV, then percentages).
+    dummy_values = {
+        "ea_mae": 2.3595,
+        "de_mae": 0.9498,
+        "ea_fail_pct_desorption": 95.28,
+        "ea_fail_pct_dissociation": 99.37,
+        "ea_fail_pct_transfer": 95.43,
+    }
 
     @classmethod
-    def summarize(cls, records: list[dict[str, Any]], params: BaseModel) -> dict[str, Metric]:
+    def summarize(cls, records: list[dict[str, Any]], params: NEBParams) -> dict[str, Metric]:
         """Ea and dE MAE over the scored reactions, and per reaction type the percentage whose
         |ΔEa| exceeds params.fail_threshold_eV (None for a type with no scored reaction)."""
-        assert isinstance(params, NEBParams)
         metrics = {
             "ea_mae": Metric(value=mean_or_none(abs(r["ea"] - r["ea_ref"]) for r in records), unit="eV"),
             "de_mae": Metric(value=mean_or_none(abs(r["de"] - r["de_ref"]) for r in records), unit="eV"),
@@ -105,10 +102,7 @@ class NEBTask(DirectoryTask):
             metrics[f"ea_fail_pct_{kind}"] = Metric(value=percent, unit="%")
         return metrics
 
-    def run_on_directory(
-        self, model: LoadedModel, root: Path, params: BaseModel, progress: ProgressCallback
-    ) -> TaskOutput:
-        assert isinstance(params, NEBParams)
+    def run(self, model: LoadedModel, root: Path, params: NEBParams, context: TaskContext) -> TaskOutput:
         (label_path,) = require_files(root, ("label.csv",))
         rows = sorted(read_csv_rows(label_path, ("traj", "Ea", "dE")), key=lambda row: row["traj"])
         names = [row["traj"] for row in rows]
@@ -153,12 +147,6 @@ class NEBTask(DirectoryTask):
             }
 
         results = evaluate_items(
-            model, list(zip(names, rows, strict=True)), lambda row: path_images(row["traj"]), evaluate, progress
+            model, list(zip(names, rows, strict=True)), lambda row: path_images(row["traj"]), evaluate, context.progress
         )
-        return TaskOutput(
-            metrics=self.summarize(results.records, params),
-            n_items=len(rows),
-            records=results.records,
-            issues=results.issues,
-            compute_seconds=timer.seconds,
-        )
+        return self.output(params, results, compute_seconds=timer.seconds)

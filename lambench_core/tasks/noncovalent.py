@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from lambench_core.categories import Category
 from lambench_core.models.loading import LoadedModel
 from lambench_core.results.record import Metric
-from lambench_core.tasks.base import ProgressCallback, Task, TaskOutput, register_task
+from lambench_core.tasks.base import StandaloneTask, TaskContext, TaskOutput, register_task
 from lambench_core.tasks.evaluation import Timer, evaluate_items
 
 KCAL_PER_MOL = units.kcal / units.mol
@@ -41,23 +41,23 @@ def monomer_split(name: str) -> int:
     return int(s22_data.get_number_of_dimer_atoms(name)[0])
 
 
+def dummy_errors() -> dict[str, float]:
+    """The dummy model's errors: its energies are sums over atoms, so every E_int is exactly 0."""
+    reference = [abs(s22_data.get_interaction_energy_cc(n)) for n in s22_data.s22]
+    curves = [abs(s22_data.get_interaction_energy_s22x5(f"{n}_{d}")) for n in s22_data.s22 for d in DISTANCES]
+    return {"s22_mae": float(np.mean(reference)) / KCAL_PER_MOL, "s22x5_mae": float(np.mean(curves)) / KCAL_PER_MOL}
+
+
 @register_task
-class S22Task(Task):
+class S22Task(StandaloneTask[S22Params]):
     name = "s22"
     category = Category.PROPERTY
     version = "1"
     Params = S22Params
     scored_metrics = ("s22_mae", "s22x5_mae")
+    dummy_values = dummy_errors()
 
-    @classmethod
-    def dummy_values(cls) -> dict[str, float]:
-        """The dummy model's errors: its energies are sums over atoms, so every E_int is exactly 0."""
-        reference = [abs(s22_data.get_interaction_energy_cc(n)) for n in s22_data.s22]
-        curves = [abs(s22_data.get_interaction_energy_s22x5(f"{n}_{d}")) for n in s22_data.s22 for d in DISTANCES]
-        return {"s22_mae": float(np.mean(reference)) / KCAL_PER_MOL, "s22x5_mae": float(np.mean(curves)) / KCAL_PER_MOL}
-
-    def run(self, model: LoadedModel, frames: list, params: BaseModel, progress: ProgressCallback) -> TaskOutput:
-        assert isinstance(params, S22Params)
+    def run(self, model: LoadedModel, params: S22Params, context: TaskContext) -> TaskOutput:
         systems = params.systems or list(s22_data.s22)
         timer = Timer()
         results = evaluate_items(
@@ -65,12 +65,9 @@ class S22Task(Task):
             [(name, name) for name in systems],
             lambda name: [s22_data.create_s22_system(name)],
             lambda name, _: self._system(model, name, monomer_split(name), params.curves, timer),
-            progress,
+            context.progress,
         )
-        return TaskOutput(
-            metrics=self.summarize(results.records, params), n_items=len(systems), records=results.records,
-            issues=results.issues, compute_seconds=timer.seconds,
-        )
+        return self.output(params, results, compute_seconds=timer.seconds)
 
     @staticmethod
     def _system(model: LoadedModel, name: str, split: int, curves: bool, timer: Timer) -> dict[str, Any]:
@@ -91,10 +88,9 @@ class S22Task(Task):
         return record
 
     @classmethod
-    def summarize(cls, records: list[dict[str, Any]], params: BaseModel) -> dict[str, Metric]:
+    def summarize(cls, records: list[dict[str, Any]], params: S22Params) -> dict[str, Metric]:
         """s22_mae over the scored systems; with params.curves (or records carrying curves) also the
         S22x5 MAE, overall and per distance, None when no system was scored."""
-        assert isinstance(params, S22Params)
         metrics = {
             "s22_mae": Metric(
                 value=float(np.mean([abs(r["e_int"] - r["e_int_ref"]) for r in records])) if records else None,

@@ -47,7 +47,7 @@ from lambench_core.categories import Category
 from lambench_core.errors import InputError
 from lambench_core.models.loading import LoadedModel
 from lambench_core.results.record import Metric
-from lambench_core.tasks.base import DirectoryTask, ProgressCallback, TaskOutput, register_task
+from lambench_core.tasks.base import DirectoryTask, TaskContext, TaskOutput, register_task
 from lambench_core.tasks.evaluation import ItemFailure, Timer, evaluate_items, mean_or_none
 from lambench_core.tasks.lambench_files import as_float, read_csv_rows, require_files
 from lambench_core.tasks.phonons import commensurate_qpoints, model_forces, produce_force_constants, to_ase
@@ -158,20 +158,17 @@ def phonon_properties(phonon: Phonopy, mesh: float | list[int]) -> dict[str, flo
 
 
 @register_task
-class PhononMDRTask(DirectoryTask):
+class PhononMDRTask(DirectoryTask[PhononMDRParams]):
     name = "lambench_phonon_mdr"
     category = Category.PROPERTY
     version = "1"
     Params = PhononMDRParams
     scored_metrics = tuple(f"{label}_mae" for label in LABELS)
+    # LAMBench's published phonon_mdr baselines.
+    dummy_values = {"max_freq_mae": 1188.3, "entropy_mae": 764.8, "free_energy_mae": 125.1, "heat_capacity_mae": 547.4}
 
     @classmethod
-    def dummy_values(cls) -> dict[str, float]:
-        # LAMBench's published phonon_mdr baselines.
-        return {"max_freq_mae": 1188.3, "entropy_mae": 764.8, "free_energy_mae": 125.1, "heat_capacity_mae": 547.4}
-
-    @classmethod
-    def summarize(cls, records: list[dict[str, Any]], params: BaseModel) -> dict[str, Metric]:
+    def summarize(cls, records: list[dict[str, Any]], params: PhononMDRParams) -> dict[str, Metric]:
         """MAE of each label (max_freq, entropy, free_energy, heat_capacity) over the scored materials."""
         return {
             f"{label}_mae": Metric(
@@ -180,10 +177,7 @@ class PhononMDRTask(DirectoryTask):
             for label in LABELS
         }
 
-    def run_on_directory(
-        self, model: LoadedModel, root: Path, params: BaseModel, progress: ProgressCallback
-    ) -> TaskOutput:
-        assert isinstance(params, PhononMDRParams)
+    def run(self, model: LoadedModel, root: Path, params: PhononMDRParams, context: TaskContext) -> TaskOutput:
         (label_path,) = require_files(root, ("pbe.csv",))
         rows = read_csv_rows(label_path, ("mp_id", *LABELS))
         ids = [row["mp_id"] for row in rows]
@@ -244,12 +238,6 @@ class PhononMDRTask(DirectoryTask):
             [(row["mp_id"], row) for row in sorted(rows, key=lambda r: r["mp_id"])],
             lambda row: [source(row["mp_id"]).unitcell],
             evaluate,
-            progress,
+            context.progress,
         )
-        return TaskOutput(
-            metrics=self.summarize(results.records, params),
-            n_items=len(rows),
-            records=results.records,
-            issues=results.issues,
-            compute_seconds=timer.seconds,
-        )
+        return self.output(params, results, compute_seconds=timer.seconds)

@@ -32,8 +32,8 @@ from lambench_core.categories import Category
 from lambench_core.errors import InputError
 from lambench_core.models.loading import LoadedModel
 from lambench_core.results.record import Metric
-from lambench_core.tasks.base import DirectoryTask, ProgressCallback, TaskOutput, register_task
-from lambench_core.tasks.elasticity import NO_STRESS_REASON, all_skipped, relaxation_params
+from lambench_core.tasks.base import DirectoryTask, TaskContext, TaskOutput, register_task
+from lambench_core.tasks.elasticity import NO_STRESS_REASON, relaxation_params
 from lambench_core.tasks.evaluation import Timer, evaluate_items, mean_or_none
 from lambench_core.tasks.relaxation import relax
 
@@ -82,20 +82,17 @@ def read_structures(root: Path) -> list[tuple[str, tuple[float, Atoms]]]:
 
 
 @register_task
-class LambenchPressureTask(DirectoryTask):
+class LambenchPressureTask(DirectoryTask[PressureParams]):
     name = "lambench_pressure"
     category = Category.PROPERTY
     version = "1"
     Params = PressureParams
     scored_metrics = ("volume_mae",)
+    # LAMBench's normalisation constant (Å³/atom): the MAE of the mean DFT volume over 270 structures.
+    dummy_values = {"volume_mae": 2.505}
 
     @classmethod
-    def dummy_values(cls) -> dict[str, float]:
-        """LAMBench's normalisation constant (Å³/atom): the MAE of the mean DFT volume over 270 structures."""
-        return {"volume_mae": 2.505}
-
-    @classmethod
-    def summarize(cls, records: list[dict[str, Any]], params: BaseModel) -> dict[str, Metric]:
+    def summarize(cls, records: list[dict[str, Any]], params: PressureParams) -> dict[str, Metric]:
         """MAE and RMSE of the relaxed volume per atom over the scored structures."""
         errors = [r["volume"] - r["volume_ref"] for r in records]
         rmse = float(np.sqrt(np.mean(np.square(errors)))) if errors else None
@@ -104,13 +101,10 @@ class LambenchPressureTask(DirectoryTask):
             "volume_rmse": Metric(value=rmse, unit="Å³/atom"),
         }
 
-    def run_on_directory(
-        self, model: LoadedModel, root: Path, params: BaseModel, progress: ProgressCallback
-    ) -> TaskOutput:
-        assert isinstance(params, PressureParams)
+    def run(self, model: LoadedModel, root: Path, params: PressureParams, context: TaskContext) -> TaskOutput:
         items = read_structures(root)
         if not model.card.capabilities.stress:
-            return all_skipped([name for name, _ in items], NO_STRESS_REASON, self.summarize([], params))
+            return self.all_skipped(params, [name for name, _ in items], NO_STRESS_REASON)
         timer = Timer()
 
         def evaluate(name: str, item: tuple[float, Atoms]) -> dict[str, Any]:
@@ -127,11 +121,5 @@ class LambenchPressureTask(DirectoryTask):
                 "relax_steps": relaxed.steps,
             }
 
-        results = evaluate_items(model, items, lambda item: [item[1]], evaluate, progress)
-        return TaskOutput(
-            metrics=self.summarize(results.records, params),
-            n_items=len(items),
-            records=results.records,
-            issues=results.issues,
-            compute_seconds=timer.seconds,
-        )
+        results = evaluate_items(model, items, lambda item: [item[1]], evaluate, context.progress)
+        return self.output(params, results, compute_seconds=timer.seconds)

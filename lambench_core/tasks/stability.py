@@ -58,15 +58,16 @@ from ase.md.verlet import VelocityVerlet
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from lambench_core.categories import Category
+from lambench_core.data.manifest import ManifestDocument
 from lambench_core.domains import Domain
 from lambench_core.errors import InputError
 from lambench_core.models.loading import LoadedModel
+from lambench_core.models.preparation import prepare_for_model
 from lambench_core.results.record import Metric
-from lambench_core.tasks.base import ProgressCallback, Task, TaskOutput, register_task
+from lambench_core.tasks.base import ItemResults, StandaloneTask, TaskContext, TaskOutput, register_task
 from lambench_core.tasks.evaluation import DEFAULT_PADDING, ItemFailure, evaluate_items
 from lambench_core.tasks.named_frames import NamedFrames
 from lambench_core.tasks.relaxation import EXPLODING_FORCE
-from lambench_core.tasks.structures import prepare_for_model
 
 LAMBDA_0 = 5e-4  # eV/atom/ps: a drift this small (or smaller) scores M_IS = 0
 M_IS_MAX = 5.0  # the score of a failed run, and the cap
@@ -298,9 +299,10 @@ def _system_fields(system: PreparedSystem) -> dict[str, Any]:
     }
 
 
-def load_systems(params: MDStabilityParams) -> list[tuple[str, PreparedSystem]]:
-    """Every listed system's structure; bad names or indices are InputErrors, raised before any model call."""
-    lookup = NamedFrames(PARAMS_SOURCE)
+def load_systems(params: MDStabilityParams, manifest: ManifestDocument) -> list[tuple[str, PreparedSystem]]:
+    """Every listed system's structure from `manifest`; bad names or indices are InputErrors, raised
+    before any model call."""
+    lookup = NamedFrames(manifest, PARAMS_SOURCE)
     systems = []
     for index, system in enumerate(params.systems):
         where = f"systems[{index}]"
@@ -324,28 +326,26 @@ def load_systems(params: MDStabilityParams) -> list[tuple[str, PreparedSystem]]:
 
 
 @register_task
-class MDStabilityTask(Task):
+class MDStabilityTask(StandaloneTask[MDStabilityParams]):
     name = "md_stability"
     category = Category.STABILITY
     version = "1"
     Params = MDStabilityParams
 
     @classmethod
-    def referenced_datasets(cls, params: BaseModel) -> list[str]:
-        assert isinstance(params, MDStabilityParams)
+    def referenced_datasets(cls, params: MDStabilityParams) -> list[str]:
         return sorted({system.dataset for system in params.systems})
 
     @classmethod
-    def summarize(cls, records: list[dict[str, Any]], params: BaseModel) -> dict[str, Metric]:
+    def summarize(cls, records: list[dict[str, Any]], params: MDStabilityParams) -> dict[str, Metric]:
         """M_IS, survival fraction and |drift| statistics of the attempted systems' records: a
         completed run (status "completed") enters with its |drift|, a failed one (status "failed")
         scores 5 and counts against survival. Skipped systems have no record."""
         drifts: list[float | None] = [r["drift_abs"] if r["status"] == "completed" else None for r in records]
         return instability_metrics(drifts)
 
-    def run(self, model: LoadedModel, frames: list, params: BaseModel, progress: ProgressCallback) -> TaskOutput:
-        assert isinstance(params, MDStabilityParams)
-        systems = load_systems(params)
+    def run(self, model: LoadedModel, params: MDStabilityParams, context: TaskContext) -> TaskOutput:
+        systems = load_systems(params, context.manifest)
         failed_records: dict[str, dict[str, Any]] = {}
         compute = [0.0]
 
@@ -363,7 +363,7 @@ class MDStabilityTask(Task):
                 )
             return record
 
-        results = evaluate_items(model, systems, lambda s: [s.atoms], evaluate, progress)
+        results = evaluate_items(model, systems, lambda s: [s.atoms], evaluate, context.progress)
         completed = {r["item"]: r for r in results.records}
         # Every attempted system has a record, a failure included (the MD blew up: its partial
         # trajectory; the model raised before or outside the MD loop: the system and the reason), so
@@ -377,13 +377,7 @@ class MDStabilityTask(Task):
                 }
         records = [completed.get(name) or failed_records[name] for name, _ in systems
                    if name in completed or name in failed_records]
-        return TaskOutput(
-            metrics=self.summarize(records, params),
-            n_items=len(systems),
-            records=records,
-            issues=results.issues,
-            compute_seconds=compute[0],
-        )
+        return self.output(params, ItemResults(records, results.issues, len(systems)), compute_seconds=compute[0])
 
     @staticmethod
     def _unstarted_record(system: PreparedSystem, reason: str, params: MDStabilityParams) -> dict[str, Any]:

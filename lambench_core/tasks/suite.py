@@ -1,17 +1,37 @@
-"""The task instances a campaign can run: a task bound to a dataset and its params."""
+"""The task instances a campaign can run: a task bound to a dataset and its params.
+
+The default suite is data: `suite.yaml` beside this module lists its entries (task, domain, datasets,
+params per profile). `load_suite` validates a suite file; `TaskSuite` holds the instances a suite
+gives on this machine for one profile.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from pathlib import Path
+from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from lambench_core.categories import Category
 from lambench_core.data.manifest import DatasetEntry, ManifestDocument
 from lambench_core.domains import Domain
-from lambench_core.models.card import DEFAULT_LEVEL
-from lambench_core.models.catalog import UnknownNameError
-from lambench_core.tasks.base import task_class
+from lambench_core.errors import InputError, UnknownNameError
+from lambench_core.models.card import DEFAULT_LEVEL, first_validation_problem
+from lambench_core.tasks.base import Task, task_class
+
+BUILTIN_SUITE = Path(__file__).parent / "suite.yaml"
+
+Profile = Literal["quick", "full"]
+PROFILES: tuple[Profile, ...] = get_args(Profile)
 
 
 class TaskInstance(BaseModel):
@@ -34,225 +54,210 @@ class TaskInstance(BaseModel):
         return self.datasets.get(level) or self.datasets.get(DEFAULT_LEVEL) or sorted(self.datasets.values())[0]
 
 
-def force_field_instances(document: ManifestDocument) -> list[TaskInstance]:
-    """One force-field instance per benchmark set with at least one label set on this machine."""
-    task = task_class("force_field")
-    by_set: dict[str, list[DatasetEntry]] = {}
-    for entry in document.entries():
-        if entry.use == Category.FORCE_FIELD and document.is_present(entry):
-            by_set.setdefault(entry.set_name, []).append(entry)
-    instances = []
-    for set_name, entries in by_set.items():
-        first = entries[0]
-        params = task.Params(dispersion=first.dispersion).model_dump(mode="json")
-        instances.append(
-            TaskInstance(
-                name=f"force_field/{set_name}",
-                task=task.name,
-                category=task.category,
-                domain=first.domain,
-                set_name=set_name,
-                datasets={entry.level: entry.name for entry in entries},
-                params=params,
-            )
-        )
-    return instances
-
-
-class PropertyTaskSpec(BaseModel):
-    """A property task of the default suite: its domain, and the set holding its reference data
-    (None: the data ships with ASE or inside the task module)."""
+class SuiteDatasets(BaseModel):
+    """Where an entry's reference data comes from: nothing (the default), one set, or each set."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    task: str
-    domain: Domain
-    set_name: str | None = None
+    set: str | None = Field(
+        default=None, description="The set of the task's category it reads; the entry joins only when it is present"
+    )
+    each_set: bool = Field(
+        default=False, description="One instance per set of the task's category present, named <task>/<set>"
+    )
+    params_from_set: tuple[str, ...] = Field(default=(), description="Params copied from the set's manifest entry")
+
+    @model_validator(mode="after")
+    def _one_way(self) -> SuiteDatasets:
+        if self.set is not None and self.each_set:
+            raise ValueError("set and each_set exclude each other")
+        if self.params_from_set and self.set is None and not self.each_set:
+            raise ValueError("params_from_set needs a set or each_set")
+        unknown = sorted(set(self.params_from_set) - set(DatasetEntry.model_fields))
+        if unknown:
+            raise ValueError(f"params_from_set: {', '.join(unknown)} is not a field of a dataset entry")
+        return self
+
+    def of(self, document: ManifestDocument, use: Category) -> dict[str, list[DatasetEntry]]:
+        """Set name → its label sets on this machine (empty when the entry's set is not here)."""
+        by_set: dict[str, list[DatasetEntry]] = {}
+        for entry in document.entries():
+            if entry.use == use and document.is_present(entry) and (self.each_set or entry.set_name == self.set):
+                by_set.setdefault(entry.set_name, []).append(entry)
+        return by_set
 
 
-# The suite's property tasks. Part A runs everywhere; LAMBench's sets (part B) join once
-# `lambench data fetch lambench_<task> --archive FILE` has put their data on this machine.
-PROPERTY_TASKS: tuple[PropertyTaskSpec, ...] = (
-    PropertyTaskSpec(task="eos_dcdft", domain=Domain.INORGANIC_MATERIALS),
-    PropertyTaskSpec(task="phonons_phonopy", domain=Domain.INORGANIC_MATERIALS),
-    PropertyTaskSpec(task="elastic_cubic", domain=Domain.INORGANIC_MATERIALS, set_name="elastic_cubic"),
-    PropertyTaskSpec(task="cu_surface_vacancy", domain=Domain.INORGANIC_MATERIALS, set_name="surfaces_cu"),
-    PropertyTaskSpec(task="s22", domain=Domain.MOLECULES),
-    PropertyTaskSpec(task="dbh24", domain=Domain.MOLECULES),
-    PropertyTaskSpec(task="torsion_scans", domain=Domain.MOLECULES, set_name="torsion_scans"),
-    PropertyTaskSpec(task="cu_adsorption", domain=Domain.CATALYSIS, set_name="surfaces_cu"),
-    *(
-        PropertyTaskSpec(task=f"lambench_{name}", domain=domain, set_name=f"lambench_{name}")
-        for name, domain in (
-            ("phonon_mdr", Domain.INORGANIC_MATERIALS),
-            ("elastic", Domain.INORGANIC_MATERIALS),
-            ("vacancy", Domain.INORGANIC_MATERIALS),
-            ("pressure", Domain.INORGANIC_MATERIALS),
-            ("stacking_fault", Domain.INORGANIC_MATERIALS),
-            ("interface", Domain.INORGANIC_MATERIALS),
-            ("surface", Domain.INORGANIC_MATERIALS),
-            ("torsionnet", Domain.MOLECULES),
-            ("wiggle150", Domain.MOLECULES),
-            ("binding", Domain.MOLECULES),
-            ("rxn_barrier", Domain.MOLECULES),
-            ("neb", Domain.CATALYSIS),
-        )
-    ),
-)
-
-
-def present_datasets(document: ManifestDocument, use: Category, set_name: str | None) -> dict[str, str] | None:
-    """Reference level → dataset of a task's set on this machine; {} for a task that reads no set,
-    None when its set is not here (the task then stays out of the suite)."""
-    if set_name is None:
-        return {}
-    found = {
-        entry.level: entry.name
-        for entry in document.entries()
-        if entry.use == use and entry.set_name == set_name and document.is_present(entry)
-    }
-    return found or None
-
-
-def property_instances(
-    document: ManifestDocument, specs: tuple[PropertyTaskSpec, ...] = PROPERTY_TASKS
-) -> list[TaskInstance]:
-    """The property tasks whose reference data is on this machine (always so for part A)."""
-    instances = []
-    for spec in specs:
-        task = task_class(spec.task)
-        datasets = present_datasets(document, Category.PROPERTY, spec.set_name)
-        if datasets is None:
-            continue
-        instances.append(
-            TaskInstance(
-                name=spec.task,
-                task=task.name,
-                category=task.category,
-                domain=spec.domain,
-                set_name=spec.set_name,
-                datasets=datasets,
-                params=task.Params().model_dump(mode="json"),
-            )
-        )
-    return instances
-
-
-Profile = Literal["quick", "full"]
-
-
-class AdaptabilityTaskSpec(BaseModel):
-    """An adaptability task of the default suite; Matbench's join when their data is fetched.
-    `in_quick`: part of the laptop profile (which probes with ridge heads only)."""
+class ProfileParams(BaseModel):
+    """Overrides of a task's default params, per profile."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    quick: dict[str, Any] = Field(default_factory=dict)
+    full: dict[str, Any] = Field(default_factory=dict)
+
+
+class SuiteEntry(BaseModel):
+    """One entry of a suite file: a task, where its data comes from, and its params per profile."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Validated in this order: the checks of name, domain and params read the fields above them.
     task: str
-    domain: Domain
-    set_name: str | None = None
-    in_quick: bool = False
-    protocol: Literal["probe", "finetune"] = "probe"
+    datasets: SuiteDatasets = Field(default_factory=SuiteDatasets)
+    name: str | None = Field(default=None, description="The instance name (default: the task's name)")
+    domain: Domain | None = Field(
+        default=None, validate_default=True, description="Required unless each_set (then: each set's domain)"
+    )
+    profiles: tuple[Profile, ...] = Field(default=PROFILES, min_length=1)
+    params: ProfileParams = Field(default_factory=ProfileParams)
+
+    @field_validator("name", "domain")
+    @classmethod
+    def _named_by_set(cls, value: object, info: ValidationInfo) -> object:
+        if "datasets" not in info.data:  # itself invalid, and reported
+            return value
+        each_set = info.data["datasets"].each_set
+        if each_set and value is not None:
+            raise ValueError(f"an each_set entry takes its {info.field_name} from each set: leave it out")
+        if info.field_name == "domain" and value is None and not each_set:
+            raise ValueError(f"required: one of {', '.join(d.value for d in Domain)}")
+        return value
+
+    @field_validator("params")
+    @classmethod
+    def _params_of_its_profiles(cls, value: ProfileParams, info: ValidationInfo) -> ProfileParams:
+        profiles = info.data.get("profiles", PROFILES)  # invalid profiles are reported on their own
+        idle = [p for p in PROFILES if p not in profiles and getattr(value, p)]
+        if idle:
+            raise ValueError(f"params for profile {idle[0]!r}, which is not in this entry's profiles")
+        return value
 
     @property
-    def instance_name(self) -> str:
-        return self.task if self.protocol == "probe" else f"{self.task}/{self.protocol}"
+    def label(self) -> str:
+        """How errors name this entry."""
+        return self.name or self.task
 
-
-QUICK_ADAPTABILITY = {"mlp": False}
-ADAPTABILITY_TASKS: tuple[AdaptabilityTaskSpec, ...] = (
-    AdaptabilityTaskSpec(task="adapt_g2_formation_enthalpy", domain=Domain.MOLECULES, in_quick=True),
-    AdaptabilityTaskSpec(task="adapt_dcdft_bulk_modulus", domain=Domain.INORGANIC_MATERIALS, in_quick=True),
-    AdaptabilityTaskSpec(task="adapt_dcdft_volume", domain=Domain.INORGANIC_MATERIALS),
-    # Fine-tuning costs minutes per model on a CPU: the full profile only.
-    AdaptabilityTaskSpec(task="adapt_g2_formation_enthalpy", domain=Domain.MOLECULES, protocol="finetune"),
-    *(
-        AdaptabilityTaskSpec(task=f"matbench_{name}", domain=Domain.INORGANIC_MATERIALS, set_name=f"matbench_{name}")
-        for name in ("dielectric", "jdft2d", "log_gvrh", "log_kvrh", "mp_e_form", "mp_gap", "perovskites", "phonons")
-    ),
-)
-
-
-def adaptability_instances(
-    document: ManifestDocument, profile: Profile = "quick", specs: tuple[AdaptabilityTaskSpec, ...] = ADAPTABILITY_TASKS
-) -> list[TaskInstance]:
-    instances = []
-    for spec in specs:
-        if profile == "quick" and not spec.in_quick:
-            continue
-        task = task_class(spec.task)
-        datasets = present_datasets(document, Category.ADAPTABILITY, spec.set_name)
-        if datasets is None:
-            continue
-        overrides = (QUICK_ADAPTABILITY if profile == "quick" else {}) | {"protocol": spec.protocol}
-        instances.append(
-            TaskInstance(
-                name=spec.instance_name,
-                task=task.name,
-                category=task.category,
-                domain=spec.domain,
-                set_name=spec.set_name,
-                datasets=datasets,
-                params=task.Params.model_validate(overrides).model_dump(mode="json"),
+    def instances(self, document: ManifestDocument, profile: Profile = "quick") -> list[TaskInstance]:
+        """This entry's instances for `profile` on this machine (none while its set is not here)."""
+        if profile not in self.profiles:
+            return []
+        task = task_class(self.task)
+        overrides = getattr(self.params, profile)
+        if not self.datasets.each_set and self.datasets.set is None:
+            return [self._instance(task, self.label, self.domain, None, [], overrides)]
+        by_set = self.datasets.of(document, task.category)
+        return [
+            self._instance(
+                task,
+                f"{self.task}/{set_name}" if self.datasets.each_set else self.label,
+                self.domain or entries[0].domain,
+                set_name,
+                entries,
+                overrides,
             )
+            for set_name, entries in by_set.items()
+        ]
+
+    def _instance(
+        self,
+        task: type[Task],
+        name: str,
+        domain: Domain | None,
+        set_name: str | None,
+        entries: list[DatasetEntry],
+        overrides: dict[str, Any],
+    ) -> TaskInstance:
+        from_set = {field: getattr(entries[0], field) for field in self.datasets.params_from_set}
+        return TaskInstance(
+            name=name,
+            task=task.name,
+            category=task.category,
+            domain=domain,
+            set_name=set_name,
+            datasets={entry.level: entry.name for entry in entries},
+            params=task.Params.model_validate(overrides | from_set).model_dump(mode="json"),
         )
-    return instances
 
 
-class ApplicabilityTaskSpec(BaseModel):
-    """An applicability task of the default suite. `quick` overrides its params for laptop campaigns
-    (the default profile); `full` runs the task's own defaults, LAMBench's protocol."""
-
+class SuiteFile(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    task: str
-    # The head a multi-head model runs with: applicability is measured on one head.
-    domain: Domain = Domain.INORGANIC_MATERIALS
-    quick: dict[str, Any] = Field(default_factory=dict)
+    tasks: list[SuiteEntry] = Field(min_length=1)
 
 
-# The quick MD profile runs the same systems in their shipped (small) cells for 200 fs: enough to catch
-# a model that explodes, not to resolve drifts near λ0 — use `--profile full` (10 ps) for that.
-APPLICABILITY_TASKS: tuple[ApplicabilityTaskSpec, ...] = (
-    # Quick: sizes up to 600 atoms (η̄ then averages 100–600 of the 100–1000 window), one minute per system.
-    ApplicabilityTaskSpec(
-        task="efficiency", quick={"max_atoms": 600, "time_budget_s": 60.0, "warmup": 1, "repeats": 3}
-    ),
-    ApplicabilityTaskSpec(
-        task="md_stability",
-        quick={
-            "steps": 200,
-            "log_interval": 5,
-            "systems": [
-                {"dataset": "cu_bulk_pbe", "frame": 0},
-                {"dataset": "si_bulk_pbe", "frame": 0},
-                {"dataset": "sic_bulk_pbe", "frame": 0},
-                {"dataset": "molecules_small_pbe", "frame": 28},
-                {"dataset": "molecules_small_pbe", "frame": 0},
-                {"dataset": "cu111_h_pbe", "frame": 0},
-                {"dataset": "cu111_o_pbe", "frame": 0},
-            ],
-        },
-    ),
-)
+class Suite:
+    """A validated suite file: its entries and the file they came from (named in every error)."""
+
+    def __init__(self, entries: list[SuiteEntry], path: Path | str = "<suite>") -> None:
+        self.entries = entries
+        self.path = Path(path)
+
+    def instances(self, document: ManifestDocument, profile: Profile = "quick") -> list[TaskInstance]:
+        instances: dict[str, TaskInstance] = {}
+        for entry in self.entries:
+            for instance in entry.instances(document, profile):
+                if instance.name in instances:
+                    raise InputError(self.path, f"tasks[{entry.label}]", f"duplicate task instance {instance.name!r}")
+                instances[instance.name] = instance
+        return list(instances.values())
 
 
-def applicability_instances(
-    profile: Profile = "quick", specs: tuple[ApplicabilityTaskSpec, ...] = APPLICABILITY_TASKS
-) -> list[TaskInstance]:
-    instances = []
-    for spec in specs:
-        task = task_class(spec.task)
-        overrides = spec.quick if profile == "quick" else {}
-        instances.append(
-            TaskInstance(
-                name=spec.task,
-                task=task.name,
-                category=task.category,
-                domain=spec.domain,
-                params=task.Params.model_validate(overrides).model_dump(mode="json"),
-            )
-        )
-    return instances
+def load_suite(path: Path = BUILTIN_SUITE) -> Suite:
+    """Read and validate a suite file; a problem stops here with one line naming the file and field."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise InputError(path, None, "suite file not found") from None
+    except yaml.YAMLError as exc:
+        raise InputError(path, None, f"not valid YAML ({exc.__class__.__name__})") from None
+    try:
+        document = SuiteFile.model_validate(raw)
+    except ValidationError as exc:
+        field, message = first_validation_problem(exc)
+        raise InputError(path, _named_field(raw, field), message) from None
+    names: dict[tuple[str, str], str] = {}
+    for entry in document.tasks:
+        _check_task(path, entry)
+        if entry.datasets.each_set:
+            continue
+        for profile in entry.profiles:
+            if (profile, entry.label) in names:
+                raise InputError(path, f"tasks[{entry.label}].name", f"duplicate task instance {entry.label!r}")
+            names[profile, entry.label] = entry.task
+    return Suite(document.tasks, path)
+
+
+def _check_task(path: Path, entry: SuiteEntry) -> None:
+    """What only the task module knows: its name, whether it reads data, and its params."""
+    where = f"tasks[{entry.label}]"
+    try:
+        task = task_class(entry.task)
+    except KeyError as exc:
+        raise InputError(path, f"{where}.task", str(exc.args[0])) from None
+    reads_data = entry.datasets.each_set or entry.datasets.set is not None
+    if task.category.applicability and reads_data:
+        message = f"{task.category.value} tasks measure the model alone: they read no reference set"
+        raise InputError(path, f"{where}.datasets", message)
+    for profile in entry.profiles:
+        try:
+            task.Params.model_validate(getattr(entry.params, profile))
+        except ValidationError as exc:
+            field, message = first_validation_problem(exc)
+            raise InputError(path, f"{where}.params.{profile}.{field}", message) from None
+
+
+def _named_field(raw: object, field: str) -> str:
+    """Replace `tasks.3.` by `tasks[name].` so the user can find the entry."""
+    parts = field.split(".")
+    if len(parts) >= 2 and parts[0] == "tasks" and parts[1].isdigit() and isinstance(raw, dict):
+        entries = raw.get("tasks") or []
+        index = int(parts[1])
+        if index < len(entries) and isinstance(entries[index], dict):
+            label = entries[index].get("name") or entries[index].get("task")
+            if isinstance(label, str):
+                return ".".join([f"tasks[{label}]", *parts[2:]])
+    return field
 
 
 class TaskSuite:
@@ -261,12 +266,13 @@ class TaskSuite:
 
     @classmethod
     def default(cls, document: ManifestDocument, profile: Profile = "quick") -> TaskSuite:
-        return cls(
-            force_field_instances(document)
-            + property_instances(document)
-            + adaptability_instances(document, profile)
-            + applicability_instances(profile)
-        )
+        """The built-in suite (`suite.yaml`) on this machine."""
+        return cls.from_file(BUILTIN_SUITE, document, profile)
+
+    @classmethod
+    def from_file(cls, path: Path, document: ManifestDocument, profile: Profile = "quick") -> TaskSuite:
+        """The suite of another suite file (same format as `suite.yaml`) on this machine."""
+        return cls(load_suite(path).instances(document, profile))
 
     def names(self) -> list[str]:
         return list(self._instances)
@@ -279,3 +285,18 @@ class TaskSuite:
 
     def select(self, names: list[str]) -> list[TaskInstance]:
         return [self.get(name) for name in names]
+
+
+# Old names, kept until tests/test_property_data.py and tests/test_phonons.py use SuiteEntry and load_suite.
+def PropertyTaskSpec(*, task: str, domain: Domain | str, set_name: str | None = None) -> SuiteEntry:  # noqa: N802
+    return SuiteEntry(task=task, domain=domain, datasets=SuiteDatasets(set=set_name))
+
+
+def property_instances(document: ManifestDocument, specs: tuple[SuiteEntry, ...]) -> list[TaskInstance]:
+    return Suite(list(specs)).instances(document)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "PROPERTY_TASKS":  # the built-in suite's property entries
+        return tuple(e for e in load_suite().entries if task_class(e.task).category == Category.PROPERTY)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -45,7 +45,7 @@ from lambench_core.data.frames import Frame
 from lambench_core.errors import InputError
 from lambench_core.models.loading import LoadedModel
 from lambench_core.results.record import Metric
-from lambench_core.tasks.base import DirectoryTask, ProgressCallback, Task, TaskOutput, register_task
+from lambench_core.tasks.base import DirectoryTask, FramesTask, TaskContext, TaskOutput, register_task
 from lambench_core.tasks.evaluation import ItemFailure, Timer, evaluate_items
 
 KCAL_PER_MOL = units.kcal / units.mol  # eV
@@ -172,7 +172,7 @@ def group_scans(frames: list[Frame]) -> dict[str, Scan]:
 
 
 @register_task
-class TorsionScanTask(Task):
+class TorsionScanTask(FramesTask[TorsionScanParams]):
     name = "torsion_scans"
     category = Category.PROPERTY
     version = "1"
@@ -185,18 +185,16 @@ class TorsionScanTask(Task):
     # level's; tests/test_torsion.py recomputes both from lambench_core/data/sets/torsion_scans/pbe.extxyz.
     DUMMY_PROFILE_MAE: ClassVar[float] = 5.964658090247602
     DUMMY_BARRIER_MAE: ClassVar[float] = 12.856884809072653
+    dummy_values = {"profile_mae": DUMMY_PROFILE_MAE, "barrier_mae": DUMMY_BARRIER_MAE}
 
     @classmethod
-    def dummy_values(cls) -> dict[str, float]:
-        return {"profile_mae": cls.DUMMY_PROFILE_MAE, "barrier_mae": cls.DUMMY_BARRIER_MAE}
-
-    @classmethod
-    def summarize(cls, records: list[dict[str, Any]], params: BaseModel) -> dict[str, Metric]:
+    def summarize(cls, records: list[dict[str, Any]], params: TorsionScanParams) -> dict[str, Metric]:
         """Torsion scores of the scored scans (n_barrier_above_1 counts the records given)."""
         return scores_of_records(records).metrics()
 
-    def run(self, model: LoadedModel, frames: list[Frame], params: BaseModel, progress: ProgressCallback) -> TaskOutput:
-        assert isinstance(params, TorsionScanParams)
+    def run(
+        self, model: LoadedModel, frames: list[Frame], params: TorsionScanParams, context: TaskContext
+    ) -> TaskOutput:
         scans = group_scans(frames)
         if not scans:
             raise InputError("torsion_scans", None, "the dataset has no frames")
@@ -219,15 +217,13 @@ class TorsionScanTask(Task):
             return {"dihedral_deg": scan.dihedrals, **profile_record(reference, predicted)}
 
         results = evaluate_items(
-            model, [(name, scans[name]) for name in names], lambda s: [f.atoms for f in s.frames], evaluate, progress
+            model,
+            [(name, scans[name]) for name in names],
+            lambda s: [f.atoms for f in s.frames],
+            evaluate,
+            context.progress,
         )
-        return TaskOutput(
-            metrics=self.summarize(results.records, params),
-            n_items=len(names),
-            records=results.records,
-            issues=results.issues,
-            compute_seconds=timer.seconds,
-        )
+        return self.output(params, results, compute_seconds=timer.seconds)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -293,27 +289,21 @@ def read_deepmd_raw(directory: Path) -> Fragment:
 
 
 @register_task
-class TorsionNetTask(DirectoryTask):
+class TorsionNetTask(DirectoryTask[TorsionNetParams]):
     name = "lambench_torsionnet"
     category = Category.PROPERTY
     version = "1"
     Params = TorsionNetParams
     scored_metrics = ("profile_mae", "barrier_mae", "n_barrier_above_1")
+    # LAMBench's published torsionnet baselines: MAE, MAEB, NABH_h.
+    dummy_values = {"profile_mae": 2.4939, "barrier_mae": 5.8176, "n_barrier_above_1": 493.0}
 
     @classmethod
-    def dummy_values(cls) -> dict[str, float]:
-        # LAMBench's published torsionnet baselines: MAE, MAEB, NABH_h.
-        return {"profile_mae": 2.4939, "barrier_mae": 5.8176, "n_barrier_above_1": 493.0}
-
-    @classmethod
-    def summarize(cls, records: list[dict[str, Any]], params: BaseModel) -> dict[str, Metric]:
+    def summarize(cls, records: list[dict[str, Any]], params: TorsionNetParams) -> dict[str, Metric]:
         """Torsion scores of the scored fragments (n_barrier_above_1 counts the records given)."""
         return scores_of_records(records).metrics()
 
-    def run_on_directory(
-        self, model: LoadedModel, root: Path, params: BaseModel, progress: ProgressCallback
-    ) -> TaskOutput:
-        assert isinstance(params, TorsionNetParams)
+    def run(self, model: LoadedModel, root: Path, params: TorsionNetParams, context: TaskContext) -> TaskOutput:
         if not root.is_dir():
             raise InputError(root, None, "the TorsionNet500 directory does not exist")
         directories = sorted(p for p in root.iterdir() if p.is_dir())
@@ -342,11 +332,5 @@ class TorsionNetTask(DirectoryTask):
             predicted = predicted_profile(model, entry.conformers, timer)
             return profile_record(entry.energies, predicted)
 
-        results = evaluate_items(model, list(fragments.items()), structures, evaluate, progress)
-        return TaskOutput(
-            metrics=self.summarize(results.records, params),
-            n_items=len(fragments),
-            records=results.records,
-            issues=results.issues,
-            compute_seconds=timer.seconds,
-        )
+        results = evaluate_items(model, list(fragments.items()), structures, evaluate, context.progress)
+        return self.output(params, results, compute_seconds=timer.seconds)

@@ -2,13 +2,14 @@
 
 A recipe names a base structure (built by a registered builder) and a list of generator steps;
 each generator turns the base into `count` structures using its own seeded random stream, so the
-same recipe always yields the same geometries, bit for bit.
+same recipe always yields the same geometries, bit for bit. A generator that drives a model (`md`)
+looks its driver up in the model catalog its caller passes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from ase import Atoms
@@ -16,11 +17,17 @@ from ase.build import add_adsorbate, bulk, fcc100, fcc111, molecule
 from ase.data import covalent_radii
 from pydantic import BaseModel, ConfigDict, Field
 
+if TYPE_CHECKING:
+    from lambench_core.models.catalog import ModelCatalog
+
 Builder = Callable[[dict[str, Any]], Atoms]
 Generator = Callable[[Atoms, np.random.Generator, int, dict[str, Any]], list[Atoms]]
+# A generator that drives a model also gets the catalog its driver's card is looked up in.
+DrivenGenerator = Callable[[Atoms, np.random.Generator, int, dict[str, Any], "ModelCatalog"], list[Atoms]]
 
 _BUILDERS: dict[str, Builder] = {}
 _GENERATORS: dict[str, Generator] = {}
+_DRIVEN_GENERATORS: dict[str, DrivenGenerator] = {}
 
 # A pair closer than this fraction of its natural distance (the smaller of its summed covalent
 # radii and its shortest distance in the base structure, which covers multiple bonds) is an
@@ -46,8 +53,16 @@ def register_generator(name: str) -> Callable[[Generator], Generator]:
     return register
 
 
+def register_driven_generator(name: str) -> Callable[[DrivenGenerator], DrivenGenerator]:
+    def register(generator: DrivenGenerator) -> DrivenGenerator:
+        _DRIVEN_GENERATORS[name] = generator
+        return generator
+
+    return register
+
+
 def known_generators() -> list[str]:
-    return sorted(_GENERATORS)
+    return sorted([*_GENERATORS, *_DRIVEN_GENERATORS])
 
 
 class StructureSpec(BaseModel):
@@ -76,7 +91,15 @@ def build_structure(spec: StructureSpec) -> Atoms:
     return atoms
 
 
-def generate(spec: GeneratorSpec, base: Atoms, rng: np.random.Generator) -> list[Atoms]:
+def generate(
+    spec: GeneratorSpec, base: Atoms, rng: np.random.Generator, catalog: ModelCatalog | None = None
+) -> list[Atoms]:
+    """`spec.count` structures from `base`; a model-driven generator (`md`) needs the `catalog` that
+    holds its driver's card."""
+    if spec.generator in _DRIVEN_GENERATORS:
+        if catalog is None:
+            raise ValueError(f"the {spec.generator} generator drives a model: pass the model catalog to look it up in")
+        return _DRIVEN_GENERATORS[spec.generator](base, rng, spec.count, dict(spec.params), catalog)
     return _GENERATORS[spec.generator](base, rng, spec.count, dict(spec.params))
 
 
@@ -224,17 +247,18 @@ def _stretch(base: Atoms, rng: np.random.Generator, count: int, params: dict[str
     return frames
 
 
-@register_generator("md")
-def _md(base: Atoms, rng: np.random.Generator, count: int, params: dict[str, Any]) -> list[Atoms]:
+@register_driven_generator("md")
+def _md(
+    base: Atoms, rng: np.random.Generator, count: int, params: dict[str, Any], catalog: ModelCatalog
+) -> list[Atoms]:
     """Snapshots of Langevin MD driven by a cheap potential (a model card name, default EMT)."""
     from ase import units
     from ase.md.langevin import Langevin
     from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
 
-    from lambench_core.models.catalog import ModelCatalog
     from lambench_core.models.loading import load_model
 
-    driver = load_model(ModelCatalog.load().get(params.get("driver", "emt")), None, "cpu").calculator
+    driver = load_model(catalog.get(params.get("driver", "emt")), None, "cpu").calculator
     temperature = float(params.get("temperature_K", 600.0))
     interval = int(params.get("interval", 10))
     atoms = base.copy()

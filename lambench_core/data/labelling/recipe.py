@@ -24,6 +24,7 @@ from lambench_core.domains import Domain
 from lambench_core.errors import InputError
 from lambench_core.hashing import sha256_json
 from lambench_core.models.card import first_validation_problem
+from lambench_core.models.catalog import ModelCatalog
 
 RECIPES_DIR = Path(__file__).resolve().parents[1] / "recipes"
 SETS_DIR = Path(__file__).resolve().parents[1] / "sets"
@@ -90,14 +91,15 @@ def load_recipe(name_or_path: str) -> Recipe:
         raise InputError(path, *first_validation_problem(exc)) from None
 
 
-def generate_frames(recipe: Recipe) -> list[Atoms]:
-    """Every unlabelled frame of a recipe, deterministically; `info` carries id, system, charge and spin."""
+def generate_frames(recipe: Recipe, catalog: ModelCatalog | None = None) -> list[Atoms]:
+    """Every unlabelled frame of a recipe, deterministically; `info` carries id, system, charge and spin.
+    A recipe with a model-driven generator (`md`) needs the `catalog` its driver is looked up in."""
     frames: list[Atoms] = []
     for system_index, system in enumerate(recipe.systems):
         base = build_structure(system.structure)
         for generator_index, spec in enumerate(system.generators):
             rng = np.random.default_rng([recipe.seed, system_index, generator_index])
-            for index, atoms in enumerate(generate(spec, base, rng)):
+            for index, atoms in enumerate(generate(spec, base, rng, catalog)):
                 # A generator may describe its frames with scalars (a strain, a dihedral angle)
                 # that property tasks read back; builders' own info (ASE's adsorbate_info) is dropped.
                 atoms.info = {

@@ -1,5 +1,5 @@
-"""Built-in model families; importing this package registers their factories."""
+"""Built-in model families: one module per family, each registering one `Family`.
 
-from lambench_core.models.families import chgnet, dummy, emt, remote, sevenn
-
-__all__ = ["chgnet", "dummy", "emt", "remote", "sevenn"]
+The registry imports every module of this package (those starting with '_' excepted) on its first
+lookup, so adding a family is adding its module; nothing here lists them.
+"""

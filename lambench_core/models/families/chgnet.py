@@ -2,18 +2,28 @@
 
 Card options: `model` (keyword arguments of `CHGNet.from_file`, e.g. `mlp_out_bias: true`, which
 the 0.2.0 checkpoint needs) and `calculator` (keyword arguments of `CHGNetCalculator`).
+
+Its representation is the per-atom features CHGNet's `predict_structure` returns (`atom_fea`); the
+fine-tune protocol trains its last atom-convolution layer on the pooled crystal features.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from ase import Atoms
 from ase.calculators.calculator import Calculator
 
 from lambench_core.models.card import ModelCard
-from lambench_core.models.families._imports import require_module
-from lambench_core.models.registry import LoadContext, register_family
+from lambench_core.models.family import Family, FineTuneRecipe, LoadContext, require_module
+from lambench_core.models.registry import register
+
+if TYPE_CHECKING:
+    from lambench_core.models.loading import LoadedModel
 
 
-@register_family("chgnet")
 def build_chgnet(card: ModelCard, context: LoadContext) -> Calculator:
     model_module = require_module(card, "chgnet.model")
     dynamics = require_module(card, "chgnet.model.dynamics")
@@ -21,3 +31,40 @@ def build_chgnet(card: ModelCard, context: LoadContext) -> Calculator:
         raise ValueError(f"model {card.name}: a chgnet card needs weights")
     model = model_module.CHGNet.from_file(str(context.weights), **card.options.get("model", {}))
     return dynamics.CHGNetCalculator(model, use_device=context.device, **card.options.get("calculator", {}))
+
+
+def atom_features(model: LoadedModel, atoms: Atoms) -> np.ndarray:
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    network = model.calculator.model  # CHGNetCalculator keeps its CHGNet
+    structure = AseAtomsAdaptor.get_structure(atoms)
+    output = network.predict_structure(structure, task="e", return_atom_feas=True)
+    return np.asarray(output["atom_fea"])
+
+
+def _prepare(model: LoadedModel, atoms: Atoms) -> Any:
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    return model.calculator.model.graph_converter(AseAtomsAdaptor.get_structure(atoms))
+
+
+def _crystal_features(network: Any, model: LoadedModel, graphs: Sequence[Any]) -> Any:
+    return network.forward(list(graphs), task="e", return_crystal_feas=True)["crystal_fea"]
+
+
+FAMILY = register(
+    Family(
+        name="chgnet",
+        factory=build_chgnet,
+        image="chgnet",
+        packages={"chgnet": "0.4.2"},
+        extra="chgnet",
+        feature_extractor=atom_features,
+        finetune=FineTuneRecipe(
+            network=lambda model: model.calculator.model,
+            prepare=_prepare,
+            features=_crystal_features,
+            last_block=lambda network: list(network.atom_conv_layers[-1].parameters()),
+        ),
+    )
+)

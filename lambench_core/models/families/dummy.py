@@ -15,7 +15,8 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 
 from lambench_core.models.card import ModelCard
-from lambench_core.models.registry import LoadContext, register_family
+from lambench_core.models.family import Family, LoadContext
+from lambench_core.models.registry import register
 
 
 class CompositionEnergyCalculator(Calculator):
@@ -44,9 +45,21 @@ class CompositionEnergyCalculator(Calculator):
         }
 
 
-@register_family("dummy")
 def build_dummy(card: ModelCard, context: LoadContext) -> Calculator:
     element_energies: dict[str, float] = {}
     if context.weights is not None:
         element_energies = json.loads(context.weights.read_text())["element_energies_eV"]
     return CompositionEnergyCalculator(element_energies)
+
+
+FAMILY = register(
+    Family(
+        name="dummy",
+        factory=build_dummy,
+        image="base",
+        packages={},  # nothing beyond lambench itself
+        no_features_reason="the dummy model has no learned representation "
+        "(its energy is a sum of element constants)",
+        normalizer=True,
+    )
+)

@@ -6,9 +6,20 @@ from ase.calculators.calculator import Calculator
 from ase.calculators.emt import EMT
 
 from lambench_core.models.card import ModelCard
-from lambench_core.models.registry import LoadContext, register_family
+from lambench_core.models.family import Family, LoadContext
+from lambench_core.models.registry import register
 
 
-@register_family("emt")
 def build_emt(card: ModelCard, context: LoadContext) -> Calculator:
     return EMT(**card.options)
+
+
+FAMILY = register(
+    Family(
+        name="emt",
+        factory=build_emt,
+        image="base",
+        packages={"ase": "3.29.0"},
+        no_features_reason="EMT is an analytic potential with no learned representation",
+    )
+)

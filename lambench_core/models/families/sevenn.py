@@ -1,15 +1,28 @@
-"""SevenNet from a checkpoint file; multi-fidelity checkpoints pick their modal from the card's head."""
+"""SevenNet from a checkpoint file; multi-fidelity checkpoints pick their modal from the card's head.
+
+Its representation is the node features entering the readout (the last interaction block's scalar
+output), captured by one forward pre-hook (`readout_input`) that the feature extractor and the
+fine-tune recipe share; fine-tuning trains the last interaction block.
+"""
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from ase import Atoms
 from ase.calculators.calculator import Calculator
 
 from lambench_core.models.card import ModelCard
-from lambench_core.models.families._imports import require_module
-from lambench_core.models.registry import LoadContext, register_family
+from lambench_core.models.family import Family, FineTuneRecipe, LoadContext, require_module
+from lambench_core.models.registry import register
+
+if TYPE_CHECKING:
+    from lambench_core.models.loading import LoadedModel
 
 
-@register_family("sevenn")
 def build_sevenn(card: ModelCard, context: LoadContext) -> Calculator:
     calculator_module = require_module(card, "sevenn.calculator")
     if context.weights is None:
@@ -17,3 +30,73 @@ def build_sevenn(card: ModelCard, context: LoadContext) -> Calculator:
     return calculator_module.SevenNetCalculator(
         str(context.weights), device=context.device, modal=context.head, **card.options
     )
+
+
+def graph_of(model: LoadedModel, atoms: Atoms) -> Any:
+    """The network's input graph of a structure, at the calculator's cutoff."""
+    from sevenn.train.dataload import unlabeled_atoms_to_graph
+
+    return unlabeled_atoms_to_graph(atoms, model.calculator.cutoff, with_shift=False)
+
+
+def readout_input(network: Any, model: LoadedModel, graph: Any, keep: Callable[[Any], Any] = lambda x: x) -> Any:
+    """(n_atoms, d) node features entering `network`'s readout when it runs on `graph` (in the
+    calculator's modal and device); `keep` is applied to them as they are captured."""
+    from sevenn.atom_graph_data import AtomGraphData
+
+    calculator = model.calculator
+    captured: list[Any] = []
+    readout = network._modules["reduce_input_to_hidden"]
+    handle = readout.register_forward_pre_hook(lambda module, args: captured.append(keep(args[0]["x"])))
+    try:
+        data = AtomGraphData.from_numpy_dict(graph)
+        if calculator.modal:
+            data["data_modality"] = calculator.modal
+        data.to(calculator.device)
+        network(data)
+    finally:
+        handle.remove()
+    return captured[-1]
+
+
+def atom_features(model: LoadedModel, atoms: Atoms) -> np.ndarray:
+    features = readout_input(
+        model.calculator.model, model, graph_of(model, atoms), keep=lambda x: x.detach().clone()
+    )
+    return features.cpu().numpy()
+
+
+def _pooled_features(network: Any, model: LoadedModel, graphs: Sequence[Any]) -> Any:
+    import torch
+
+    return torch.stack([readout_input(network, model, graph).mean(dim=0) for graph in graphs])
+
+
+def _network(model: LoadedModel) -> Any:
+    """A copy without the force output: a property head needs no forces, and computing them by
+    autograd in training mode (with a graph for second derivatives) would multiply the cost."""
+    network = copy.deepcopy(model.calculator.model)
+    if "force_output" in network._modules:
+        network.delete_module_by_key("force_output")
+    return network
+
+
+def _last_block(network: Any) -> list[Any]:
+    blocks = sorted({name.split("_", 1)[0] for name, _ in network.named_parameters() if name[0].isdigit()}, key=int)
+    last = f"{blocks[-1]}_"
+    return [parameter for name, parameter in network.named_parameters() if name.startswith(last)]
+
+
+FAMILY = register(
+    Family(
+        name="sevenn",
+        factory=build_sevenn,
+        image="sevenn",
+        packages={"sevenn": "0.13.0"},
+        extra="sevenn",
+        feature_extractor=atom_features,
+        finetune=FineTuneRecipe(
+            network=_network, prepare=graph_of, features=_pooled_features, last_block=_last_block
+        ),
+    )
+)

@@ -1,0 +1,80 @@
+"""A model's prediction on one labelled frame, and the record of its errors against the frame's labels.
+
+The force-field task scores every frame of a set this way, and the dummy normalization of every
+force-field set (data/normalization.py) runs the dummy card through the same two functions, so the
+normalization constants are exactly the dummy model's force-field errors.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import numpy as np
+from ase.calculators.calculator import BaseCalculator
+from ase.neighborlist import neighbor_list
+
+from lambench_core.data.frames import Frame
+from lambench_core.models.card import ModelCard
+from lambench_core.models.preparation import prepare_for_model
+
+OVERLAP_DISTANCE = 0.1  # Å; two atoms closer than this are one structure's corrupt input
+
+
+class FrameFailure(Exception):
+    """A frame whose prediction cannot be scored (corrupt input, non-finite or wrongly shaped output)."""
+
+
+def wants_virial(frame: Frame, card: ModelCard) -> bool:
+    """A virial is scored where the frame has one, is periodic, and the model predicts stress."""
+    return frame.virial is not None and frame.periodic and card.capabilities.stress
+
+
+def predict_frame(calculator: BaseCalculator, frame: Frame, padding: float, card: ModelCard) -> dict[str, Any]:
+    """Energy (eV), forces (eV/Å) and, where scored, virial (eV) of the frame as `card`'s model sees it."""
+    atoms = prepare_for_model(card, frame.atoms, padding)
+    # Atoms on top of each other are corrupt input: a model would still return a number for them.
+    i, j, distance = neighbor_list("ijd", atoms, OVERLAP_DISTANCE)
+    if len(i):
+        raise FrameFailure(f"atoms {i[0]} and {j[0]} overlap ({distance[0]:.3f} Å apart)")
+    atoms.calc = calculator
+    energy = float(atoms.get_potential_energy())
+    forces = np.asarray(atoms.get_forces(), float)
+    prediction: dict[str, Any] = {"energy": energy, "forces": forces}
+    if wants_virial(frame, card):
+        stress = np.asarray(atoms.get_stress(voigt=False), float)
+        prediction["virial"] = -stress * atoms.get_volume()
+    for name, value in prediction.items():
+        if not np.all(np.isfinite(value)):
+            raise FrameFailure(f"non-finite {name} predicted")
+    if forces.shape != (frame.n_atoms, 3):
+        raise FrameFailure(f"forces of shape {forces.shape}, expected ({frame.n_atoms}, 3)")
+    return prediction
+
+
+def frame_record(frame: Frame, prediction: dict[str, Any], seconds: float) -> dict[str, Any]:
+    """The frame's error record, as `metrics.force_field.force_field_metrics` reads it."""
+    record: dict[str, Any] = {
+        "item": frame.frame_id,
+        "formula": frame.atoms.get_chemical_formula(),
+        "n_atoms": frame.n_atoms,
+        "counts": dict(Counter(frame.atoms.get_chemical_symbols())),
+        "e_ref": frame.energy,
+        "e_pred": prediction["energy"] if frame.energy is not None else None,
+        "seconds": seconds,
+    }
+    if frame.forces is not None:
+        difference = prediction["forces"] - frame.forces
+        record |= {
+            "force_sse": float(np.sum(difference**2)),
+            "force_sae": float(np.sum(np.abs(difference))),
+            "force_n": int(difference.size),
+        }
+    if frame.virial is not None and "virial" in prediction:
+        per_atom = (prediction["virial"] - frame.virial) / frame.n_atoms
+        record |= {
+            "virial_sse": float(np.sum(per_atom**2)),
+            "virial_sae": float(np.sum(np.abs(per_atom))),
+            "virial_n": int(per_atom.size),
+        }
+    return record
