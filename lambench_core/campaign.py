@@ -33,7 +33,7 @@ from lambench_core.results.provenance import batch_job, git_commit, hardware, pa
 from lambench_core.results.record import Provenance, Status, TaskResult
 from lambench_core.results.store import ResultStore
 from lambench_core.tasks.base import TaskContext, TaskData, TaskInput, TaskOutput, task_class
-from lambench_core.tasks.suite import Profile, TaskInstance, TaskSuite
+from lambench_core.tasks.suite import BUILTIN_SUITE, Profile, TaskInstance, TaskSuite
 
 
 class CampaignSpec(BaseModel):
@@ -46,6 +46,7 @@ class CampaignSpec(BaseModel):
     tasks: list[str]
     store: str
     manifest: str = str(BUILTIN_MANIFEST)
+    suite: str = Field(default=str(BUILTIN_SUITE), description="The suite file: which tasks, with which params")
     cards_dirs: list[str] = Field(default_factory=list)
     device: str = "auto"
     threads_per_job: int | None = None
@@ -97,7 +98,7 @@ class CampaignContext:
         self.spec = spec
         self.catalog = ModelCatalog.load(Path(d) for d in spec.cards_dirs)
         self.manifest: ManifestDocument = load_datasets(Path(spec.manifest))
-        self.suite = TaskSuite.default(self.manifest, spec.profile)
+        self.suite = TaskSuite.from_file(Path(spec.suite), self.manifest, spec.profile)
 
     def job_for(self, card: ModelCard, instance: TaskInstance) -> Job:
         task = task_class(instance.task)

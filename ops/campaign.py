@@ -47,18 +47,22 @@ def read_plan(store: ResultStore, campaign: str) -> Plan:
 
 
 class CampaignOP(OP):
-    """An OP whose signature is its `inputs` and `outputs`, every one a string."""
+    """An OP whose signature is its `input_names` and `output_names`, every one a string.
 
-    inputs: ClassVar[tuple[str, ...]] = ()
-    outputs: ClassVar[tuple[str, ...]] = ()
+    (Not `inputs`/`outputs`: dflow's step script hands `OP.outputs`, a dict it fills, to
+    `handle_outputs` when `execute` raises; a class attribute of that name made a FatalError exit 1,
+    the code of a TransientError, through a TypeError.)"""
+
+    input_names: ClassVar[tuple[str, ...]] = ()
+    output_names: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def get_input_sign(cls) -> OPIOSign:
-        return OPIOSign(dict.fromkeys(cls.inputs, str))
+        return OPIOSign(dict.fromkeys(cls.input_names, str))
 
     @classmethod
     def get_output_sign(cls) -> OPIOSign:
-        return OPIOSign(dict.fromkeys(cls.outputs, str))
+        return OPIOSign(dict.fromkeys(cls.output_names, str))
 
 
 class PlanCampaign(CampaignOP):
@@ -67,8 +71,8 @@ class PlanCampaign(CampaignOP):
     `campaign`, when set, replaces the spec's id: a nightly run publishes under `<id>/<workflow name>`.
     """
 
-    inputs = ("spec", "campaign")
-    outputs = ("summary",)
+    input_names = ("spec", "campaign")
+    output_names = ("summary",)
 
     @OP.exec_sign_check
     def execute(self, op_in: OPIO) -> OPIO:
@@ -87,8 +91,8 @@ class PlanCampaign(CampaignOP):
 class RunJob(CampaignOP):
     """One job, found by its key in the stored plan; its result (or failure) goes to the store."""
 
-    inputs = ("store", "campaign", "job_key")
-    outputs = ("status",)
+    input_names = ("store", "campaign", "job_key")
+    output_names = ("status",)
 
     @OP.exec_sign_check
     def execute(self, op_in: OPIO) -> OPIO:
@@ -180,8 +184,8 @@ class AggregateCampaign(CampaignOP):
     failure (its step was killed before it could store one) is recorded as failed first, so the
     leaderboard shows it and the next campaign retries it."""
 
-    inputs = ("store", "campaign")
-    outputs = ("summary",)
+    input_names = ("store", "campaign")
+    output_names = ("summary",)
 
     @OP.exec_sign_check
     def execute(self, op_in: OPIO) -> OPIO:
@@ -200,8 +204,8 @@ class AggregateCampaign(CampaignOP):
 class PublishCampaign(CampaignOP):
     """The leaderboard site and exports into the store (and into `output_dir` when given)."""
 
-    inputs = ("store", "campaign", "output_dir", "aggregate")
-    outputs = ("site",)
+    input_names = ("store", "campaign", "output_dir", "aggregate")
+    output_names = ("site",)
 
     @OP.exec_sign_check
     def execute(self, op_in: OPIO) -> OPIO:
@@ -217,8 +221,8 @@ class CompareWithPrevious(CampaignOP):
     """The last step of a nightly run: compare this run's site with the series' previous run, write
     the report beside this run's site, then point the series' `latest.json` at this run."""
 
-    inputs = ("store", "campaign", "series", "site")
-    outputs = ("regressions",)
+    input_names = ("store", "campaign", "series", "site")
+    output_names = ("regressions",)
 
     @OP.exec_sign_check
     def execute(self, op_in: OPIO) -> OPIO:

@@ -280,3 +280,23 @@ def test_a_job_over_its_slurm_time_limit_is_recorded_failed_with_the_reason(slur
     assert "exceeded its Slurm time limit (00:01:00): TIMEOUT" in failure.error, failure.error
     board = json.loads((last_run(tmp_path / "work") / "site/leaderboard.json").read_text())
     assert {j["model"]: j["status"] for j in board["jobs"]} == {"dummy": "succeeded", "slow": "failed"}
+
+
+def test_a_failure_for_good_is_submitted_once_despite_retries(slurm_cluster, tmp_path, environment):
+    """The one failure policy on Slurm: a deterministic failure (a model whose weights are missing)
+    ends its batch job "finished", so dpdispatcher does not resubmit it, however many retries."""
+    config = {"slurm": CONFIG["slurm"] | {"defaults": CONFIG["slurm"]["defaults"] | {"retries": 2}}}
+    run = lambench(
+        "--models", "mace-mp-0-medium", "--tasks", "s22", "--bootstrap", "0", "--engine", "slurm",
+        "--config", str(write_config(tmp_path / "slurm.yaml", config)), "--workdir", str(tmp_path / "work"),
+        env=environment,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr  # the failure is on the leaderboard
+    plan = json.loads(next((tmp_path / "work/store/campaigns").glob("*/plan.json")).read_text())
+    (job,) = plan["to_run"]
+    failure = ResultStore.open(tmp_path / "work/store").get_failure(job["key"])
+    assert failure is not None and not failure.transient and "weights" in failure.error
+    jobs = subprocess.run(["scontrol", "show", "jobs", "-o"], capture_output=True, text=True, check=True).stdout
+    submitted = [line for line in jobs.splitlines() if f"JobName={job_name(job['key'])} " in line]
+    assert len(submitted) == 1, submitted
+    assert "JobState=COMPLETED" in submitted[0]  # batch_step turned the FatalError into a finished job

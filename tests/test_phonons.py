@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from lambench_core.tasks.base import task_class
 from lambench_core.tasks.phonons import SYSTEMS, PhononParams, PhononTask, data_directory
-from lambench_core.tasks.suite import PROPERTY_TASKS
+from lambench_core.tasks.suite import load_suite
 from tests.helpers import model
 from tests.test_task_context import task_context
 from tests.test_task_summaries import assert_summarizes
@@ -120,6 +120,6 @@ def test_bad_params_are_refused(bad):
 
 def test_task_is_registered_as_a_property_task():
     assert task_class("phonons_phonopy") is PhononTask
-    assert any(spec.task == "phonons_phonopy" for spec in PROPERTY_TASKS)
+    assert any(entry.task == "phonons_phonopy" for entry in load_suite().entries)
     for system in SYSTEMS:
         assert {"phonopy_disp.yaml", "FORCE_SETS"} <= {p.name for p in (data_directory() / system).iterdir()}

@@ -21,7 +21,7 @@ from lambench_core.data.labelling.generators import (
 from lambench_core.data.loaders import load_directory
 from lambench_core.data.manifest import DATA_DIR_ENV, DatasetEntry, load_datasets
 from lambench_core.errors import ChecksumError, InputError
-from lambench_core.tasks.suite import PropertyTaskSpec, property_instances
+from lambench_core.tasks.suite import Suite, SuiteDatasets, SuiteEntry
 from tests.test_fetch import tar_gz
 
 
@@ -78,13 +78,13 @@ def test_a_single_file_archive_becomes_a_directory(tmp_path, data_root):
 
 
 def test_property_tasks_join_the_suite_only_when_their_data_is_present(tmp_path, data_root):
-    spec = PropertyTaskSpec(task="cu_adsorption", domain="catalysis", set_name="lambench_demo")
+    suite = Suite([SuiteEntry(task="cu_adsorption", domain="catalysis", datasets=SuiteDatasets(set="lambench_demo"))])
     manifest = directory_manifest(tmp_path)
-    assert property_instances(load_datasets(manifest), (spec,)) == []
+    assert suite.instances(load_datasets(manifest)) == []
     archive = tmp_path / "demo.tar.gz"
     archive.write_bytes(tar_gz({"Demo/x.txt": b"x"}))
     fetch_dataset(load_datasets(manifest), "lambench_demo", archive=archive)
-    (instance,) = property_instances(load_datasets(manifest), (spec,))
+    (instance,) = suite.instances(load_datasets(manifest))
     assert instance.datasets == {"pbe": "lambench_demo"}
 
 

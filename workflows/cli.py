@@ -15,6 +15,7 @@ from lambench_core.data.manifest import BUILTIN_MANIFEST, DATA_DIR_ENV
 from lambench_core.errors import LambenchError
 from lambench_core.report.publish import SITE
 from lambench_core.results.store import ResultStore
+from lambench_core.tasks.suite import BUILTIN_SUITE
 from workflows.cluster_config import ClusterConfig, SlurmSettings, load_cluster_config
 from workflows.defaults import DEFAULT_MODELS, new_campaign_id, split_names
 
@@ -81,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
         "comparison.md/.json beside this run's site",
     )
     _add_catalog_options(run)
+    run.add_argument("--suite", type=Path, default=BUILTIN_SUITE, help="suite file: tasks and their params (YAML)")
 
     aggregate = commands.add_parser(
         "aggregate", help="score a table of raw metrics (JSON or Parquet) made anywhere, the way lambench scores"
@@ -149,6 +151,7 @@ def _spec_from_args(
         tasks=split_names(args.tasks) or [],
         store=args.store or configured_store or str((args.workdir / "store").resolve()),
         manifest=str(args.manifest.resolve()),
+        suite=str(args.suite.resolve()),
         cards_dirs=[str(d.resolve()) for d in args.cards],
         device=args.device,
         # On Slurm a job uses the CPUs its category asks for (SLURM_CPUS_PER_TASK).

@@ -50,7 +50,7 @@ def build_campaign_workflow(
     campaign = f"{spec.campaign_id}/{NIGHTLY_RUN}" if nightly else spec.campaign_id
     common = {"store": spec.store, "campaign": campaign}
     dag = CampaignDAG(workflow=None)
-    templates: dict[tuple[str, str], Any] = {}
+    templates: dict[tuple[type, str, str], Any] = {}
 
     def template(op: type, image: str, group: str) -> Any:
         if (op, image, group) not in templates:

@@ -106,6 +106,7 @@ class ArgoEngine(Engine):
         if resources.gpus:
             requests[resources.gpu_resource] = str(resources.gpus)
             limits[resources.gpu_resource] = str(resources.gpus)
+        tolerations = [V1Toleration(**t.model_dump(exclude_none=True)) for t in resources.tolerations]
         return PythonOPTemplate(
             op,
             image=image,
@@ -113,8 +114,9 @@ class ArgoEngine(Engine):
             upload_dflow=False,
             requests=requests,
             limits=limits,
-            node_selector=dict(resources.node_selector) or None,
-            tolerations=[V1Toleration(**t.model_dump(exclude_none=True)) for t in resources.tolerations] or None,
+            # dflow annotates these `Dict[str, str] = None` and `List[V1Toleration] = None`: None is its default.
+            node_selector=dict(resources.node_selector) or None,  # type: ignore[arg-type]
+            tolerations=tolerations or None,  # type: ignore[arg-type]
             timeout=resources.timeout_seconds,
             envs=self._environment(),
         )

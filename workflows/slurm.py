@@ -115,7 +115,8 @@ def slurm_executor(  # noqa: ANN201 (dflow's type)
         host=settings.host,
         username=settings.username or "root",
         port=settings.port,
-        private_key_file=settings.key_filename if settings.context == "ssh" else None,
+        # dflow annotates Optional[os.PathLike] but only takes os.path.basename of it: a str path works.
+        private_key_file=settings.key_filename if settings.context == "ssh" else None,  # type: ignore[arg-type]
         remote_root=settings.work_root,
         command=_python(settings),
         # A deterministic failure must not look like a killed job to dpdispatcher (which resubmits

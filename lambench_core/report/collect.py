@@ -73,7 +73,7 @@ def summarize_jobs(jobs: Sequence[Job], results: dict[str, TaskResult]) -> list[
     summaries = []
     for job in jobs:
         result = results.get(job.key)
-        base = dict(
+        base: dict[str, Any] = dict(
             key=job.key,
             model=job.model,
             task=job.instance.name,
@@ -205,7 +205,7 @@ def metrics_table(
     for job in jobs:
         result = results.get(job.key)
         dummies = _dummies(job, manifest)
-        common = dict(
+        common: dict[str, Any] = dict(
             model=job.model,
             kind=job.instance.category,
             benchmark=benchmark_of(job),

@@ -16,7 +16,7 @@ from lambench_core.errors import LambenchError
 from lambench_core.metrics.scoring import Estimate, ModelScores, Scoreboard
 from lambench_core.report.collect import JobSummary
 from lambench_core.report.formatting import estimate as estimate_text
-from lambench_core.report.markdown import table
+from lambench_core.report.markdown import Columns, table
 from lambench_core.results.store import open_backend
 
 HIGHER_IS_BETTER = {"m_e", "survival_fraction", "max_atoms"}
@@ -163,7 +163,7 @@ def comparison_markdown(c: Comparison) -> str:
         f"{sum(x.verdict == 'within interval' for x in c.changes)} change(s) within the interval.\n",
     ]
     if changes:
-        columns = [
+        columns: Columns = [
             ("Model", [x.model for x in changes]),
             ("Metric", [x.metric for x in changes]),
             ("A", [_text(x.before) for x in changes]),

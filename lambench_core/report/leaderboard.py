@@ -179,12 +179,12 @@ def _benchmark_infos(
             )
             known.add(dataset)
     for row in table.rows:
-        info = infos.get(row.benchmark)
-        if info is None:
+        row_info = infos.get(row.benchmark)
+        if row_info is None:
             continue
-        current = info.metrics.get(row.metric)
+        current = row_info.metrics.get(row.metric)
         if current is None or (not current.unit and row.unit) or (current.dummy is None and row.dummy is not None):
-            info.metrics[row.metric] = MetricInfo(
+            row_info.metrics[row.metric] = MetricInfo(
                 unit=row.unit or (current.unit if current else ""),
                 dummy=row.dummy if row.dummy is not None else (current.dummy if current else None),
             )

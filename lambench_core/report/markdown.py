@@ -67,8 +67,8 @@ def score_columns(board: Leaderboard) -> Columns:
             for s in rows:
                 estimate = getattr(s, attribute)
                 job = board.job(s.model, benchmark.name)
-                gap = job.status if job and job.status in ("failed", "unsupported") else "missing"
-                values.append(fmt.estimate(estimate) if estimate.value is not None else gap)
+                absent = job.status if job and job.status in ("failed", "unsupported") else "missing"
+                values.append(fmt.estimate(estimate) if estimate.value is not None else absent)
             columns.append((title, values))
     for kind, metric, title, digits in APPLICABILITY_DETAIL:
         for benchmark in board.benchmarks_of(kind):

@@ -319,7 +319,7 @@ def _task_bars(board: Leaderboard, benchmark: BenchmarkInfo) -> list[dict[str, A
         if not models:
             continue
         estimates = [s.metrics[benchmark.name][metric] for s in models]
-        unit = benchmark.metrics.get(metric).unit if metric in benchmark.metrics else ""
+        unit = benchmark.metrics[metric].unit if metric in benchmark.metrics else ""
         figures.append(
             {
                 "id": f"plot-task-{index}",

@@ -26,7 +26,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, cast
 
 import numpy as np
 from ase import Atoms
@@ -180,7 +180,7 @@ def g2_items() -> list[Item]:
     data = {**g2_1.data, **g2_2.data}
     items = []
     for name in sorted(data):
-        entry = data[name]
+        entry = cast(dict[str, Any], data[name])  # ase's table is inferred as dict[str, object]
         if len(entry["positions"]) < 2:
             continue
         atoms = Atoms(entry["symbols"], positions=entry["positions"])

@@ -190,7 +190,9 @@ def register_task(task: T) -> T:
 
 
 def task_class(name: str) -> type[Task[Any]]:
-    import lambench_core.tasks.builtin  # noqa: F401  (registers the built-in tasks)
+    from lambench_core.tasks.builtin import import_task_modules
+
+    import_task_modules()
 
     try:
         return _TASKS[name]

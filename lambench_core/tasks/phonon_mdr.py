@@ -33,7 +33,7 @@ import functools
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from ase import Atoms, units
@@ -107,7 +107,7 @@ class PhonopyInput:
 
     unitcell: Atoms
     supercell_matrix: np.ndarray
-    primitive_matrix: np.ndarray | str
+    primitive_matrix: np.ndarray | Literal["auto"]
 
 
 def read_phonopy_input(path: Path) -> PhonopyInput:
@@ -117,7 +117,7 @@ def read_phonopy_input(path: Path) -> PhonopyInput:
     if data.supercell_matrix is None:
         raise ItemFailure(f"{path.name} has no supercell_matrix")
     distance = get_calculator_physical_units(data.calculator).distance_to_A
-    primitive = data.primitive_matrix if data.primitive_matrix is not None else "auto"
+    primitive: np.ndarray | Literal["auto"] = data.primitive_matrix if data.primitive_matrix is not None else "auto"
     return PhonopyInput(
         unitcell=to_ase(data.unitcell, distance),
         supercell_matrix=np.asarray(data.supercell_matrix, dtype=int),
@@ -141,6 +141,7 @@ def build_phonopy(atoms: Atoms, source: PhonopyInput, displacement: float) -> Ph
 def phonon_properties(phonon: Phonopy, mesh: float | list[int]) -> dict[str, float]:
     """max_freq (K) at the commensurate q-points and Cv, S, F at 300 K, per mole of primitive cells."""
     phonon.run_qpoints(commensurate_qpoints(phonon))
+    assert phonon.qpoints is not None  # set by run_qpoints
     max_freq = float(np.max(phonon.qpoints.frequencies)) * THZ_IN_K
     phonon.run_mesh(mesh)
     with warnings.catch_warnings():
@@ -149,6 +150,9 @@ def phonon_properties(phonon: Phonopy, mesh: float | list[int]) -> dict[str, flo
         warnings.filterwarnings("ignore", message=r".*acoustic mode\(s\) at Gamma", category=UserWarning)
         phonon.run_thermal_properties(temperatures=[TEMPERATURE_K])
     thermal = phonon.thermal_properties
+    # Set by run_thermal_properties.
+    assert thermal is not None and thermal.heat_capacity is not None
+    assert thermal.entropy is not None and thermal.free_energy is not None
     return {
         "max_freq": max_freq,
         "entropy": float(thermal.entropy[0]),
@@ -214,6 +218,7 @@ class PhononMDRTask(DirectoryTask[PhononMDRParams]):
             relaxed = relax(model, given.unitcell, params.relaxation, timer)
             phonon = build_phonopy(relaxed.atoms, given, params.displacement)
             forces = []
+            assert phonon.supercells_with_displacements is not None  # set by generate_displacements
             for supercell in phonon.supercells_with_displacements:
                 force = model_forces(model, to_ase(supercell, 1.0), timer)
                 forces.append(force - force.mean(axis=0))

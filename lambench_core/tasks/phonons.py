@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 import phonopy
@@ -37,7 +37,7 @@ from lambench_core.tasks.evaluation import DEFAULT_PADDING, ItemFailure, Timer, 
 SYSTEMS = ("NaCl", "MgO", "Al")
 # All three unit cells are conventional fcc cells; naming the centring keeps phonopy from guessing
 # (the Al yaml has no primitive matrix) and from warning that its default changed in v4.
-PRIMITIVE_MATRIX = "F"
+PRIMITIVE_MATRIX: Final = "F"
 # A mode below this (THz; phonopy reports imaginary modes as negative) counts as imaginary, well
 # above the numerical noise of the acoustic modes at Γ.
 IMAGINARY_TOLERANCE = 0.1
@@ -124,12 +124,16 @@ def commensurate_qpoints(phonon: Phonopy) -> np.ndarray:
 def properties(phonon: Phonopy, mesh: tuple[int, int, int], temperature: float) -> PhononProperties:
     """Frequencies and thermal properties of a phonopy object that has force constants."""
     phonon.run_qpoints(commensurate_qpoints(phonon))
+    assert phonon.qpoints is not None  # set by run_qpoints
     frequencies = np.array(phonon.qpoints.frequencies, dtype=float)
     # Γ-centred: a shifted even mesh breaks the point-group reduction (phonopy warns and slows down).
     # Γ's acoustic modes are zero only up to noise, which would enter F as log(noise): leave them out.
     phonon.run_mesh(list(mesh), is_gamma_center=True)
     phonon.run_thermal_properties(temperatures=[temperature], exclude_gamma_acoustic=True)
     thermal = phonon.thermal_properties
+    # Set by run_thermal_properties.
+    assert thermal is not None and thermal.heat_capacity is not None
+    assert thermal.entropy is not None and thermal.free_energy is not None
     # phonopy's values are per mole of primitive cells; per mole of atoms compares across systems.
     n_atoms = len(phonon.primitive)
     return PhononProperties(
@@ -172,6 +176,7 @@ def model_properties(
     """
     units = get_calculator_physical_units(phonon.calculator)
     forces = []
+    assert phonon.supercells_with_displacements is not None  # the DFT force set's displacements
     for supercell in phonon.supercells_with_displacements:
         atoms = to_ase(supercell, units.distance_to_A)
         forces.append(model_forces(model, atoms, timer) / units.force_to_eVperA)
@@ -237,6 +242,7 @@ class PhononTask(StandaloneTask[PhononParams]):
         mesh = (params.mesh[0], params.mesh[1], params.mesh[2])
         reference = reference_properties(system, mesh, params.temperature_K)
         predicted = model_properties(model, phonon, mesh, params.temperature_K, timer)
+        assert phonon.supercells_with_displacements is not None  # the DFT force set's displacements
         return {
             "n_supercells": len(phonon.supercells_with_displacements),
             "n_atoms_supercell": len(phonon.supercell),

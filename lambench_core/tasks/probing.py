@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -17,34 +18,42 @@ RIDGE_ALPHAS = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
 MLP_ALPHAS = (1e-4, 1e-2)
 
 
+class Estimator(Protocol):
+    """The part of a scikit-learn regressor a head uses."""
+
+    def fit(self, x: np.ndarray, y: np.ndarray) -> Any: ...
+
+    def predict(self, x: np.ndarray) -> Any: ...
+
+
 @dataclass(frozen=True)
 class Head:
     """A candidate head: its name and how to build an unfitted estimator with a seed."""
 
     name: str
-    build: Callable[[int], object]
+    build: Callable[[int], Estimator]
 
 
 def candidate_heads(seed: int, mlp: bool = True) -> list[Head]:
     from sklearn.linear_model import Ridge
     from sklearn.neural_network import MLPRegressor
 
-    heads = [Head(f"ridge(alpha={a:g})", lambda s, a=a: Ridge(alpha=a)) for a in RIDGE_ALPHAS]
+    def ridge(alpha: float) -> Callable[[int], Estimator]:
+        return lambda s: Ridge(alpha=alpha)
+
+    def mlp_head(alpha: float) -> Callable[[int], Estimator]:
+        return lambda s: MLPRegressor(
+            hidden_layer_sizes=(64, 64),
+            alpha=alpha,
+            max_iter=2000,
+            early_stopping=False,
+            learning_rate_init=1e-3,
+            random_state=s,
+        )
+
+    heads = [Head(f"ridge(alpha={a:g})", ridge(a)) for a in RIDGE_ALPHAS]
     if mlp:
-        heads += [
-            Head(
-                f"mlp(64,64; alpha={a:g})",
-                lambda s, a=a: MLPRegressor(
-                    hidden_layer_sizes=(64, 64),
-                    alpha=a,
-                    max_iter=2000,
-                    early_stopping=False,
-                    learning_rate_init=1e-3,
-                    random_state=s,
-                ),
-            )
-            for a in MLP_ALPHAS
-        ]
+        heads += [Head(f"mlp(64,64; alpha={a:g})", mlp_head(a)) for a in MLP_ALPHAS]
     return heads
 
 
@@ -72,8 +81,8 @@ class _Scaled:
 def fit_predict(head: Head, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, seed: int) -> np.ndarray:
     scaled = _Scaled(x_train, y_train)
     estimator = head.build(seed)
-    estimator.fit(scaled.x(x_train), y_train - scaled.y_mean)  # type: ignore[attr-defined]
-    return np.asarray(estimator.predict(scaled.x(x_test)), dtype=float) + scaled.y_mean  # type: ignore[attr-defined]
+    estimator.fit(scaled.x(x_train), y_train - scaled.y_mean)
+    return np.asarray(estimator.predict(scaled.x(x_test)), dtype=float) + scaled.y_mean
 
 
 def choose_head(heads: Sequence[Head], x: np.ndarray, y: np.ndarray, inner_folds: int, seed: int) -> Head:

@@ -8,7 +8,7 @@ gives on this machine for one profile.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal, cast, get_args
 
 import yaml
 from pydantic import (
@@ -144,7 +144,8 @@ class SuiteEntry(BaseModel):
         task = task_class(self.task)
         overrides = getattr(self.params, profile)
         if not self.datasets.each_set and self.datasets.set is None:
-            return [self._instance(task, self.label, self.domain, None, [], overrides)]
+            # The domain is required (validated above) unless each_set.
+            return [self._instance(task, self.label, cast(Domain, self.domain), None, [], overrides)]
         by_set = self.datasets.of(document, task.category)
         return [
             self._instance(
@@ -162,7 +163,7 @@ class SuiteEntry(BaseModel):
         self,
         task: type[Task],
         name: str,
-        domain: Domain | None,
+        domain: Domain,
         set_name: str | None,
         entries: list[DatasetEntry],
         overrides: dict[str, Any],
@@ -285,18 +286,3 @@ class TaskSuite:
 
     def select(self, names: list[str]) -> list[TaskInstance]:
         return [self.get(name) for name in names]
-
-
-# Old names, kept until tests/test_property_data.py and tests/test_phonons.py use SuiteEntry and load_suite.
-def PropertyTaskSpec(*, task: str, domain: Domain | str, set_name: str | None = None) -> SuiteEntry:  # noqa: N802
-    return SuiteEntry(task=task, domain=domain, datasets=SuiteDatasets(set=set_name))
-
-
-def property_instances(document: ManifestDocument, specs: tuple[SuiteEntry, ...]) -> list[TaskInstance]:
-    return Suite(list(specs)).instances(document)
-
-
-def __getattr__(name: str) -> Any:
-    if name == "PROPERTY_TASKS":  # the built-in suite's property entries
-        return tuple(e for e in load_suite().entries if task_class(e.task).category == Category.PROPERTY)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

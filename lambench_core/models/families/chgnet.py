@@ -33,10 +33,15 @@ def build_chgnet(card: ModelCard, context: LoadContext) -> Calculator:
     return dynamics.CHGNetCalculator(model, use_device=context.device, **card.options.get("calculator", {}))
 
 
+def _calculator(model: LoadedModel) -> Any:
+    """The model's CHGNetCalculator: chgnet ships no type information, so its own attributes are untyped."""
+    return model.calculator
+
+
 def atom_features(model: LoadedModel, atoms: Atoms) -> np.ndarray:
     from pymatgen.io.ase import AseAtomsAdaptor
 
-    network = model.calculator.model  # CHGNetCalculator keeps its CHGNet
+    network = _calculator(model).model  # CHGNetCalculator keeps its CHGNet
     structure = AseAtomsAdaptor.get_structure(atoms)
     output = network.predict_structure(structure, task="e", return_atom_feas=True)
     return np.asarray(output["atom_fea"])
@@ -45,7 +50,7 @@ def atom_features(model: LoadedModel, atoms: Atoms) -> np.ndarray:
 def _prepare(model: LoadedModel, atoms: Atoms) -> Any:
     from pymatgen.io.ase import AseAtomsAdaptor
 
-    return model.calculator.model.graph_converter(AseAtomsAdaptor.get_structure(atoms))
+    return _calculator(model).model.graph_converter(AseAtomsAdaptor.get_structure(atoms))
 
 
 def _crystal_features(network: Any, model: LoadedModel, graphs: Sequence[Any]) -> Any:
@@ -61,7 +66,7 @@ FAMILY = register(
         extra="chgnet",
         feature_extractor=atom_features,
         finetune=FineTuneRecipe(
-            network=lambda model: model.calculator.model,
+            network=lambda model: _calculator(model).model,
             prepare=_prepare,
             features=_crystal_features,
             last_block=lambda network: list(network.atom_conv_layers[-1].parameters()),

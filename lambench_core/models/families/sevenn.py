@@ -32,11 +32,16 @@ def build_sevenn(card: ModelCard, context: LoadContext) -> Calculator:
     )
 
 
+def _calculator(model: LoadedModel) -> Any:
+    """The model's SevenNetCalculator: sevenn ships no type information, so its own attributes are untyped."""
+    return model.calculator
+
+
 def graph_of(model: LoadedModel, atoms: Atoms) -> Any:
     """The network's input graph of a structure, at the calculator's cutoff."""
     from sevenn.train.dataload import unlabeled_atoms_to_graph
 
-    return unlabeled_atoms_to_graph(atoms, model.calculator.cutoff, with_shift=False)
+    return unlabeled_atoms_to_graph(atoms, _calculator(model).cutoff, with_shift=False)
 
 
 def readout_input(network: Any, model: LoadedModel, graph: Any, keep: Callable[[Any], Any] = lambda x: x) -> Any:
@@ -44,7 +49,7 @@ def readout_input(network: Any, model: LoadedModel, graph: Any, keep: Callable[[
     calculator's modal and device); `keep` is applied to them as they are captured."""
     from sevenn.atom_graph_data import AtomGraphData
 
-    calculator = model.calculator
+    calculator = _calculator(model)
     captured: list[Any] = []
     readout = network._modules["reduce_input_to_hidden"]
     handle = readout.register_forward_pre_hook(lambda module, args: captured.append(keep(args[0]["x"])))
@@ -61,7 +66,7 @@ def readout_input(network: Any, model: LoadedModel, graph: Any, keep: Callable[[
 
 def atom_features(model: LoadedModel, atoms: Atoms) -> np.ndarray:
     features = readout_input(
-        model.calculator.model, model, graph_of(model, atoms), keep=lambda x: x.detach().clone()
+        _calculator(model).model, model, graph_of(model, atoms), keep=lambda x: x.detach().clone()
     )
     return features.cpu().numpy()
 
@@ -75,7 +80,7 @@ def _pooled_features(network: Any, model: LoadedModel, graphs: Sequence[Any]) ->
 def _network(model: LoadedModel) -> Any:
     """A copy without the force output: a property head needs no forces, and computing them by
     autograd in training mode (with a graph for second derivatives) would multiply the cost."""
-    network = copy.deepcopy(model.calculator.model)
+    network = copy.deepcopy(_calculator(model).model)
     if "force_output" in network._modules:
         network.delete_module_by_key("force_output")
     return network
