@@ -21,7 +21,7 @@ def repo() -> Path:
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory):
     """A real S3 server (SeaweedFS on 127.0.0.1) for the whole session."""
-    from tests.s3_server import seaweedfs
+    from tests.support.s3_server import seaweedfs
 
     with seaweedfs(tmp_path_factory.mktemp("seaweedfs")) as server:
         yield server
@@ -33,4 +33,4 @@ def s3_env(s3_server, monkeypatch):
     for name, value in s3_server.environment().items():
         monkeypatch.setenv(name, value)
     return s3_server
-from tests.slurm_cluster import slurm_cluster  # noqa: E402,F401  (the real one-node Slurm fixture)
+from tests.support.slurm_cluster import slurm_cluster  # noqa: E402,F401  (the real one-node Slurm fixture)

@@ -57,7 +57,7 @@ def _group_alive(pgid: int) -> bool:
 def _stop(process: subprocess.Popen[bytes]) -> None:
     # SIGTERM, then SIGKILL for whatever of the group is left after the grace period, even when the
     # group's leader exited at once: a step process that catches SIGTERM (a run step seen in
-    # tests/test_faults.py did: its SigCgt has SIGTERM; the handler comes from a library it loads)
+    # tests/reliability/test_faults.py did: its SigCgt has SIGTERM; the handler comes from a library it loads)
     # would otherwise outlive the campaign as an orphan, computing and writing to the store.
     try:
         os.killpg(process.pid, signal.SIGTERM)

@@ -85,7 +85,7 @@ class Family:
       REGISTRY/<image>:IMAGE_VERSION; the cards' `image:` names that tag); None for a family without one;
     - `packages`: the exact pins {distribution: version} of what runs it. The only place pins are set:
       the cards' `packages:`, the `extra` in pyproject.toml and the image's PIN_<IMAGE> in
-      images/versions.env are checked against it (tests/test_images.py, tests/test_model_cards.py);
+      images/versions.env are checked against it (tests/engines/argo/test_images.py, tests/core/test_model_cards.py);
     - `extra`: the pyproject extra that installs `packages` (`pip install 'lambench[<extra>]'`), or None;
     - `normalizer`: its results are the normalization baseline (errors are divided by its errors).
     """

