@@ -50,5 +50,19 @@ def test_status_retry_and_resubmit_of_a_local_campaign(tmp_path):
     assert "1 to compute, 1 already in the store." in again.stdout
     assert len(list((workdir / "runs").iterdir())) == 2
 
+    # A nightly run: the campaign again, then the comparison with the newest earlier run.
+    nightly = lambench(
+        "run", "--models", "dummy,mace-mp-0-medium", "--tasks", "s22", "--bootstrap", "0", "--compare-previous",
+        *common, env=env,
+    )
+    assert nightly.returncode == 0, nightly.stdout + nightly.stderr
+    newest = max((workdir / "runs").iterdir(), key=lambda p: p.name)
+    report = (newest / "comparison.md").read_text()
+    assert "0 regression(s)" in report and f"Compared with {sorted((workdir / 'runs').iterdir())[-2].name}" in " ".join(
+        nightly.stdout.split()
+    )
+    comparison = json.loads((newest / "comparison.json").read_text())
+    assert comparison["run_b"].startswith(str(newest)) and comparison["failed_jobs"]  # mace fails every night
+
     unknown = lambench("status", "no-such-campaign", *common, "--config", str(tmp_path / "none.yaml"), env=env)
     assert unknown.returncode == 2 and "no such cluster configuration file" in unknown.stderr
