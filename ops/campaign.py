@@ -129,7 +129,7 @@ class RunJob(CampaignOP):
 
 # Slurm job states after which another try may succeed; TIMEOUT is not among them (the same job on
 # the same limit times out again), nor is a job's own failure.
-TRANSIENT_SLURM_STATES = {"CANCELLED", "PREEMPTED", "NODE_FAIL", "REQUEUED", "BOOT_FAIL", "DEADLINE"}
+TRANSIENT_SLURM_STATES = {"CANCELLED", "PREEMPTED", "NODE_FAIL", "REQUEUED", "BOOT_FAIL"}
 
 
 def slurm_job_state(job_id: str) -> dict[str, str]:
