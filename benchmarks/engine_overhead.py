@@ -25,6 +25,8 @@ from pathlib import Path
 
 import yaml
 
+from ops.campaign import slurm_job_state
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -41,8 +43,7 @@ def campaign(workdir: Path, models: str, tasks: str, workers: str, *extra: str) 
 
 
 def job_times(job_id: str) -> dict[str, datetime]:
-    text = subprocess.run(["scontrol", "show", "job", "-o", job_id], capture_output=True, text=True, check=True).stdout
-    fields = dict(token.split("=", 1) for token in text.split() if "=" in token)
+    fields = slurm_job_state(job_id)
     return {name: datetime.fromisoformat(fields[name]) for name in ("SubmitTime", "StartTime", "EndTime")}
 
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import yaml
+from pydantic import ValidationError
+
 
 class LambenchError(Exception):
     """Base class of every error lambench raises on purpose."""
@@ -38,3 +41,22 @@ class UnknownNameError(LambenchError):
 
 class UnknownFamilyError(LambenchError):
     """A model family that no module registered; names the known ones."""
+
+
+def read_yaml(path: Path, what: str) -> object:
+    """A YAML input file's content; a missing or unparsable file is one InputError naming it."""
+    try:
+        return yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise InputError(path, None, f"{what} not found") from None
+    except yaml.YAMLError as exc:
+        raise InputError(path, None, f"not valid YAML ({exc.__class__.__name__})") from None
+
+
+def first_validation_problem(exc: ValidationError) -> tuple[str, str]:
+    """(dotted field, message) of a pydantic error, so the user sees one line, not a dump."""
+    problem = exc.errors()[0]
+    field = ".".join(str(part) for part in problem["loc"]) or None
+    extra = len(exc.errors()) - 1
+    message = problem["msg"] + (f" (and {extra} more problem(s))" if extra else "")
+    return field or "(top level)", message

@@ -21,6 +21,7 @@ import subprocess
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import ClassVar
 
 from dflow.python import OP, OPIO, FatalError, OPIOSign, TransientError
@@ -209,8 +210,6 @@ class PublishCampaign(CampaignOP):
 
     @OP.exec_sign_check
     def execute(self, op_in: OPIO) -> OPIO:
-        from pathlib import Path
-
         store = ResultStore.open(op_in["store"])
         plan = read_plan(store, op_in["campaign"])
         publish_campaign(plan.campaign, store, Path(op_in["output_dir"]) if op_in["output_dir"] else None)

@@ -153,7 +153,7 @@ class SlurmSettings(BaseModel):
         return self
 
     def resources_for(self, category: Category) -> SlurmResources:
-        base = _default_slurm_resources().model_copy(update=self.defaults.model_dump(exclude_none=True))
+        base = self.defaults.over(_default_slurm_resources())
         extra = self.resources.get(category)
         return extra.over(base) if extra else base
 

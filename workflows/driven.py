@@ -5,7 +5,7 @@ files), the result store, and for Slurm `squeue`/`scontrol` (which answer withou
 from __future__ import annotations
 
 import json
-import subprocess
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,35 +15,30 @@ from lambench_core.campaign import Job, Plan, plan_campaign
 from lambench_core.results.store import ResultStore
 from workflows.cluster_config import ClusterConfig
 from workflows.dag import run_step_key
+from workflows.engines import read_engine_file
 from workflows.local_dag import ENGINE_FILE, PLAN_FILE, STATUS_FILE
-from workflows.slurm import job_name
+from workflows.progress import DONE_STATES, SlurmQueue
 
 
-@dataclass
+@dataclass(frozen=True)
 class DrivenRun:
-    """One `lambench run` campaign: its folder under WORKDIR/runs/<campaign id>."""
+    """One `lambench run` campaign: its folder under WORKDIR/runs/<campaign id>, and its engine."""
 
     run_dir: Path
+    engine: str
+    config: ClusterConfig | None
 
     @classmethod
     def find(cls, workdir: Path, campaign: str) -> DrivenRun | None:
-        run_dir = workdir / "runs" / campaign
-        return cls(run_dir.resolve()) if (run_dir / PLAN_FILE).is_file() else None
+        run_dir = (workdir / "runs" / campaign).resolve()
+        if not (run_dir / PLAN_FILE).is_file():
+            return None
+        engine, config = read_engine_file(run_dir / ENGINE_FILE)
+        return cls(run_dir, engine, config)
 
     @property
     def plan(self) -> Plan:
         return Plan.model_validate_json((self.run_dir / PLAN_FILE).read_text())
-
-    @property
-    def engine(self) -> str:
-        path = self.run_dir / ENGINE_FILE
-        return json.loads(path.read_text())["engine"] if path.exists() else "local"
-
-    @property
-    def config(self) -> ClusterConfig | None:
-        path = self.run_dir / ENGINE_FILE
-        document = json.loads(path.read_text()).get("config") if path.exists() else None
-        return ClusterConfig.model_validate(document) if document else None
 
     def step_phases(self) -> dict[str, str]:
         path = self.run_dir / STATUS_FILE
@@ -65,8 +60,8 @@ def job_states(run: DrivenRun) -> list[tuple[Job, str, str]]:
     phases = run.step_phases()
     rows = []
     for job in plan.all_jobs:
-        result, failure = store.get(job.key), store.get_failure(job.key)
-        progress = run.progress(job)
+        result = store.get(job.key)
+        failure = store.get_failure(job.key) if result is None else None
         if result is not None:
             where = result.provenance.slurm_job_id if result.provenance else None
             rows.append((job, result.status.value, f"Slurm job {where}" if where else ""))
@@ -75,26 +70,8 @@ def job_states(run: DrivenRun) -> list[tuple[Job, str, str]]:
         elif run_step_key(job.key) in phases:
             rows.append((job, phases[run_step_key(job.key)].lower(), "no result stored"))
         else:
-            rows.append((job, str(progress.get("state", "pending")), ""))
+            rows.append((job, str(run.progress(job).get("state", "pending")), ""))
     return rows
-
-
-def _slurm_detail(job: Job) -> str:
-    """The job's line in `squeue` (found by its job name), while Slurm holds it."""
-    try:
-        text = subprocess.run(
-            ["squeue", "-h", "-n", job_name(job.key), "-o", "%i %T %R"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return ""
-    if text:
-        job_id, state, *reason = text.splitlines()[-1].split()
-        return f"Slurm job {job_id} {state} {' '.join(reason)}".strip()
-    return ""
 
 
 def print_status(run: DrivenRun, console: Console) -> int:
@@ -108,9 +85,11 @@ def print_status(run: DrivenRun, console: Console) -> int:
         f"{plan.campaign.campaign_id} ({run.engine} engine, store {plan.campaign.store}): {len(rows)} jobs — {summary}",
         highlight=False,
     )
+    queue = SlurmQueue(interval=math.inf) if run.engine == "slurm" else None  # one squeue call
     for job, state, detail in rows:
-        if run.engine == "slurm" and state not in ("succeeded", "partial", "unsupported", "failed"):
-            detail = _slurm_detail(job) or detail
+        queued = queue.lookup(job.key) if queue and state not in DONE_STATES else None
+        if queued is not None:
+            detail = f"Slurm job {queued.job_id} {queued.state} {queued.reason}".strip()
         console.print(f"  {state:<11} {job.model} × {job.instance.name}  {detail}".rstrip(), highlight=False)
     site = run.run_dir / "site" / "index.html"
     if site.exists():
@@ -128,7 +107,7 @@ def rerun(run: DrivenRun, plan: Plan, run_dir: Path, workers: int, timeout: floa
     """Drive `plan` on the run's engine from `run_dir`, then report as `lambench run` does."""
     from workflows.local import run_locally
     from workflows.outcome import describe_plan, report_outcome
-    from workflows.progress import ProgressDisplay, SlurmQueue
+    from workflows.progress import ProgressDisplay
 
     store = ResultStore.open(plan.campaign.store)
     describe_plan(plan, store, console)

@@ -166,13 +166,18 @@ def _slurm(config: ClusterConfig | None) -> Engine:
     return SlurmEngine(config.slurm)
 
 
-def engine_from_file(path: Path) -> Engine:
-    """The engine a runner wrote beside its plan (`{"engine": name, "config": cluster config}`)."""
+def read_engine_file(path: Path) -> tuple[str, ClusterConfig | None]:
+    """The engine's name and configuration a runner wrote beside its plan (none written: local)."""
     if not path.exists():
-        return LocalEngine()
+        return LocalEngine.name, None
     document = json.loads(path.read_text())
     config = ClusterConfig.model_validate(document["config"]) if document.get("config") else None
-    return DRIVEN_ENGINES[document["engine"]](config)
+    return document["engine"], config
+
+
+def engine_from_file(path: Path) -> Engine:
+    name, config = read_engine_file(path)
+    return DRIVEN_ENGINES[name](config)
 
 
 def write_engine_file(path: Path, name: str, config: ClusterConfig | None) -> None:

@@ -6,6 +6,7 @@ import json
 import math
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
@@ -17,7 +18,7 @@ from lambench_core.campaign import Job
 from workflows.data_dag import LabellingPlan
 from workflows.slurm import JOB_NAME_PREFIX, job_name
 
-_DONE_STATES = {"succeeded", "partial", "unsupported", "failed"}
+DONE_STATES = {"succeeded", "partial", "unsupported", "failed"}
 _STYLE = {
     "succeeded": "green",
     "partial": "yellow",
@@ -28,34 +29,43 @@ _STYLE = {
 }
 
 
+@dataclass(frozen=True)
+class QueuedJob:
+    job_id: str
+    state: str
+    reason: str  # squeue's %R: why it waits (Resources, Priority) or the node it runs on
+
+
 class SlurmQueue:
-    """Each run step's Slurm job id and state, read from `squeue` by job name (at most every few seconds)."""
+    """Each run step's Slurm job, read from one `squeue` call by job name (at most every `interval` s)."""
 
     def __init__(self, interval: float = 3.0) -> None:
         self.interval = interval
         self._last = -math.inf
-        self._jobs: dict[str, tuple[str, str]] = {}
+        self._jobs: dict[str, QueuedJob] = {}
 
-    def lookup(self, job_key: str) -> tuple[str, str] | None:
+    def lookup(self, job_key: str) -> QueuedJob | None:
         now = time.monotonic()
         if now - self._last >= self.interval:
             self._last = now
-            self._jobs = self._read() or self._jobs
+            jobs = self._read()
+            if jobs is not None:  # squeue failed: keep what it said last
+                self._jobs = jobs
         return self._jobs.get(job_name(job_key))
 
     @staticmethod
-    def _read() -> dict[str, tuple[str, str]] | None:
+    def _read() -> dict[str, QueuedJob] | None:
         try:
             text = subprocess.run(
-                ["squeue", "-h", "-o", "%j|%i|%T"], capture_output=True, text=True, timeout=10, check=True
+                ["squeue", "-h", "-o", "%j|%i|%T|%R"], capture_output=True, text=True, timeout=10, check=True
             ).stdout
         except (OSError, subprocess.SubprocessError):
             return None
         jobs = {}
         for line in text.splitlines():
-            name, job_id, state = (line.split("|") + ["", ""])[:3]
+            name, job_id, state, reason = (line.split("|", 3) + ["", "", ""])[:4]
             if name.startswith(JOB_NAME_PREFIX):
-                jobs[name] = (job_id, state)
+                jobs[name] = QueuedJob(job_id, state, reason)
         return jobs
 
 
@@ -99,7 +109,7 @@ class ProgressDisplay:
         for job in self.jobs:
             found = self.queue.lookup(job.key)
             if found is not None:
-                self._slurm[job.key] = f"{found[0]} {found[1]}"
+                self._slurm[job.key] = f"{found.job_id} {found.state}"
             elif job.key in self._slurm and not self._slurm[job.key].endswith(" left the queue"):
                 self._slurm[job.key] = self._slurm[job.key].split()[0] + " left the queue"
 
@@ -108,7 +118,7 @@ class ProgressDisplay:
         return f"{time.monotonic() - first:.0f}s" if first else ""
 
     def _table(self) -> Table:
-        done = sum(1 for s in self._states.values() if s.get("state") in _DONE_STATES)
+        done = sum(1 for s in self._states.values() if s.get("state") in DONE_STATES)
         table = Table(title=f"lambench: {done}/{len(self.jobs)} jobs done, {time.monotonic() - self.started:.0f}s")
         columns = ("model", "task", "state", "structures", "time") + (("slurm job",) if self.queue else ())
         for column in columns:
@@ -140,7 +150,7 @@ class ProgressDisplay:
             if self._announced.get(job.key) != announced and (state != "pending" or slurm):
                 self._announced[job.key] = announced
                 extra = ""
-                if state in _DONE_STATES:
+                if state in DONE_STATES:
                     s = self._states[job.key]
                     extra = f" ({s.get('done')}/{s.get('total')} structures, {self._elapsed(job.key)})"
                 where = f" [Slurm job {slurm}]" if slurm else ""

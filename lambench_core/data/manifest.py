@@ -6,13 +6,11 @@ import os
 from pathlib import Path
 from typing import Annotated, Literal
 
-import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from lambench_core.categories import Category
 from lambench_core.domains import Domain
-from lambench_core.errors import InputError, UnknownNameError
-from lambench_core.models.card import first_validation_problem
+from lambench_core.errors import InputError, UnknownNameError, first_validation_problem, read_yaml
 
 BUILTIN_MANIFEST = Path(__file__).parent / "datasets.yaml"
 
@@ -168,17 +166,8 @@ class ManifestDocument:
         return bool(entry.files) and all(self.file_path(entry, f).exists() for f in entry.files)
 
 
-def _read_yaml(path: Path, what: str) -> object:
-    try:
-        return yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise InputError(path, None, f"{what} not found") from None
-    except yaml.YAMLError as exc:
-        raise InputError(path, None, f"not valid YAML ({exc.__class__.__name__})") from None
-
-
 def _included_entry(path: Path) -> DatasetEntry:
-    raw = _read_yaml(path, "dataset entry")
+    raw = read_yaml(path, "dataset entry")
     try:
         return DatasetEntry.model_validate(raw)
     except ValidationError as exc:
@@ -188,7 +177,7 @@ def _included_entry(path: Path) -> DatasetEntry:
 
 
 def load_manifest(path: Path = BUILTIN_MANIFEST) -> ManifestDocument:
-    raw = _read_yaml(path, "dataset manifest")
+    raw = read_yaml(path, "dataset manifest")
     try:
         manifest = DatasetManifest.model_validate(raw)
     except ValidationError as exc:

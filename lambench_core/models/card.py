@@ -6,12 +6,11 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from ase.data import atomic_numbers, chemical_symbols
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from lambench_core.domains import Domain
-from lambench_core.errors import InputError
+from lambench_core.errors import InputError, first_validation_problem, read_yaml
 
 _SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -136,24 +135,10 @@ def expand_elements(entries: list[str]) -> frozenset[str] | None:
 
 def load_card(path: Path) -> ModelCard:
     """Read and validate one card; any problem is one InputError naming the file and field."""
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise InputError(path, None, "model card not found") from None
-    except yaml.YAMLError as exc:
-        raise InputError(path, None, f"not valid YAML ({exc.__class__.__name__})") from None
+    raw = read_yaml(path, "model card")
     if not isinstance(raw, dict):
         raise InputError(path, None, "a model card must be a YAML mapping")
     try:
         return ModelCard.model_validate(raw)
     except ValidationError as exc:
         raise InputError(path, *first_validation_problem(exc)) from None
-
-
-def first_validation_problem(exc: ValidationError) -> tuple[str, str]:
-    """(dotted field, message) of a pydantic error, so the user sees one line, not a dump."""
-    problem = exc.errors()[0]
-    field = ".".join(str(part) for part in problem["loc"]) or None
-    extra = len(exc.errors()) - 1
-    message = problem["msg"] + (f" (and {extra} more problem(s))" if extra else "")
-    return field or "(top level)", message

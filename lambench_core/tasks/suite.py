@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal, cast, get_args
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -24,8 +23,8 @@ from pydantic import (
 from lambench_core.categories import Category
 from lambench_core.data.manifest import DatasetEntry, ManifestDocument
 from lambench_core.domains import Domain
-from lambench_core.errors import InputError, UnknownNameError
-from lambench_core.models.card import DEFAULT_LEVEL, first_validation_problem
+from lambench_core.errors import InputError, UnknownNameError, first_validation_problem, read_yaml
+from lambench_core.models.card import DEFAULT_LEVEL
 from lambench_core.tasks.base import Task, task_class
 
 BUILTIN_SUITE = Path(__file__).parent / "suite.yaml"
@@ -206,12 +205,7 @@ class Suite:
 def load_suite(path: Path = BUILTIN_SUITE) -> Suite:
     """Read and validate a suite file; a problem stops here with one line naming the file and field."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise InputError(path, None, "suite file not found") from None
-    except yaml.YAMLError as exc:
-        raise InputError(path, None, f"not valid YAML ({exc.__class__.__name__})") from None
+    raw = read_yaml(path, "suite file")
     try:
         document = SuiteFile.model_validate(raw)
     except ValidationError as exc:

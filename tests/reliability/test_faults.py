@@ -34,7 +34,7 @@ from lambench_core.report.publish import LEADERBOARD_JSON, METRICS_PARQUET, RECO
 from lambench_core.results.record import Status, TaskResult
 from lambench_core.results.store import ResultStore
 from ops import campaign as ops
-from tests.support.fault_helpers import RestartableSeaweedFS, processes_mentioning
+from tests.support.fault_helpers import RestartableSeaweedFS, processes_mentioning, stand_in_family
 from tests.support.helpers import plan_step, run_step
 
 REPO = Path(__file__).resolve().parents[2]
@@ -314,13 +314,7 @@ register_family("test-hang")(lambda card, context: Hanging())
 
 def hanging_campaign(tmp_path: Path, workdir: Path) -> tuple[dict[str, str], tuple[str, ...]]:
     """The environment and `lambench run` arguments of dummy beside a model that never returns."""
-    inject, cards = tmp_path / "inject", tmp_path / "cards"
-    inject.mkdir()
-    cards.mkdir()
-    (inject / "sitecustomize.py").write_text(HANGING_FAMILY)
-    (cards / "hang.yaml").write_text(
-        EMT_CARD.replace("name: emt", "name: hang").replace("family: emt", "family: test-hang")
-    )
+    inject, cards = stand_in_family(tmp_path, "hang", "test-hang", HANGING_FAMILY)
     env = lambench_env(tmp_path, PYTHONPATH=str(inject))
     args = (
         "--models",

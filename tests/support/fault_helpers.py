@@ -101,3 +101,20 @@ class RestartableSeaweedFS:
             os.killpg(self.process.pid, signal.SIGCONT)  # a frozen server would ignore SIGTERM
             s3_server._stop(self.process)
             self.process = None
+
+
+EMT_CARD = (Path(__file__).resolve().parents[2] / "lambench_core/models/cards/emt.yaml").read_text()
+
+
+def stand_in_family(root: Path, model: str, family: str, module_source: str) -> tuple[Path, Path]:
+    """A model card `model` of `family`, and a sitecustomize.py (module_source) that registers that
+    family in every Python process started with the returned folder on PYTHONPATH (batch jobs too).
+    Returns (the PYTHONPATH folder, the cards folder)."""
+    inject, cards = root / "inject", root / "cards"
+    inject.mkdir(exist_ok=True)
+    cards.mkdir(exist_ok=True)
+    (inject / "sitecustomize.py").write_text(module_source)
+    (cards / f"{model}.yaml").write_text(
+        EMT_CARD.replace("name: emt", f"name: {model}").replace("family: emt", f"family: {family}")
+    )
+    return inject, cards

@@ -21,9 +21,8 @@ from lambench_core.data.labelling.generators import GeneratorSpec, StructureSpec
 from lambench_core.data.labelling.reference import ReferenceLabels, reference_calculator
 from lambench_core.data.manifest import dataset_use
 from lambench_core.domains import Domain
-from lambench_core.errors import InputError
+from lambench_core.errors import InputError, first_validation_problem
 from lambench_core.hashing import sha256_json
-from lambench_core.models.card import first_validation_problem
 from lambench_core.models.catalog import ModelCatalog
 
 RECIPES_DIR = Path(__file__).resolve().parents[1] / "recipes"

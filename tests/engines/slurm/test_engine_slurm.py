@@ -15,12 +15,12 @@ import yaml
 
 from lambench_core.results.record import Status, TaskResult
 from lambench_core.results.store import ResultStore
+from tests.support.fault_helpers import stand_in_family
 from workflows.slurm import job_name
 
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[3]
-EMT_CARD = (REPO / "lambench_core/models/cards/emt.yaml").read_text()
 MOLECULES = "force_field/molecules_small"
 TASKS = f"{MOLECULES},s22,dbh24"
 
@@ -181,11 +181,7 @@ def test_a_second_submission_computes_nothing(campaigns, environment):
 
 
 def slow_campaign(root: Path, environment: dict[str, str], config: dict) -> tuple[dict[str, str], tuple[str, ...]]:
-    inject, cards = root / "inject", root / "cards"
-    inject.mkdir(exist_ok=True)
-    cards.mkdir(exist_ok=True)
-    (inject / "sitecustomize.py").write_text(SLOW_FAMILY)
-    (cards / "slow.yaml").write_text(EMT_CARD.replace("name: emt", "name: slow").replace("family: emt", "family: test-slow"))
+    inject, cards = stand_in_family(root, "slow", "test-slow", SLOW_FAMILY)
     env = dict(environment, PYTHONPATH=str(inject))
     args = (
         "--models",
