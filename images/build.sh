@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Build (and optionally push) lambench's container images: the base image first, then one image per
-# model family, tagged REGISTRY/<name>:IMAGE_VERSION with the pins of images/versions.env.
+# model family, tagged REGISTRY/<name>:IMAGE_VERSION with the pins of images/versions.env. An image's
+# pins (PIN_<IMAGE>: comma-separated name==version, no spaces) go to its Dockerfile as they are, as the
+# build argument FAMILY_PACKAGES (BASE_PACKAGES for the base); the Dockerfile splits them at the commas.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -8,7 +10,7 @@ repo="$(dirname "$here")"
 # shellcheck source=images/versions.env
 source "$here/versions.env"
 
-all_families=(chgnet sevenn deepmd mace mattersim orb)
+all_families=(chgnet sevenn deepmd mace mattersim orb diep torchani xtb)
 
 usage() {
   cat <<EOF
@@ -48,6 +50,12 @@ torch_index=""
 skip_base=0
 dry_run=0
 requested=()
+
+# check_pins NAME VALUE: VALUE is one or more exact pins name==version, separated by commas.
+check_pins() {
+  [[ "$2" =~ ^[A-Za-z0-9][^,[:space:]=]*==[^,[:space:]=]+(,[A-Za-z0-9][^,[:space:]=]*==[^,[:space:]=]+)*$ ]] \
+    || die "images/versions.env: $1=$2 is not a comma-separated list of exact pins (name==version,...)"
+}
 
 need_value() {
   [ "$2" -ge 2 ] || die "$1 needs a value (see --help)"
@@ -164,6 +172,7 @@ built=()
 started=$SECONDS
 
 if [ "$skip_base" = 0 ]; then
+  check_pins PIN_BASE "$PIN_BASE"
   # The base image's context holds only what `pip install` of lambench needs.
   context="$(mktemp -d "${TMPDIR:-/tmp}/lambench-image-context.XXXXXX")"
   trap 'rm -rf "$context"' EXIT
@@ -187,13 +196,14 @@ for family in ${families[@]+"${families[@]}"}; do
   pin_var="PIN_$(echo "$family" | tr '[:lower:]' '[:upper:]')"
   pin="${!pin_var:-}"
   [ -n "$pin" ] || die "images/versions.env has no ${pin_var}"
+  check_pins "$pin_var" "$pin"
   tag="${registry}/${family}:${IMAGE_VERSION}"
   extra=()
   if [ "$family" = mattersim ]; then
     extra=(--build-arg "TORCH_VARIANT=${torch_variant}" --build-arg "TORCH_INDEX_URL=${torch_index}"
       --build-arg "TORCHVISION_VERSION=${TORCHVISION_VERSION}" --build-arg "TORCHAUDIO_VERSION=${TORCHAUDIO_VERSION}")
   fi
-  echo "==> ${tag} (${engine}, ${pin})" >&2
+  echo "==> ${tag} (${engine}, ${pin//,/ })" >&2
   build "$tag" "$here/$family/Dockerfile" "$here/$family" "${common_args[@]}" \
     --build-arg "BASE_IMAGE=${base_tag}" --build-arg "FAMILY_PACKAGES=${pin}" ${extra[@]+"${extra[@]}"}
   built+=("$tag")

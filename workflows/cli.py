@@ -17,7 +17,7 @@ from lambench_core.report.publish import SITE
 from lambench_core.results.store import ResultStore
 from lambench_core.tasks.suite import BUILTIN_SUITE
 from workflows.cluster_config import ClusterConfig, SlurmSettings, load_cluster_config
-from workflows.defaults import DEFAULT_MODELS, new_campaign_id, split_names
+from workflows.defaults import DEFAULT_MODELS, OFFLINE, campaign_models, new_campaign_id, split_names
 
 DEFAULT_WORKDIR = Path("lambench-work")
 EXIT_BAD_INPUT = 2
@@ -53,7 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="cluster configuration YAML (the slurm section: partitions, time limits, CPUs, memory, GPUs, prelude"
         " per task category; default: the cluster's default partition)",
     )
-    run.add_argument("--models", help=f"comma-separated model names (default: {','.join(DEFAULT_MODELS)})")
+    run.add_argument(
+        "--models",
+        help=f"comma-separated model names; '{OFFLINE}': every card whose packages and weights are on this "
+        f"machine (default: {','.join(DEFAULT_MODELS)})",
+    )
     run.add_argument("--tasks", help="comma-separated task names (default: every task whose data is present)")
     run.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR, help="where runs and the default store live")
     run.add_argument("--store", help="result store: a directory or file:// URL (default: WORKDIR/store)")
@@ -107,8 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_cluster_commands(commands)
 
-    models = commands.add_parser("models", help="list the model cards")
+    models = commands.add_parser("models", help="list the model cards; `models check NAME`: sanity-check one")
     _add_catalog_options(models)
+    from workflows.models_check_cli import add_check_command
+
+    add_check_command(models)
     tasks = commands.add_parser("tasks", help="list the tasks whose data is on this machine")
     _add_catalog_options(tasks)
 
@@ -147,7 +154,7 @@ def _spec_from_args(
     configured_store = config.store if config is not None else None
     return CampaignSpec(
         campaign_id=campaign_id,
-        models=split_names(args.models) or DEFAULT_MODELS,
+        models=campaign_models(args.models, args.cards),
         tasks=split_names(args.tasks) or [],
         store=args.store or configured_store or str((args.workdir / "store").resolve()),
         manifest=str(args.manifest.resolve()),
@@ -231,6 +238,10 @@ def compare_with_previous(run_dir: Path, console: Console) -> None:
 def command_models(args: argparse.Namespace, console: Console) -> int:
     from lambench_core.models import ModelCatalog
 
+    if args.models_command == "check":
+        from workflows.models_check_cli import command_models_check
+
+        return command_models_check(args, console)
     catalog = ModelCatalog.load(args.cards)
     for name in catalog.names():
         card = catalog.get(name)

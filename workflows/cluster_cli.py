@@ -19,7 +19,7 @@ from lambench_core.tasks.suite import TaskSuite
 from workflows.argo import build_workflow, cron_workflow, validate_manifest
 from workflows.argo_client import ArgoClient, run_steps, workflow_spec_parameter
 from workflows.cluster_config import ClusterConfig, load_cluster_config
-from workflows.defaults import DEFAULT_MODELS, new_campaign_id, split_names
+from workflows.defaults import DEFAULT_MODELS, campaign_models, new_campaign_id, split_names
 from workflows.driven import DrivenRun, print_status, replan, rerun
 
 
@@ -77,7 +77,7 @@ def add_cluster_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def _spec(args: argparse.Namespace, config: ClusterConfig) -> CampaignSpec:
-    models = split_names(args.models) or DEFAULT_MODELS
+    models = campaign_models(args.models)
     probe = CampaignSpec(
         campaign_id=args.campaign or new_campaign_id(),
         models=models,

@@ -5,15 +5,38 @@ read, and how a new campaign is named. `cli` and `cluster_cli` both import this 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable
 from datetime import UTC, datetime
+from pathlib import Path
+
+from lambench_core.models.availability import unavailable_reason
+from lambench_core.models.catalog import ModelCatalog
 
 # The models a campaign scores when none are named (`lambench run`, export, submit, schedule).
 DEFAULT_MODELS = ["dummy", "emt", "chgnet-0.3.0", "sevennet-0"]
+# In a list of models, this word stands for every card that runs here without a download.
+OFFLINE = "offline"
 
 
 def split_names(text: str | None) -> list[str] | None:
     """'a, b,,c' → ['a', 'b', 'c']; None when nothing is named (the caller's default then applies)."""
     return [name.strip() for name in text.split(",") if name.strip()] if text else None
+
+
+def campaign_models(text: str | None, cards_dirs: Iterable[Path] = ()) -> list[str]:
+    """The models a campaign scores: the named ones (DEFAULT_MODELS when none are), with the word
+    `offline` replaced by every card whose packages and weights are on this machine, in name order."""
+    names = split_names(text) or DEFAULT_MODELS
+    if OFFLINE not in names:
+        return names
+    catalog = ModelCatalog.load(cards_dirs)
+    offline = [card.name for card in catalog.cards() if unavailable_reason(card) is None]
+    expanded: list[str] = []
+    for name in names:
+        for model in offline if name == OFFLINE else [name]:
+            if model not in expanded:
+                expanded.append(model)
+    return expanded
 
 
 def new_campaign_id() -> str:

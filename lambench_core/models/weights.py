@@ -15,7 +15,7 @@ from lambench_core.errors import (
     UnknownFamilyError,
     WeightsUnavailableError,
 )
-from lambench_core.hashing import sha256_file
+from lambench_core.hashing import sha256_tree
 from lambench_core.models.card import ModelCard
 from lambench_core.models.registry import family
 
@@ -87,7 +87,7 @@ def resolve_weights(card: ModelCard) -> ResolvedWeights | None:
     path = expected_weights_path(card)
     if path is None or card.weights is None:
         return None
-    if not path.is_file():
+    if not path.exists():
         hint = ""
         if card.weights.location.startswith("http"):
             hint = f" (download them to that path, or set {WEIGHTS_DIR_ENV} to another cache)"
@@ -95,7 +95,7 @@ def resolve_weights(card: ModelCard) -> ResolvedWeights | None:
             f"model {card.name}: weights not found at {path}; "
             f"they come from {card.weights.location}{hint}"
         )
-    actual = sha256_file(path)
+    actual = sha256_tree(path)
     if card.weights.sha256 is not None and actual != card.weights.sha256:
         raise ChecksumError(
             f"card {card.name}",

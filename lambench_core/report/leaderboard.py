@@ -16,6 +16,7 @@ from lambench_core.domains import Domain
 from lambench_core.metrics.bootstrap import DEFAULT_CONFIDENCE, DEFAULT_REPLICATES
 from lambench_core.metrics.scoring import ModelScores, Scoreboard, score_table
 from lambench_core.metrics.table import MetricsTable, RawMetric
+from lambench_core.models.card import DEFAULT_LEVEL
 from lambench_core.report.collect import JobSummary, benchmark_of, metrics_table, summarize_jobs
 from lambench_core.results.record import TaskResult
 from lambench_core.tasks.base import task_class
@@ -28,6 +29,14 @@ class ModelInfo(BaseModel):
 
     name: str
     card: dict[str, Any] | None = None
+    level_of_theory: str | None = Field(
+        default=None, description="The card's level of theory (display text); None for results from before cards had it"
+    )
+    level_mismatches: list[str] = Field(
+        default_factory=list,
+        description="'dataset (level)' of each reference set it was scored on whose level differs from the card's "
+        "level for that domain (no label set at its own level), sorted",
+    )
     weights_sha256: str | None = None
     lambench_version: str | None = None
     git_commit: str | None = None
@@ -39,6 +48,10 @@ class ModelInfo(BaseModel):
     platform: str | None = None
     wall_seconds: float = 0.0
     compute_seconds: float = 0.0
+
+    def mismatched_levels(self) -> list[str]:
+        """The distinct reference levels of the mismatched sets, sorted."""
+        return sorted({entry.rsplit(" (", 1)[-1].rstrip(")") for entry in self.level_mismatches})
 
 
 class MetricInfo(BaseModel):
@@ -104,7 +117,9 @@ class Leaderboard(BaseModel):
         return [b for b in self.benchmarks if b.kind == kind]
 
 
-def _model_info(model: str, results: Sequence[TaskResult]) -> ModelInfo:
+def _model_info(
+    model: str, results: Sequence[TaskResult], jobs: Sequence[Job], manifest: ManifestDocument
+) -> ModelInfo:
     own = [r for r in results if r.model == model and r.provenance is not None]
     info = ModelInfo(
         name=model,
@@ -118,6 +133,8 @@ def _model_info(model: str, results: Sequence[TaskResult]) -> ModelInfo:
         info = info.model_copy(
             update=dict(
                 card=p.model_card,
+                level_of_theory=level if isinstance(level := p.model_card.get("level_of_theory"), str) else None,
+                level_mismatches=_level_mismatches(model, p.model_card, jobs, manifest),
                 weights_sha256=p.weights_sha256,
                 lambench_version=p.lambench_version,
                 git_commit=p.git_commit,
@@ -130,6 +147,21 @@ def _model_info(model: str, results: Sequence[TaskResult]) -> ModelInfo:
             )
         )
     return info
+
+
+def _level_mismatches(model: str, card: dict[str, Any], jobs: Sequence[Job], manifest: ManifestDocument) -> list[str]:
+    """'dataset (level)' of each reference set of this model's jobs whose level is not the card's
+    level for the job's domain (`levels`, PBE where absent): it was scored on another level's labels."""
+    levels = card.get("levels") or {}
+    known = set(manifest.names())
+    found: set[str] = set()
+    for job in jobs:
+        if job.model != model or job.dataset is None or job.dataset not in known:
+            continue
+        level = manifest.get(job.dataset).level
+        if level != levels.get(job.instance.domain.value, DEFAULT_LEVEL):
+            found.add(f"{job.dataset} ({level})")
+    return sorted(found)
 
 
 def _first_paragraph(text: str | None) -> str:
@@ -225,7 +257,7 @@ def build_leaderboard(
         scoreboard=scoreboard,
         jobs=summarize_jobs(jobs, by_key),
         table=table.without_replicates(),
-        models=[_model_info(model, results) for model in models],
+        models=[_model_info(model, results, jobs, manifest) for model in models],
         benchmarks=_benchmark_infos(jobs, table, by_key, manifest),
         notes=notes,
     )

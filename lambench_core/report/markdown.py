@@ -38,6 +38,7 @@ def score_columns(board: Leaderboard) -> Columns:
     columns: Columns = [
         ("Rank", [fmt.rank(s) for s in rows]),
         ("Model", [s.model for s in rows]),
+        *([("Level of theory", [level_cell(board, s.model) for s in rows])] if has_levels(board) else []),
         (
             f"M_FF ↓ [{level}]",
             [fmt.score(s.m_ff, s.m_ff_partial, gap=gap(s.model, Category.FORCE_FIELD)) for s in rows],
@@ -84,6 +85,38 @@ def score_columns(board: Leaderboard) -> Columns:
 
 def _model(board: Leaderboard, name: str) -> ModelInfo:
     return next(m for m in board.models if m.name == name)
+
+
+def _model_or_none(board: Leaderboard, name: str) -> ModelInfo | None:
+    return next((m for m in board.models if m.name == name), None)
+
+
+def has_levels(board: Leaderboard) -> bool:
+    """Whether any model's level of theory is known (a table scored elsewhere, or results from before
+    cards had one, know none: the column is left out)."""
+    return any(m.level_of_theory or m.level_mismatches for m in board.models)
+
+
+def level_marker(info: ModelInfo | None) -> str:
+    """'scored on pbe labels' when some reference sets had no label set at the model's own level."""
+    if info is None or not info.level_mismatches:
+        return ""
+    return f"scored on {', '.join(info.mismatched_levels())} labels"
+
+
+def level_cell(board: Leaderboard, name: str) -> str:
+    info = _model_or_none(board, name)
+    text = info.level_of_theory if info is not None and info.level_of_theory else fmt.GAP
+    marker = level_marker(info)
+    return f"{text} ({marker})" if marker else text
+
+
+LEVEL_NOTE = (
+    'Level of theory: what the model was trained to reproduce (its card). "(scored on … labels)": some reference '
+    "sets have no label set at the model's own level, so it was scored on the labels named; per-element energy "
+    "offsets are refitted, the rest of the difference between the levels counts as error. The sets are listed on "
+    "the model's page and in leaderboard.json (`level_mismatches`)."
+)
 
 
 def error_columns(board: Leaderboard) -> Columns:
@@ -180,6 +213,8 @@ def footnotes(board: Leaderboard) -> list[str]:
 
 def to_markdown(board: Leaderboard) -> str:
     sections = [f"## lambench leaderboard — campaign {board.campaign}", table(score_columns(board))]
+    if any(m.level_mismatches for m in board.models):
+        sections.append(LEVEL_NOTE)
     if board.benchmarks_of(Category.FORCE_FIELD):
         sections += ["### Errors per benchmark set", table(error_columns(board))]
     if board.benchmarks_of(Category.PROPERTY):

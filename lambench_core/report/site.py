@@ -19,8 +19,8 @@ from lambench_core.categories import Category
 from lambench_core.metrics.scoring import Estimate, ModelScores
 from lambench_core.report import formatting as fmt
 from lambench_core.report.collect import JobSummary
-from lambench_core.report.leaderboard import BenchmarkInfo, Leaderboard
-from lambench_core.report.markdown import footnotes
+from lambench_core.report.leaderboard import BenchmarkInfo, Leaderboard, ModelInfo
+from lambench_core.report.markdown import LEVEL_NOTE, footnotes, has_levels, level_marker
 from lambench_core.report.site_assets import SCRIPT, STYLE, plotly_javascript
 
 EXPORTS = (
@@ -113,7 +113,8 @@ def _applicability_estimate(
 
 def _leaderboard_table(board: Leaderboard) -> str:
     board_scores = board.scoreboard
-    heads = ["Rank", "Model", "M_FF ↓"]
+    show_levels = has_levels(board)
+    heads = ["Rank", "Model", *(["Level of theory"] if show_levels else []), "M_FF ↓"]
     heads += [f"FF {d.value}" for d in board_scores.force_field_domains]
     has_pc = bool(board.benchmarks_of(Category.PROPERTY))
     if has_pc:
@@ -132,13 +133,18 @@ def _leaderboard_table(board: Leaderboard) -> str:
     if has_ad:
         heads.append("M_AD ↓")
     heads += [title for *_, title in applicability] + ["Tied with"]
-    head = "".join(f"<th class='sortable{' name' if h == 'Model' else ''}' scope='col'>{e(h)}</th>" for h in heads)
+    head = "".join(
+        f"<th class='sortable{' name' if h in ('Model', 'Level of theory') else ''}' scope='col'>{e(h)}</th>"
+        for h in heads
+    )
+    infos = {m.name: m for m in board.models}
     rows = []
     for scores in board_scores.models:
         cells = [
             _td(e(fmt.rank(scores)), scores.rank, "", _rank_title(scores)),
             f"<td class='name' data-value='{e(scores.model)}'><a href='models/{slug(scores.model)}.html'>"
             f"{e(scores.model)}</a></td>",
+            *([_level_td(infos.get(scores.model))] if show_levels else []),
             _estimate_td(scores.m_ff, scores.m_ff_partial, _gap(board, scores.model, Category.FORCE_FIELD)),
             *(_estimate_td(scores.ff_domains[d]) for d in board_scores.force_field_domains),
         ]
@@ -159,6 +165,39 @@ def _leaderboard_table(board: Leaderboard) -> str:
         "<div class='table-wrap'><table id='leaderboard' class='sortable-table'>"
         f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
     )
+
+
+def _level_badge(info: ModelInfo | None) -> str:
+    """A visible 'scored on pbe labels' badge whose tooltip lists the mismatched reference sets."""
+    marker = level_marker(info)
+    if info is None or not marker:
+        return ""
+    tip = f"No label set at this model's level; {marker}: {', '.join(info.level_mismatches)}"
+    return f"<span class='badge level-mismatch' title='{e(tip)}'>{e(marker)}</span>"
+
+
+def _level_td(info: ModelInfo | None) -> str:
+    level = info.level_of_theory if info is not None else None
+    return _td(f"{e(level or fmt.GAP)}{_level_badge(info)}", level, "name level")
+
+
+def _level_section(info: ModelInfo) -> str:
+    """The model's level of theory, its label level per domain, and the sets scored at another level."""
+    if not info.level_of_theory and not info.level_mismatches:
+        return ""
+    levels = (info.card or {}).get("levels") or {}
+    per_domain = ", ".join(f"{domain}: {level}" for domain, level in sorted(levels.items())) or "pbe (every domain)"
+    section = "<h2>Level of theory</h2>" + _kv(
+        [("Level of theory", info.level_of_theory or fmt.GAP), ("Label level per domain", per_domain)]
+    )
+    if info.level_mismatches:
+        items = "".join(f"<li>{e(name)}</li>" for name in info.level_mismatches)
+        section += (
+            f"<p>{_level_badge(info)} No label set at the model's own level exists for these reference sets, so it "
+            "was scored on the labels named (per-element energy offsets refitted; the rest of the difference "
+            f"between the levels counts as error):</p><ul class='level-mismatches'>{items}</ul>"
+        )
+    return section
 
 
 def _gap(board: Leaderboard, model: str, kind: Category) -> str:
@@ -363,11 +402,12 @@ def index_page(board: Leaderboard) -> bytes:
     figures = [f for f in (_radar(board), _pareto(board), _benchmark_overview(board)) if f is not None]
     downloads = "".join(f"<li><a href='{name}'>{name}</a>: {e(what)}</li>" for name, what in EXPORTS)
     notes = "".join(f"<li>{e(line)}</li>" for line in footnotes(board))
+    level_note = f"<p class='muted'>{e(LEVEL_NOTE)}</p>" if any(m.level_mismatches for m in board.models) else ""
     body = (
         f"<h2>Leaderboard</h2><p class='muted'>Click a column to sort. Values in brackets are "
         f"{board.scoreboard.confidence:.0%} bootstrap intervals over structures "
         f"({board.scoreboard.n_replicates} replicates). Gaps are shown, never averaged away.</p>"
-        f"{_leaderboard_table(board)}<h2>Plots</h2>{_plot_divs(figures)}"
+        f"{_leaderboard_table(board)}{level_note}<h2>Plots</h2>{_plot_divs(figures)}"
         f"<h2 id='tasks'>Tasks</h2>{_benchmark_list(board)}"
         f"<h2 id='downloads'>Downloads</h2><ul>{downloads}</ul><h2>Notes</h2><ul class='notes'>{notes}</ul>"
     )
@@ -466,7 +506,7 @@ def model_page(board: Leaderboard, scores: ModelScores) -> bytes:
         + f"</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
     )
     body = (
-        f"<h2>Scores</h2>{summary}<h2>Model card</h2>{_kv(sorted(card.items()))}"
+        f"<h2>Scores</h2>{summary}{_level_section(info)}<h2>Model card</h2>{_kv(sorted(card.items()))}"
         f"<h2>Provenance</h2>{provenance}<h2>Every task</h2>{table}"
     )
     return _page(board, f"Model {scores.model}", body, 1)

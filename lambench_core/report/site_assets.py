@@ -33,6 +33,8 @@ dl.kv dt{font-weight:600}
 dl.kv dd{margin:0;word-break:break-all}
 ul.notes li{margin:.2rem 0}
 code{background:#eef1f4;padding:0 .25rem;border-radius:3px}
+.badge{display:inline-block;margin-left:.4rem;padding:0 .4rem;border-radius:.7rem;font-size:.8em;cursor:help}
+.level-mismatch{background:#fff4e5;color:#9a4d00;border:1px solid #f5c48a}
 """
 
 SCRIPT = r"""

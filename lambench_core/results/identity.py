@@ -11,11 +11,14 @@ KEY_LENGTH = 20
 
 
 def model_identity(card: ModelCard) -> dict[str, Any]:
-    """The card fields that change predictions; description or licence edits do not."""
+    """The card fields that change predictions or what is scored; description or licence edits do not."""
     weights = None
     if card.weights is not None:
         weights = card.weights.sha256 or f"unpinned:{card.weights.location}"
+    # Only present when set, so the keys of cards without limits (all results stored so far) stay valid.
+    limits = {"limits": card.limits.model_dump()} if card.limits is not None else {}
     return {
+        **limits,
         "name": card.name,
         "family": card.family,
         "version": card.version,

@@ -91,6 +91,10 @@ class _Adaptability(Task[AdaptabilityParams]):
     version = "1"
     Params = AdaptabilityParams
     unit: ClassVar[str] = ""
+    # Whether the target stays the same for a larger copy of the structure (a per-atom volume, a
+    # modulus) or grows with it (a molecule's formation enthalpy): a family's own fine-tuning program
+    # picks its readout by it.
+    intensive: ClassVar[bool] = True
 
     @classmethod
     def summarize(cls, records: list[dict[str, Any]], params: AdaptabilityParams) -> dict[str, Metric]:
@@ -142,7 +146,7 @@ class _Adaptability(Task[AdaptabilityParams]):
         if params.protocol == "finetune":
             budget = Budget(epochs=params.epochs)
             learned = fine_tune_cross_validate(
-                model, [i.atoms for i in kept], targets, params.folds, params.seed, budget
+                model, [i.atoms for i in kept], targets, params.folds, params.seed, budget, self.intensive
             )
         else:
             learned = cross_validate(
@@ -216,6 +220,7 @@ class G2FormationEnthalpyTask(ShippedLabelsTask):
 
     name = "adapt_g2_formation_enthalpy"
     unit = "kcal/mol"
+    intensive = False
     load_items = staticmethod(g2_items)
 
 

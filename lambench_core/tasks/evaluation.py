@@ -46,7 +46,12 @@ class Timer:
 
 def skip_reason(model: LoadedModel, structures: list[Atoms]) -> str | None:
     missing = sorted({e for atoms in structures for e in unsupported_elements(model.card, atoms)})
-    return f"model lacks element(s) {', '.join(missing)}" if missing else None
+    if missing:
+        return f"model lacks element(s) {', '.join(missing)}"
+    limits = model.card.limits
+    if limits is not None:
+        return next((reason for atoms in structures if (reason := limits.excludes(atoms))), None)
+    return None
 
 
 def issue_for(item: str, exc: Exception) -> ItemIssue:

@@ -4,6 +4,8 @@ probe. Each fold starts again from the pretrained weights, and only its training
 
 Each family's recipe is its `Family.finetune` (lambench_core/models/families/): how to reach its
 network, which parameters form its last block, and its pooled per-structure features with gradients.
+A family may instead bring its own training program (a `PropertyTrainer`, e.g. DeePMD-kit's
+`dp --pt train --finetune`): it then trains on the same folds with the same budget in epochs.
 """
 
 from __future__ import annotations
@@ -17,14 +19,14 @@ import numpy as np
 from ase import Atoms
 
 from lambench_core.errors import UnknownFamilyError
-from lambench_core.models.family import FineTuneRecipe
+from lambench_core.models.family import FineTuneRecipe, PropertyTrainer
 from lambench_core.models.loading import LoadedModel
 from lambench_core.models.preparation import prepare_for_model
 from lambench_core.models.registry import family
 from lambench_core.tasks.probing import FoldPrediction, kfold
 
 
-def _recipe(model: LoadedModel) -> FineTuneRecipe | None:
+def _recipe(model: LoadedModel) -> FineTuneRecipe | PropertyTrainer | None:
     try:
         return family(model.card.family).finetune
     except UnknownFamilyError:
@@ -46,13 +48,24 @@ class Budget:
 
 
 def fine_tune_cross_validate(
-    model: LoadedModel, structures: Sequence[Atoms], y: np.ndarray, folds: int, seed: int, budget: Budget
+    model: LoadedModel,
+    structures: Sequence[Atoms],
+    y: np.ndarray,
+    folds: int,
+    seed: int,
+    budget: Budget,
+    intensive: bool = True,
 ) -> list[FoldPrediction]:
+    """Out-of-fold predictions of every structure, each by a model fine-tuned without it.
+    `intensive`: the target does not grow with the structure's size (a family's own trainer may
+    choose its readout by it; lambench's loop always pools by the mean)."""
     import torch
 
     trainable = _recipe(model)
     if trainable is None:
         raise ValueError(trainable_reason(model))
+    if not isinstance(trainable, FineTuneRecipe):
+        return _with_family_trainer(trainable, model, structures, y, folds, seed, budget, intensive)
     pretrained = trainable.network(model)
     inputs = [trainable.prepare(model, prepare_for_model(model.card, atoms, 15.0)) for atoms in structures]
     y = np.asarray(y, dtype=float)
@@ -88,6 +101,37 @@ def fine_tune_cross_validate(
             features = trainable.features(network, model, [inputs[i] for i in test]).float()
             predicted = head(features).squeeze(-1).detach().numpy() * scale + mean
         name = f"finetune(last block + linear head, {budget.epochs} epochs)"
+        for index, value in zip(test, predicted, strict=True):
+            predictions.append(FoldPrediction(int(index), fold, float(y[index]), float(value), mean, name))
+    return sorted(predictions, key=lambda p: p.index)
+
+
+def _with_family_trainer(
+    trainer: PropertyTrainer,
+    model: LoadedModel,
+    structures: Sequence[Atoms],
+    y: np.ndarray,
+    folds: int,
+    seed: int,
+    budget: Budget,
+    intensive: bool,
+) -> list[FoldPrediction]:
+    prepared = [prepare_for_model(model.card, atoms, 15.0) for atoms in structures]
+    y = np.asarray(y, dtype=float)
+    predictions: list[FoldPrediction] = []
+    name = f"{trainer.description}, {budget.epochs} epochs"
+    for fold, test in enumerate(kfold(len(y), folds, seed)):
+        train = np.setdiff1d(np.arange(len(y)), test)
+        predicted = trainer(
+            model,
+            [prepared[i] for i in train],
+            y[train],
+            [prepared[i] for i in test],
+            epochs=budget.epochs,
+            seed=seed + fold,
+            intensive=intensive,
+        )
+        mean = float(y[train].mean())
         for index, value in zip(test, predicted, strict=True):
             predictions.append(FoldPrediction(int(index), fold, float(y[index]), float(value), mean, name))
     return sorted(predictions, key=lambda p: p.index)

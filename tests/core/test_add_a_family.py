@@ -45,6 +45,7 @@ family: toy-lj
 version: "1"
 description: Lennard-Jones with one set of parameters for every element pair.
 licence: MIT
+level_of_theory: PBE
 capabilities: {energy: true, forces: true, stress: true}
 elements: [all]
 dtype: float64

@@ -66,7 +66,7 @@ def test_model_lacking_every_element_is_unsupported_not_failed(tmp_path):
     cards = tmp_path / "cards"
     cards.mkdir()
     (cards / "hydrogen-only.yaml").write_text(
-        "name: hydrogen-only\nfamily: emt\nversion: '1'\ndescription: t\nlicence: MIT\nelements: [H]\nimage: i\n"
+        "name: hydrogen-only\nfamily: emt\nversion: '1'\ndescription: t\nlicence: MIT\nlevel_of_theory: PBE\nelements: [H]\nimage: i\n"
     )
     spec = spec_for(manifest, tmp_path / "store", models=("hydrogen-only",)).model_copy(update={"cards_dirs": [str(cards)]})
     (job,) = plan_campaign(spec, store).to_run

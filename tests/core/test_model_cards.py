@@ -31,6 +31,7 @@ family: emt
 version: "1"
 description: test
 licence: MIT
+level_of_theory: PBE
 elements: [H, C]
 image: img
 """

