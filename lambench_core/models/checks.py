@@ -26,7 +26,9 @@ from ase.build import bulk, diamond100, fcc111, molecule
 from ase.calculators.calculator import Calculator
 from ase.stress import voigt_6_to_full_3x3_stress
 
-from lambench_core.models.card import Capabilities, ModelCard
+from lambench_core.domains import Domain
+from lambench_core.errors import LambenchError
+from lambench_core.models.card import Capabilities, ModelCard, RunLimits
 from lambench_core.models.loading import load_model
 
 Kind = Literal["molecule", "bulk", "slab"]
@@ -92,10 +94,13 @@ class ModelTraits:
     elements: frozenset[str] | None  # None: any element
     capabilities: Capabilities = field(default_factory=Capabilities)
     dtype: str = "float64"
+    limits: RunLimits | None = None  # structures a campaign would skip are not checked either
 
     @classmethod
     def from_card(cls, card: ModelCard) -> ModelTraits:
-        return cls(elements=card.supported_elements(), capabilities=card.capabilities, dtype=card.dtype)
+        return cls(
+            elements=card.supported_elements(), capabilities=card.capabilities, dtype=card.dtype, limits=card.limits
+        )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -168,6 +173,10 @@ def pick_structures(traits: ModelTraits) -> tuple[list[Structure], list[CheckRes
         atoms = fits[0].build()
         if kind == "slab" and traits.capabilities.requires_pbc:
             atoms.pbc = True  # the vacuum (12 Å) is wider than any model's cutoff
+        excluded = traits.limits.excludes(atoms) if traits.limits is not None else None
+        if excluded:
+            skipped.append(CheckResult("all", kind, Status.SKIP, reason=f"the card's limits: {excluded}"))
+            continue
         atoms.rattle(RATTLE[kind], seed=SEED)
         chosen.append(Structure(kind, fits[0].label, atoms))
     return chosen, skipped
@@ -510,8 +519,20 @@ def check_calculator(
     return results + skipped
 
 
-def check_model(card: ModelCard, device: str = "auto", tolerances: CheckTolerances | None = None) -> list[CheckResult]:
-    model = load_model(card, domain=None, device=device)
+def check_model(
+    card: ModelCard, device: str = "auto", tolerances: CheckTolerances | None = None, domain: Domain | None = None
+) -> list[CheckResult]:
+    """The checks on the card's model, with the head of `domain` (default: the first domain the card
+    names a head for, since a multi-head model has no head-less default)."""
+    if domain is None and card.heads:
+        domain = next(iter(card.heads))
+    try:
+        model = load_model(card, domain=domain, device=device)
+    except LambenchError:  # bad input (card, weights, package): the CLI's one-line error
+        raise
+    except Exception as exc:  # the model's own code failed to build it: one row, not a traceback
+        reason = f"{type(exc).__name__}: {exc}"
+        return [CheckResult("load", "all", Status.FAIL, reason=reason)]
     return check_calculator(model.calculator, ModelTraits.from_card(card), tolerances)
 
 

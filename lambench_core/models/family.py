@@ -138,8 +138,9 @@ class Family:
         for distribution, version in self.packages.items():
             if not (isinstance(version, str) and _PIN_PART.match(distribution) and _PIN_PART.match(version)):
                 raise ValueError(f"family {self.name!r}: packages {distribution!r}: {version!r} is not an exact pin")
-        if not set(self.no_deps) <= set(self.packages):
-            raise ValueError(f"family {self.name!r}: no_deps {sorted(set(self.no_deps) - set(self.packages))} not in packages")
+        strays = sorted(set(self.no_deps) - set(self.packages))
+        if strays:
+            raise ValueError(f"family {self.name!r}: no_deps {strays} are not among its packages")
         if self.extra is not None and not self.packages:
             raise ValueError(f"family {self.name!r}: extra {self.extra!r} given, but no packages for it to install")
         if self.feature_extractor is not None and self.no_features_reason is not None:

