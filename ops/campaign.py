@@ -5,6 +5,11 @@ Every parameter is a short string, so a DAG of thousands of run steps stays smal
 receives the campaign spec; it stores the plan beside the campaign's outputs, and every later step
 receives the store, the campaign id (and a run step its job's key) and reads the plan from there.
 
+Every parameter a DAG builder writes is `encode_parameter`'d (see there): dflow (debug mode, and Argo
+alike) pastes parameter values verbatim into each step's generated Python script, so a value must
+never be able to close the string literal it lands in. The OPs decode their inputs and answer in
+kind. A step that fails leaves its one-line reason in `STEP_ERROR_FILE` for the runner to show.
+
 One failure policy on every engine: a job that scored nothing is stored as a failure, then fails its
 step with FatalError (never retried: the same model on the same data fails again) or, when the cause
 was the infrastructure (device out of memory, storage unreachable, a batch job cancelled or its node
@@ -14,6 +19,8 @@ job whose result is in the store is never computed again (unless the campaign fo
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import os
 import signal
@@ -22,7 +29,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from dflow.python import OP, OPIO, FatalError, OPIOSign, TransientError
 
@@ -38,6 +45,38 @@ LATEST = "latest.json"
 # Exit code of a run step stopped by its batch system (the dflow step then fails; transient or not
 # is in the stored failure).
 EXIT_STOPPED = 4
+# What a failed step leaves beside its outputs (`<tmp_root>/lambench-error.json`): the one line a
+# user needs, read back by the runner instead of "see dag.log".
+STEP_ERROR_FILE = "lambench-error.json"
+# An encoded parameter: this prefix, then the UTF-8 bytes in URL-safe base64. Its alphabet
+# ([A-Za-z0-9_=-] and ':') holds no quote, backslash, brace, newline, '%' or '$', so whatever the
+# user typed it cannot end the r'''...''' literal dflow pastes it into, nor start a `{{...}}`
+# placeholder (dflow's debug mode and Argo substitute those in parameter values too).
+ENCODED = "b64:"
+
+
+def encode_parameter(text: str) -> str:
+    """`text` as an inert step parameter (decoded by every CampaignOP)."""
+    return ENCODED + base64.urlsafe_b64encode(text.encode("utf-8", "surrogatepass")).decode("ascii")
+
+
+def decode_parameter(value: str) -> str:
+    """An input parameter as the builder meant it: encoded ones decoded, plain ones (a direct
+    call, an older manifest) as they are."""
+    if not value.startswith(ENCODED):
+        return value
+    try:
+        return base64.urlsafe_b64decode(value[len(ENCODED) :].encode("ascii")).decode("utf-8", "surrogatepass")
+    except (binascii.Error, UnicodeError, ValueError) as exc:
+        raise FatalError(f"a step parameter is not valid {ENCODED} text: {exc}") from None
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as one line: its message (with its type where the message alone is vague)."""
+    message = " ".join(str(exc).split())
+    if isinstance(exc, (LambenchError, FatalError, TransientError)):
+        return message or type(exc).__name__
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 
 
 def read_plan(store: ResultStore, campaign: str) -> Plan:
@@ -48,7 +87,12 @@ def read_plan(store: ResultStore, campaign: str) -> Plan:
 
 
 class CampaignOP(OP):
-    """An OP whose signature is its `input_names` and `output_names`, every one a string.
+    """An OP whose signature is its `input_names` and `output_names`, every one a string; its work
+    is `run` (decoded inputs → plain outputs).
+
+    `execute` decodes the inputs, and encodes the outputs when the inputs came encoded (they reach
+    the next step's script the same way); when `run` raises inside a dflow step it leaves the reason
+    in `<tmp_root>/STEP_ERROR_FILE`.
 
     (Not `inputs`/`outputs`: dflow's step script hands `OP.outputs`, a dict it fills, to
     `handle_outputs` when `execute` raises; a class attribute of that name made a FatalError exit 1,
@@ -65,6 +109,30 @@ class CampaignOP(OP):
     def get_output_sign(cls) -> OPIOSign:
         return OPIOSign(dict.fromkeys(cls.output_names, str))
 
+    @OP.exec_sign_check
+    def execute(self, op_in: OPIO) -> OPIO:
+        encoded = any(str(op_in[name]).startswith(ENCODED) for name in self.input_names)
+        try:
+            outputs = self.run({name: decode_parameter(op_in[name]) for name in self.input_names})
+        except Exception as exc:
+            self._leave_error(exc)
+            raise
+        return OPIO({name: encode_parameter(value) if encoded else value for name, value in outputs.items()})
+
+    def run(self, inputs: dict[str, str]) -> dict[str, str]:
+        raise NotImplementedError
+
+    def _leave_error(self, exc: BaseException) -> None:
+        if self.workflow_name is None:  # called directly, not as a dflow step: nothing to leave
+            return
+        try:
+            path = Path(self.tmp_root) / STEP_ERROR_FILE
+            path.parent.mkdir(parents=True, exist_ok=True)
+            record: dict[str, Any] = {"step": type(self).__name__, "error": one_line(exc)}
+            path.write_text(json.dumps(record))
+        except OSError:
+            pass  # a full or read-only disk: the traceback in the step's log still says why
+
 
 class PlanCampaign(CampaignOP):
     """Validate names and checksums once more where the steps run, and store the plan.
@@ -75,8 +143,7 @@ class PlanCampaign(CampaignOP):
     input_names = ("spec", "campaign")
     output_names = ("summary",)
 
-    @OP.exec_sign_check
-    def execute(self, op_in: OPIO) -> OPIO:
+    def run(self, op_in: dict[str, str]) -> dict[str, str]:
         spec = CampaignSpec.model_validate_json(op_in["spec"])
         if op_in["campaign"]:
             spec = spec.model_copy(update={"campaign_id": op_in["campaign"]})
@@ -86,7 +153,7 @@ class PlanCampaign(CampaignOP):
         except LambenchError as exc:
             raise FatalError(str(exc)) from exc
         store.put_campaign_file(spec.campaign_id, PLAN_FILE, plan.model_dump_json(indent=1).encode())
-        return OPIO({"summary": json.dumps({"to_run": len(plan.to_run), "already_done": len(plan.already_done)})})
+        return {"summary": json.dumps({"to_run": len(plan.to_run), "already_done": len(plan.already_done)})}
 
 
 class RunJob(CampaignOP):
@@ -95,8 +162,7 @@ class RunJob(CampaignOP):
     input_names = ("store", "campaign", "job_key")
     output_names = ("status",)
 
-    @OP.exec_sign_check
-    def execute(self, op_in: OPIO) -> OPIO:
+    def run(self, op_in: dict[str, str]) -> dict[str, str]:
         key = op_in["job_key"]
         try:
             store = ResultStore.open(op_in["store"])
@@ -106,7 +172,7 @@ class RunJob(CampaignOP):
         except Exception as exc:  # the store is unreachable: the job itself is fine, try again later
             raise TransientError(f"reading the store for {key}: {exc}") from exc
         if done:
-            return OPIO({"status": "reused"})
+            return {"status": "reused"}
         spec = plan.campaign
         try:
             job = plan.job(key)
@@ -125,7 +191,7 @@ class RunJob(CampaignOP):
         if result.status == Status.FAILED:
             reason = f"{job.model} on {job.instance.name}: {result.error}"
             raise TransientError(reason) if result.transient else FatalError(reason)
-        return OPIO({"status": result.status.value})
+        return {"status": result.status.value}
 
 
 # Slurm job states after which another try may succeed; TIMEOUT is not among them (the same job on
@@ -188,8 +254,7 @@ class AggregateCampaign(CampaignOP):
     input_names = ("store", "campaign")
     output_names = ("summary",)
 
-    @OP.exec_sign_check
-    def execute(self, op_in: OPIO) -> OPIO:
+    def run(self, op_in: dict[str, str]) -> dict[str, str]:
         store = ResultStore.open(op_in["store"])
         plan = read_plan(store, op_in["campaign"])
         for job in plan.to_run:
@@ -199,7 +264,7 @@ class AggregateCampaign(CampaignOP):
         board = aggregate_campaign(plan.campaign, plan.all_jobs, store)
         models = [scores.model for scores in board.scoreboard.models]
         ranked = [scores.model for scores in board.scoreboard.models if scores.rank is not None]
-        return OPIO({"summary": json.dumps({"models": models, "ranked": ranked})})
+        return {"summary": json.dumps({"models": models, "ranked": ranked})}
 
 
 class PublishCampaign(CampaignOP):
@@ -208,12 +273,11 @@ class PublishCampaign(CampaignOP):
     input_names = ("store", "campaign", "output_dir", "aggregate")
     output_names = ("site",)
 
-    @OP.exec_sign_check
-    def execute(self, op_in: OPIO) -> OPIO:
+    def run(self, op_in: dict[str, str]) -> dict[str, str]:
         store = ResultStore.open(op_in["store"])
         plan = read_plan(store, op_in["campaign"])
         publish_campaign(plan.campaign, store, Path(op_in["output_dir"]) if op_in["output_dir"] else None)
-        return OPIO({"site": f"{store.url}/campaigns/{plan.campaign.campaign_id}/{SITE}/index.html"})
+        return {"site": f"{store.url}/campaigns/{plan.campaign.campaign_id}/{SITE}/index.html"}
 
 
 class CompareWithPrevious(CampaignOP):
@@ -223,8 +287,7 @@ class CompareWithPrevious(CampaignOP):
     input_names = ("store", "campaign", "series", "site")
     output_names = ("regressions",)
 
-    @OP.exec_sign_check
-    def execute(self, op_in: OPIO) -> OPIO:
+    def run(self, op_in: dict[str, str]) -> dict[str, str]:
         store = ResultStore.open(op_in["store"])
         campaign, series = op_in["campaign"], op_in["series"]
         current = op_in["site"].removesuffix("/index.html")
@@ -237,4 +300,4 @@ class CompareWithPrevious(CampaignOP):
             store.put_campaign_file(campaign, "comparison.json", comparison.model_dump_json(indent=1).encode())
         run = campaign.removeprefix(f"{series}/")
         store.put_campaign_file(series, LATEST, json.dumps({"site": current, "run": run}).encode())
-        return OPIO({"regressions": str(regressions)})
+        return {"regressions": str(regressions)}

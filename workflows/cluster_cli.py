@@ -9,39 +9,43 @@ import sys
 from pathlib import Path
 
 import yaml
-from rich.console import Console
 
 from lambench_core.campaign import CampaignContext, CampaignSpec, campaign_jobs, plan_campaign
 from lambench_core.categories import Category
 from lambench_core.errors import LambenchError
 from lambench_core.results.store import ResultStore
 from lambench_core.tasks.suite import TaskSuite
+from workflows import arguments
 from workflows.argo import build_workflow, cron_workflow, validate_manifest
 from workflows.argo_client import ArgoClient, run_steps, workflow_spec_parameter
 from workflows.cluster_config import ClusterConfig, load_cluster_config
-from workflows.defaults import DEFAULT_MODELS, campaign_models, new_campaign_id, split_names
+from workflows.defaults import DEFAULT_MODELS, campaign_models, new_campaign_id, plain_console, split_names
 from workflows.driven import DrivenRun, print_status, replan, rerun
 
 
 def add_cluster_commands(commands: argparse._SubParsersAction) -> None:
     def with_config(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         parser.add_argument(
-            "--config", type=Path, help="cluster configuration YAML (overridable by LAMBENCH_CLUSTER__*)"
+            "--config", type=arguments.text_file, help="cluster configuration YAML (overridable by LAMBENCH_CLUSTER__*)"
         )
         return parser
 
     def with_campaign(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         with_config(parser)
-        parser.add_argument("--models", help=f"comma-separated models (default: {','.join(DEFAULT_MODELS)})")
-        parser.add_argument("--tasks", help="comma-separated tasks (default: every task of the suite)")
-        parser.add_argument("--campaign", help="campaign id (default: a timestamp)")
+        parser.add_argument(
+            "--models", type=arguments.names, help=f"comma-separated models (default: {','.join(DEFAULT_MODELS)})"
+        )
+        parser.add_argument(
+            "--tasks", type=arguments.names, help="comma-separated tasks (default: every task of the suite)"
+        )
+        parser.add_argument("--campaign", type=arguments.campaign_id, help="campaign id (default: a timestamp)")
         parser.add_argument("--profile", choices=("quick", "full"), default="full", help="applicability protocol")
         parser.add_argument("--force", action="store_true", help="recompute results already in the store")
         parser.add_argument("--executor", choices=("argo", "slurm"), default="argo", help="where run steps execute")
         return parser
 
     export = with_campaign(commands.add_parser("export", help="write the campaign's Argo Workflow manifest"))
-    export.add_argument("-o", "--output", type=Path, help="file to write (default: standard output)")
+    export.add_argument("-o", "--output", type=arguments.output_file, help="file to write (default: standard output)")
     export.add_argument("--slurm-script", action="store_true", help="print the batch script of one run step")
     export.add_argument(
         "--category",
@@ -53,13 +57,25 @@ def add_cluster_commands(commands: argparse._SubParsersAction) -> None:
     def with_campaign_name(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         with_config(parser)
         parser.add_argument(
-            "workflow", help="an Argo workflow's name (as `lambench submit` printed) or a `lambench run` campaign id"
+            "workflow",
+            type=arguments.name,
+            help="an Argo workflow's name (as `lambench submit` printed) or a `lambench run` campaign id",
         )
         parser.add_argument(
-            "--workdir", type=Path, default=Path("lambench-work"), help="where `lambench run` keeps its runs"
+            "--workdir",
+            type=arguments.folder,
+            default=Path("lambench-work"),
+            help="where `lambench run` keeps its runs",
         )
-        parser.add_argument("--workers", type=int, default=2, help="jobs run (or queued on Slurm) at once")
-        parser.add_argument("--timeout", type=float, default=7200.0, help="seconds before the campaign is stopped")
+        parser.add_argument(
+            "--workers", type=arguments.positive_int, default=2, help="jobs run (or queued on Slurm) at once"
+        )
+        parser.add_argument(
+            "--timeout",
+            type=arguments.finite_positive_float,
+            default=7200.0,
+            help="seconds before the campaign is stopped",
+        )
         return parser
 
     for name, text in (("status", "a campaign's progress"), ("retry", "rerun only its failed or missing jobs")):
@@ -71,9 +87,13 @@ def add_cluster_commands(commands: argparse._SubParsersAction) -> None:
         help="skip every run step that succeeded before (campaigns run here always reuse stored results)",
     )
     schedule = with_campaign(commands.add_parser("schedule", help="a CronWorkflow of the campaign (nightly)"))
-    schedule.add_argument("--cron", default="0 2 * * *", help="five-field cron schedule (default: 02:00)")
-    schedule.add_argument("--timezone", default="UTC")
-    schedule.add_argument("-o", "--output", type=Path, help="write the manifest instead of creating it")
+    schedule.add_argument(
+        "--cron", type=arguments.cron_schedule, default="0 2 * * *", help="five-field cron schedule (default: 02:00)"
+    )
+    schedule.add_argument("--timezone", type=arguments.timezone, default="UTC", help="IANA time zone (default: UTC)")
+    schedule.add_argument(
+        "-o", "--output", type=arguments.output_file, help="write the manifest instead of creating it"
+    )
 
 
 def _spec(args: argparse.Namespace, config: ClusterConfig) -> CampaignSpec:
@@ -134,7 +154,7 @@ def command_submit(args: argparse.Namespace) -> int:
 def command_status(args: argparse.Namespace) -> int:
     run = DrivenRun.find(args.workdir, args.workflow)
     if run is not None:
-        return print_status(run, Console(soft_wrap=True))
+        return print_status(run, plain_console())
     config = load_cluster_config(args.config)
     workflow = ArgoClient(config.argo).get(args.workflow)
     status = workflow.get("status") or {}
@@ -164,7 +184,7 @@ def command_retry(args: argparse.Namespace) -> int:
     run = DrivenRun.find(args.workdir, args.workflow)
     if run is not None:
         # The same campaign, planned anew: jobs with a result are kept, the others run again.
-        return rerun(run, replan(run), run.run_dir, args.workers, args.timeout, Console(soft_wrap=True))
+        return rerun(run, replan(run), run.run_dir, args.workers, args.timeout, plain_console())
     config = load_cluster_config(args.config)
     client = ArgoClient(config.argo)
     failed = [s for s in run_steps(client.get(args.workflow)) if s.phase in ("Failed", "Error")]
@@ -183,7 +203,7 @@ def command_resubmit(args: argparse.Namespace) -> int:
             update={"campaign_id": campaign_id, "progress_dir": str(run_dir / "progress"), "force": False}
         )
         plan = plan_campaign(spec, ResultStore.open(spec.store))
-        return rerun(run, plan, run_dir, args.workers, args.timeout, Console(soft_wrap=True))
+        return rerun(run, plan, run_dir, args.workers, args.timeout, plain_console())
     config = load_cluster_config(args.config)
     client = ArgoClient(config.argo)
     old = client.get(args.workflow)

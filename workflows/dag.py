@@ -48,7 +48,10 @@ def build_campaign_workflow(
     spec_json = spec.model_dump_json()
     campaign_key = sha256_json(spec.model_dump(mode="json"))[:12]
     campaign = f"{spec.campaign_id}/{NIGHTLY_RUN}" if nightly else spec.campaign_id
-    common = {"store": spec.store, "campaign": campaign}
+    # Every literal parameter goes through the engine (encoded where dflow pastes it into a script);
+    # `publish.outputs...` references carry values the OPs encode themselves.
+    value = engine.parameter
+    common = {"store": value(spec.store), "campaign": value(campaign)}
     dag = CampaignDAG(workflow=None)
     templates: dict[tuple[type, str, str], Any] = {}
 
@@ -63,14 +66,14 @@ def build_campaign_workflow(
     plan = Step(
         "plan",
         template(PlanCampaign, service, SERVICE),
-        parameters={"spec": engine.spec_argument(spec_json), "campaign": campaign},
+        parameters={"spec": engine.spec_argument(spec_json), "campaign": value(campaign)},
         key=None if nightly else step_key("plan", campaign_key),
     )
     run_steps = [
         Step(
             f"run-{index}",
             template(RunJob, engine.image(cards.get(job.model)), job.instance.category.value),
-            parameters={**common, "job_key": job.key},
+            parameters={**common, "job_key": value(job.key)},
             key=None if nightly else run_step_key(job.key),
             continue_on_failed=True,
             continue_on_error=True,
@@ -89,7 +92,7 @@ def build_campaign_workflow(
         template(PublishCampaign, service, SERVICE),
         parameters={
             **common,
-            "output_dir": str(output_dir) if output_dir else "",
+            "output_dir": value(str(output_dir) if output_dir else ""),
             "aggregate": aggregate.outputs.parameters["summary"],
         },
         key=None if nightly else step_key("publish", campaign_key),
@@ -109,7 +112,7 @@ def build_campaign_workflow(
             Step(
                 "compare",
                 template(CompareWithPrevious, service, SERVICE),
-                parameters={**common, "series": spec.campaign_id, "site": publish.outputs.parameters["site"]},
+                parameters={**common, "series": value(spec.campaign_id), "site": publish.outputs.parameters["site"]},
             )
         )
     dag.workflow = workflow

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -16,10 +18,11 @@ from lambench_core.campaign import Plan
 from workflows.cluster_config import ClusterConfig
 from workflows.dag import run_step_key
 from workflows.engines import write_engine_file
-from workflows.local_dag import ENGINE_FILE, LOG_FILE, PLAN_FILE, STATUS_FILE
+from workflows.local_dag import DEATH_SIGNAL, ENGINE_FILE, LOG_FILE, PARENT_ENV, PLAN_FILE, STATUS_FILE
 from workflows.progress import ProgressDisplay
 
 KILL_GRACE_SECONDS = 10
+PR_SET_PDEATHSIG = 1  # <sys/prctl.h>
 
 
 @dataclass
@@ -29,6 +32,7 @@ class LocalOutcome:
     workflow_status: str | None
     step_phases: dict[str, str] = field(default_factory=dict)
     wall_seconds: float = 0.0
+    step_errors: dict[str, str] = field(default_factory=dict)  # failed step key → its one-line reason
 
     def failed_steps(self) -> list[str]:
         return [key for key, phase in self.step_phases.items() if phase != "Succeeded"]
@@ -40,6 +44,18 @@ class LocalOutcome:
     def stage_failed(self, stage: str) -> bool:
         phases = [p for k, p in self.step_phases.items() if k.startswith(f"{stage}-")]
         return not phases or any(p != "Succeeded" for p in phases)
+
+    def stage_error(self, stage: str) -> str | None:
+        """The reason the first failed step of `stage` gave, if it gave one."""
+        return next((e for k, e in self.step_errors.items() if k.startswith(f"{stage}-") and e), None)
+
+    def first_error(self, stages: tuple[str, ...] = ("plan", "aggregate", "publish")) -> tuple[str, str] | None:
+        """(stage, reason) of the first of `stages` (in DAG order) that failed with a reason."""
+        for stage in stages:
+            error = self.stage_error(stage)
+            if error:
+                return stage, error
+        return None
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:
@@ -71,6 +87,26 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
     except ProcessLookupError:
         pass
     process.wait()
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """A preexec_fn that makes the child receive DEATH_SIGNAL when this process ends, set between
+    fork and exec, so there is no moment in which the child could outlive it unnoticed (Linux).
+    If this process is already gone by then, the child ends itself."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up before the fork
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def set_death_signal() -> None:
+        prctl(PR_SET_PDEATHSIG, int(DEATH_SIGNAL), 0, 0, 0)
+        if os.getppid() != parent:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return set_death_signal
 
 
 class Display(Protocol):
@@ -105,6 +141,8 @@ def run_child_dag(run_dir: Path, kind: str, workers: int, timeout: float, displa
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_die_with_parent(),  # noqa: PLW1509 (no lock is taken in it; see there)
+            env=os.environ | {PARENT_ENV: str(os.getpid())},
         )
         timed_out = False
         # The child has its own process group (so a timeout can stop all of dflow's workers); when
@@ -133,4 +171,5 @@ def run_child_dag(run_dir: Path, kind: str, workers: int, timeout: float, displa
         workflow_status=status.get("workflow_status"),
         step_phases={step["key"]: step["phase"] for step in status.get("steps", [])},
         wall_seconds=time.monotonic() - start,
+        step_errors={step["key"]: step["error"] for step in status.get("steps", []) if step.get("error")},
     )

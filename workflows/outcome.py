@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.text import Text
 
 from lambench_core.campaign import Plan
 from lambench_core.report.publish import SITE
 from lambench_core.results.store import ResultStore
+from workflows.dag import run_step_key
 from workflows.local import LocalOutcome
 
 
@@ -35,18 +37,27 @@ def report_outcome(plan: Plan, outcome: LocalOutcome, store: ResultStore, consol
     for key in outcome.failed_jobs(plan):
         job = next(j for j in plan.to_run if j.key == key)
         failure = store.get_failure(key)
-        reason = failure.error if failure and failure.error else "see " + str(run_dir / "dag.log")
-        console.print(f"[red]failed[/] {job.model} × {job.instance.name}: {reason}", highlight=False)
+        step_error = outcome.step_errors.get(run_step_key(key))
+        reason = failure.error if failure and failure.error else step_error or "see " + str(run_dir / "dag.log")
+        console.print(
+            Text.assemble(("failed", "red"), f" {job.model} × {job.instance.name}: {reason}"), highlight=False
+        )
     site = run_dir / SITE
     board_path = site / "leaderboard.md"
     if outcome.stage_failed("aggregate") or outcome.stage_failed("publish") or not board_path.exists():
-        console.print(f"lambench: the campaign did not produce a leaderboard; see {run_dir / 'dag.log'}")
+        # The one line that says why: the first failed stage's own reason, carried out of the DAG.
+        failed = outcome.first_error()
+        why = f"the {failed[0]} step failed: {failed[1]}" if failed else f"see {run_dir / 'dag.log'}"
+        console.print(
+            f"lambench: the campaign did not produce a leaderboard; {why} (finished results are kept in {store.url})",
+            markup=False,
+            highlight=False,
+        )
         return 1
     console.print()
     console.print(board_path.read_text(), markup=False, highlight=False)
     console.print(
-        f"Leaderboard site: {site / 'index.html'} (exports beside it) "
-        f"({outcome.wall_seconds:.1f} s)",
+        f"Leaderboard site: {site / 'index.html'} (exports beside it) ({outcome.wall_seconds:.1f} s)",
         highlight=False,
     )
     return 0

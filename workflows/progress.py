@@ -13,6 +13,7 @@ from types import TracebackType
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 from lambench_core.campaign import Job
 from workflows.data_dag import LabellingPlan
@@ -127,14 +128,15 @@ class ProgressDisplay:
             state = self._states.get(job.key, {})
             name = str(state.get("state", "pending"))
             total = state.get("total") or ""
+            # Text, never markup: names and states come from cards and progress files
             cells = [
-                job.model,
-                job.instance.name,
-                f"[{_STYLE.get(name, 'white')}]{name}[/]",
-                f"{state.get('done', 0)}/{total}" if total else "",
-                self._elapsed(job.key),
+                Text(job.model),
+                Text(job.instance.name),
+                Text(name, style=_STYLE.get(name, "white")),
+                Text(f"{state.get('done', 0)}/{total}" if total else ""),
+                Text(self._elapsed(job.key)),
             ]
-            table.add_row(*cells, *((self._slurm.get(job.key, ""),) if self.queue else ()))
+            table.add_row(*cells, *((Text(self._slurm.get(job.key, "")),) if self.queue else ()))
         return table
 
     def refresh(self, final: bool = False) -> None:
@@ -154,7 +156,7 @@ class ProgressDisplay:
                     s = self._states[job.key]
                     extra = f" ({s.get('done')}/{s.get('total')} structures, {self._elapsed(job.key)})"
                 where = f" [Slurm job {slurm}]" if slurm else ""
-                self.console.print(f"  {job.model} × {job.instance.name}: {state}{extra}{where}", highlight=False)
+                self.console.print(Text(f"  {job.model} × {job.instance.name}: {state}{extra}{where}"))
 
 
 class LabellingDisplay:
@@ -176,4 +178,4 @@ class LabellingDisplay:
         done = sum((self.cache / f"{key}.json").exists() for key in self.keys)
         if done != self._last:
             self._last = done
-            self.console.print(f"  labelled {done}/{len(self.keys)}", highlight=False)
+            self.console.print(Text(f"  labelled {done}/{len(self.keys)}"))

@@ -119,10 +119,11 @@ def load_frames(document: ManifestDocument, entry: DatasetEntry) -> tuple[list[F
         ) from None
     digest = verify_dataset(document, entry)
     frames: list[Frame] = []
+    origins: list[int] = []  # the index in entry.files of each frame's file
     for index, dataset_file in enumerate(entry.files):
         path = document.file_path(entry, dataset_file)
         try:
-            frames.extend(reader(path, entry.name))
+            read_frames = reader(path, entry.name)
         except (ImportError, MemoryError):
             raise  # a missing reader package or memory is not the file's fault
         except Exception as exc:
@@ -133,7 +134,10 @@ def load_frames(document: ManifestDocument, entry: DatasetEntry) -> tuple[list[F
                 f"datasets[{entry.name}].files.{index}",
                 f"{path} cannot be read as {entry.format}: {type(exc).__name__}: {exc}".replace("\n", " "),
             ) from None
+        frames.extend(read_frames)
+        origins.extend([index] * len(read_frames))
     _check_labels(document, entry, frames)
+    _check_values(document, entry, frames, origins)
     return frames, digest
 
 
@@ -173,6 +177,51 @@ def _check_labels(document: ManifestDocument, entry: DatasetEntry, frames: list[
                 f"frame {frame.frame_id}: forces have shape {frame.forces.shape}, "
                 f"expected ({frame.n_atoms}, 3)",
             )
+
+
+def _first_non_finite(values: np.ndarray) -> str | None:
+    """'[i, j] is nan' for the first non-finite element of an array (None when all are finite)."""
+    bad = np.argwhere(~np.isfinite(values))
+    if not len(bad):
+        return None
+    index = tuple(int(i) for i in bad[0])
+    position = f"[{', '.join(map(str, index))}]" if index else ""
+    return f"{position} is {values[index] if index else values}"
+
+
+def _check_values(document: ManifestDocument, entry: DatasetEntry, frames: list[Frame], origins: list[int]) -> None:
+    """What scoring cannot survive, checked once where frames are loaded: a frame with no atoms,
+    non-finite positions, cell or labels, and two frames under one id (scores are resampled by frame
+    id). One error names the manifest, the file (its field and path), the frame and the field."""
+    source = document.source(entry)
+    first_seen: dict[str, int] = {}
+    for frame, index in zip(frames, origins, strict=True):
+        path = document.file_path(entry, entry.files[index])
+        field = f"datasets[{entry.name}].files.{index}"
+
+        def refuse(message: str, field: str = field, path: Path = path, frame: Frame = frame) -> InputError:
+            return InputError(source, field, f"{path}: frame {frame.frame_id}: {message}")
+
+        if frame.frame_id in first_seen:
+            other = first_seen[frame.frame_id]
+            elsewhere = "earlier in the same file" if other == index else f"in files.{other} too"
+            raise refuse(f"duplicate frame id (it appears {elsewhere}); frame ids must be unique")
+        first_seen[frame.frame_id] = index
+        if frame.n_atoms == 0:
+            raise refuse("has no atoms")
+        arrays: list[tuple[str, np.ndarray | float | None]] = [
+            ("positions", frame.atoms.positions),
+            ("cell", np.asarray(frame.atoms.cell.array, float)),
+            ("energy", frame.energy),
+            ("forces", frame.forces),
+            ("virial", frame.virial),
+        ]
+        for name, value in arrays:
+            if value is None:
+                continue
+            problem = _first_non_finite(np.asarray(value, float))
+            if problem is not None:
+                raise refuse(f"{name}{problem} (positions, cell and labels must be finite numbers)")
 
 
 def load_directory(document: ManifestDocument, entry: DatasetEntry) -> tuple[Path, str]:

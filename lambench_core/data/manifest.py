@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -11,6 +10,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from lambench_core.categories import Category
 from lambench_core.domains import Domain
 from lambench_core.errors import InputError, UnknownNameError, first_validation_problem, read_yaml
+from lambench_core.settings import DATA_DIR_ENV, settings  # noqa: F401 (DATA_DIR_ENV re-exported)
 
 BUILTIN_MANIFEST = Path(__file__).parent / "datasets.yaml"
 
@@ -165,6 +165,25 @@ class ManifestDocument:
     def is_present(self, entry: DatasetEntry) -> bool:
         return bool(entry.files) and all(self.file_path(entry, f).exists() for f in entry.files)
 
+    def is_declared(self, entry: DatasetEntry) -> bool:
+        """The entry lists its files: they are meant to be on this machine (shipped, built or
+        fetched), so a missing one is an error to name, unlike a set that was never fetched."""
+        return bool(entry.files)
+
+    def absence(self, entry: DatasetEntry) -> InputError | None:
+        """Why `entry` cannot be read on this machine, as the error naming the manifest, the entry's
+        field and the file (None when every file is there). Not raised: callers decide when."""
+        source = self.source(entry)
+        if not entry.files:
+            fetch = f"run `lambench data fetch {entry.name}`"
+            return InputError(source, f"datasets[{entry.name}].files", f"not on this machine; {fetch}")
+        for index, dataset_file in enumerate(entry.files):
+            path = self.file_path(entry, dataset_file)
+            if not path.exists():
+                where = f"; fetch it from {entry.download_url}" if entry.download_url else ""
+                return InputError(source, f"datasets[{entry.name}].files.{index}.path", f"{path} does not exist{where}")
+        return None
+
 
 def _included_entry(path: Path) -> DatasetEntry:
     raw = read_yaml(path, "dataset entry")
@@ -211,14 +230,12 @@ def _named_field(raw: object, field: str) -> str:
     return field
 
 
-DATA_DIR_ENV = "LAMBENCH_DATA_DIR"
 REGISTRY_FILE = "registry.yaml"
 
 
 def data_dir() -> Path:
     """Where fetched datasets and their registry live."""
-    configured = os.environ.get(DATA_DIR_ENV)
-    return Path(configured).expanduser() if configured else Path.home() / ".cache" / "lambench" / "data"
+    return settings().data_folder
 
 
 def load_datasets(manifest: Path = BUILTIN_MANIFEST, registry: Path | None = None) -> ManifestDocument:

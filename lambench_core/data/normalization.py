@@ -69,12 +69,13 @@ def write_dummy_weights(document: ManifestDocument, path: Path = DUMMY_WEIGHTS) 
     """Fit the dummy's element energies on every shipped set with energies, and save them."""
     frames: list[Frame] = []
     for entry in document.entries():
-        if entry.use == Category.FORCE_FIELD and document.is_present(entry) and "energy" in entry.labels:
+        # A set whose files are listed but missing is named by load_frames, not silently left out.
+        if entry.use == Category.FORCE_FIELD and document.is_declared(entry) and "energy" in entry.labels:
             frames.extend(load_frames(document, entry)[0])
     energies = dummy_element_energies(frames)
     payload = {
         "description": "Least-squares per-element energies fitted on lambench's shipped reference sets",
-        "datasets": [e.name for e in document.entries() if e.use == Category.FORCE_FIELD and document.is_present(e)],
+        "datasets": [e.name for e in document.entries() if e.use == Category.FORCE_FIELD and document.is_declared(e)],
         "element_energies_eV": energies,
     }
     path.parent.mkdir(parents=True, exist_ok=True)

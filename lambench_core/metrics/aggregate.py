@@ -9,7 +9,7 @@ A pure function of its inputs: results computed anywhere can be scored the same 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -94,6 +94,9 @@ class _Sets:
         self.by_domain: dict[Domain, list[str]] = {}
         for name, members in sorted(self.by_set.items()):
             self.by_domain.setdefault(members[0].domain, []).append(name)
+        self.has_virial = {
+            domain: any(self.carries(name, "V") for name in members) for domain, members in self.by_domain.items()
+        }
 
     def carries(self, set_name: str, label: str) -> bool:
         return any(n.reference(label) is not None for n in self.by_set[set_name])
@@ -105,32 +108,38 @@ class _Sets:
         return self.by_set[set_name][0]
 
 
-def _score_model(model: str, rows: dict[str, RawForceFieldRow], sets: _Sets) -> ForceFieldScore:
+def _score_terms(
+    rows: Mapping[str, RawForceFieldRow], sets: _Sets, detail: bool = True
+) -> tuple[float | None, bool, dict[Domain, float | None], dict[str, dict[str, float | None]], list[str]]:
+    """(M_FF, partial, domain errors, normalized errors, notes) of one model; `rows`: benchmark set →
+    its errors (anything with the RawForceFieldRow attributes). Without `detail` the normalized
+    errors and notes are left empty (bootstrap replicates need only the scores)."""
     normalized: dict[str, dict[str, float | None]] = {}
     notes: list[str] = []
-    missing = sorted(name for name in sets.by_set if name not in rows)
+    partial = any(name not in rows for name in sets.by_set)
     domains: dict[Domain, float | None] = {}
-    partial = bool(missing)
     for domain in sorted(sets.by_domain):
         members = sets.by_domain[domain]
-        has_virial = any(sets.carries(name, "V") for name in members)
-        weights = WEIGHTS_WITH_VIRIAL if has_virial else WEIGHTS_WITHOUT_VIRIAL
+        weights = WEIGHTS_WITH_VIRIAL if sets.has_virial[domain] else WEIGHTS_WITHOUT_VIRIAL
         label_means: dict[str, float] = {}
         for label in weights:
+            metric = LABEL_METRICS[label]
             xs: list[float] = []
             for name in members:
                 row = rows.get(name)
-                reference = sets.normalization(name, row).reference(label)
+                reference = getattr(sets.normalization(name, row), metric)  # its .reference(label)
                 if reference is None:
                     continue
                 x = None
                 if row is not None:
-                    x = normalized_error(getattr(row, LABEL_METRICS[label]), reference)
+                    x = normalized_error(getattr(row, metric), reference)
                     if x is None and label == "V":
                         # A model that cannot predict stress is no better than the dummy on virials.
                         x = 1.0
-                        notes.append(f"{name}: no virial prediction, scored as the dummy")
-                normalized.setdefault(name, {})[label] = x
+                        if detail:
+                            notes.append(f"{name}: no virial prediction, scored as the dummy")
+                if detail:
+                    normalized.setdefault(name, {})[label] = x
                 if x is None:
                     partial = True
                 else:
@@ -144,15 +153,37 @@ def _score_model(model: str, rows: dict[str, RawForceFieldRow], sets: _Sets) -> 
             partial = True
     scored = [value for value in domains.values() if value is not None]
     m_ff = sum(scored) / len(scored) if scored else None
+    return m_ff, partial, domains, normalized, notes
+
+
+def _score_model(model: str, rows: dict[str, RawForceFieldRow], sets: _Sets) -> ForceFieldScore:
+    m_ff, partial, domains, normalized, notes = _score_terms(rows, sets)
     return ForceFieldScore(
         model=model,
         m_ff=m_ff,
         partial=partial,
         domains=domains,
         normalized=normalized,
-        missing=missing,
+        missing=sorted(name for name in sets.by_set if name not in rows),
         notes=notes,
     )
+
+
+def force_field_scores(
+    models: Iterable[str], rows: Iterable[RawForceFieldRow], normalizations: Sequence[DatasetNormalization]
+) -> dict[str, tuple[float | None, dict[Domain, float | None]]]:
+    """model → (M_FF, domain errors), exactly as `score_force_field` computes them but without the
+    detail: what each bootstrap replicate needs. `rows` may be any objects with the RawForceFieldRow
+    attributes (`model`, `dataset`, `benchmark_set`, the three errors)."""
+    sets = _Sets(normalizations)
+    by_model: dict[str, dict[str, RawForceFieldRow]] = {}
+    for row in rows:
+        by_model.setdefault(row.model, {})[row.benchmark_set] = row
+    found = {}
+    for model in models:
+        m_ff, _, domains, _, _ = _score_terms(by_model.get(model, {}), sets, detail=False)
+        found[model] = (m_ff, domains)
+    return found
 
 
 def score_force_field(

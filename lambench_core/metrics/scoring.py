@@ -9,6 +9,7 @@ every structure-level error. Ranking follows LAMBench: M_FF, then M_PC, M_IS, M_
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -20,15 +21,23 @@ from lambench_core.metrics.aggregate import (
     DatasetNormalization,
     ForceFieldScore,
     RawForceFieldRow,
+    force_field_scores,
     score_force_field,
 )
 from lambench_core.metrics.bootstrap import DEFAULT_CONFIDENCE, interval
-from lambench_core.metrics.property import PropertyNormalization, PropertyScore, RawPropertyRow, score_property
+from lambench_core.metrics.property import (
+    PropertyNormalization,
+    PropertyScore,
+    RawPropertyRow,
+    property_scores,
+    score_property,
+)
 from lambench_core.metrics.table import MetricsTable, RawMetric
 
 RANKING_ORDER = ("m_ff", "m_pc", "m_is", "m_e")
 APPLICABILITY = {"m_e": (Category.EFFICIENCY, "m_e"), "m_is": (Category.STABILITY, "m_is")}
 ADAPTABILITY_METRIC = "normalized_mae"  # per task: clip(MAE ÷ MAE of the training mean, 0, 1)
+LABEL_OF = {metric: label for label, metric in LABEL_METRICS.items()}
 
 
 class Estimate(BaseModel):
@@ -80,30 +89,41 @@ class Scoreboard(BaseModel):
     models: list[ModelScores] = Field(description="In ranking order")
 
 
-def _force_field_inputs(
-    rows: Sequence[RawMetric],
-    pick: Callable[[RawMetric], float | None],
-    pick_dummy: Callable[[RawMetric], float | None],
-) -> tuple[list[RawForceFieldRow], list[DatasetNormalization]]:
-    label_of = {metric: label for label, metric in LABEL_METRICS.items()}
+def _force_field_normalizations(
+    rows: Sequence[RawMetric], pick_dummy: Callable[[RawMetric], float | None]
+) -> tuple[list[DatasetNormalization], dict[str, tuple[str, Domain]]]:
+    """The label sets' dummy errors (sets with both energy and force dummies), and each label set's
+    (benchmark set, domain)."""
     dummies: dict[str, dict[str, float]] = {}
     meta: dict[str, tuple[str, Domain]] = {}
-    values: dict[tuple[str, str], dict[str, float | None]] = {}
     for row in rows:
-        if row.kind != Category.FORCE_FIELD or row.metric not in label_of:
+        if row.kind != Category.FORCE_FIELD or row.metric not in LABEL_OF:
             continue
-        dataset = row.dataset or row.benchmark
         dummy = pick_dummy(row)
         if dummy is not None and dummy > 0 and row.domain is not None:
+            dataset = row.dataset or row.benchmark
             dummies.setdefault(dataset, {})[row.metric] = dummy
             meta[dataset] = (row.benchmark, row.domain)
-        if row.usable:
-            values.setdefault((row.model, dataset), {})[row.metric] = pick(row)
     norms = [
         DatasetNormalization(dataset=dataset, set_name=meta[dataset][0], domain=meta[dataset][1], **dummy)
         for dataset, dummy in sorted(dummies.items())
         if "energy_rmse_per_atom" in dummy and "force_rmse" in dummy
     ]
+    return norms, meta
+
+
+def _force_field_inputs(
+    rows: Sequence[RawMetric],
+    pick: Callable[[RawMetric], float | None],
+    pick_dummy: Callable[[RawMetric], float | None],
+) -> tuple[list[RawForceFieldRow], list[DatasetNormalization]]:
+    norms, meta = _force_field_normalizations(rows, pick_dummy)
+    values: dict[tuple[str, str], dict[str, float | None]] = {}
+    for row in rows:
+        if row.kind != Category.FORCE_FIELD or row.metric not in LABEL_OF:
+            continue
+        if row.usable:
+            values.setdefault((row.model, row.dataset or row.benchmark), {})[row.metric] = pick(row)
     known = {n.dataset for n in norms}
     ff_rows = [
         RawForceFieldRow(model=model, dataset=dataset, set_name=meta[dataset][0], **metrics)
@@ -113,14 +133,11 @@ def _force_field_inputs(
     return ff_rows, norms
 
 
-def _property_inputs(
-    rows: Sequence[RawMetric],
-    pick: Callable[[RawMetric], float | None],
-    pick_dummy: Callable[[RawMetric], float | None],
-) -> tuple[list[RawPropertyRow], list[PropertyNormalization]]:
+def _property_normalizations(
+    rows: Sequence[RawMetric], pick_dummy: Callable[[RawMetric], float | None]
+) -> list[PropertyNormalization]:
     dummies: dict[str, dict[str, float]] = {}
     domains: dict[str, Domain] = {}
-    found: dict[tuple[str, str], RawPropertyRow] = {}
     for row in rows:
         if row.kind != Category.PROPERTY:
             continue
@@ -128,17 +145,116 @@ def _property_inputs(
         if dummy is not None and dummy > 0 and row.domain is not None:
             dummies.setdefault(row.benchmark, {})[row.metric] = dummy
             domains[row.benchmark] = row.domain
-        if row.status in ("failed", "unsupported", "missing"):
+    return [PropertyNormalization(task=task, domain=domains[task], dummy=d) for task, d in sorted(dummies.items())]
+
+
+def _property_inputs(
+    rows: Sequence[RawMetric],
+    pick: Callable[[RawMetric], float | None],
+    pick_dummy: Callable[[RawMetric], float | None],
+) -> tuple[list[RawPropertyRow], list[PropertyNormalization]]:
+    found: dict[tuple[str, str], RawPropertyRow] = {}
+    for row in rows:
+        if row.kind != Category.PROPERTY or row.status in ("failed", "unsupported", "missing"):
             continue
-        entry = found.setdefault(
-            (row.model, row.benchmark),
-            RawPropertyRow(
+        entry = found.get((row.model, row.benchmark))
+        if entry is None:  # the first row of a (model, task) gives its rates
+            entry = found[(row.model, row.benchmark)] = RawPropertyRow(
                 model=row.model, task=row.benchmark, metrics={}, success_rate=row.success_rate, coverage=row.coverage
-            ),
-        )
+            )
         entry.metrics[row.metric] = pick(row) if row.value is not None else None
-    norms = [PropertyNormalization(task=task, domain=domains[task], dummy=d) for task, d in sorted(dummies.items())]
-    return list(found.values()), norms
+    return list(found.values()), _property_normalizations(rows, pick_dummy)
+
+
+def _dummy_rows(rows: Sequence[RawMetric]) -> tuple[list[RawMetric], bool]:
+    """The rows that can carry a normalizing constant, and whether it is the same in every replicate."""
+    found = [r for r in rows if r.domain is not None and (r.dummy is not None or r.dummy_replicates is not None)]
+    return found, all(r.dummy_replicates is None for r in found)
+
+
+class _FFRow:
+    """A replicate's errors of one model on one label set: the attributes of RawForceFieldRow,
+    without validating values that were validated when the table was read."""
+
+    __slots__ = ("model", "dataset", "benchmark_set", "energy_rmse_per_atom", "force_rmse", "virial_rmse_per_atom")
+
+    def __init__(self, model: str, dataset: str, set_name: str, metrics: dict[str, float | None]) -> None:
+        self.model, self.dataset, self.benchmark_set = model, dataset, set_name
+        self.energy_rmse_per_atom = metrics.get("energy_rmse_per_atom")
+        self.force_rmse = metrics.get("force_rmse")
+        self.virial_rmse_per_atom = metrics.get("virial_rmse_per_atom")
+
+
+class _PCRow:
+    """A replicate's metrics of one model on one property task: the attributes of RawPropertyRow."""
+
+    __slots__ = ("model", "task", "metrics", "success_rate", "coverage")
+
+    def __init__(self, model: str, task: str, success_rate: float, coverage: float) -> None:
+        self.model, self.task = model, task
+        self.metrics: dict[str, Any] = {}
+        self.success_rate, self.coverage = success_rate, coverage
+
+
+Replicates = list[dict[str, tuple[float | None, dict[Domain, float | None]]]]
+
+
+def _force_field_replicates(rows: Sequence[RawMetric], models: Sequence[str], n: int) -> Replicates:
+    """Per replicate, model → (M_FF, domain errors): the same chain as `_force_field_inputs` and
+    `score_force_field` (the same functions do the arithmetic), with the table's structure worked out
+    once instead of once per replicate. `rows`: the force-field label rows."""
+    if n == 0:
+        return []
+    values = [(row.model, row.dataset or row.benchmark, row.metric, row) for row in rows if row.usable]
+    dummy_rows, constant = _dummy_rows(rows)
+    if constant:  # the normalization is the point one in every replicate: built once
+        norms, _ = _force_field_normalizations(dummy_rows, _point_dummy)
+    found: Replicates = []
+    for b in range(n):
+        if not constant:
+            norms, _ = _force_field_normalizations(dummy_rows, _replicate_dummy(b))
+        known = {norm.dataset: norm.benchmark_set for norm in norms}
+        errors: dict[tuple[str, str], dict[str, float | None]] = {}
+        for model, dataset, metric, row in values:
+            replicates = row.replicates
+            value = row.value if replicates is None or b >= len(replicates) else replicates[b]
+            errors.setdefault((model, dataset), {})[metric] = value
+        ff_rows = [
+            _FFRow(model, dataset, known[dataset], metrics)
+            for (model, dataset), metrics in errors.items()
+            if dataset in known
+        ]
+        found.append(force_field_scores(models, ff_rows, norms))  # type: ignore[arg-type]
+    return found
+
+
+def _property_replicates(rows: Sequence[RawMetric], models: Sequence[str], n: int) -> Replicates:
+    """Per replicate, model → (M_PC, domain errors), as `_property_inputs` and `score_property` give
+    them, with the table's structure worked out once. `rows`: the property rows."""
+    if n == 0:
+        return []
+    scored = [row for row in rows if row.status not in ("failed", "unsupported", "missing")]
+    dummy_rows, constant = _dummy_rows(rows)
+    if constant:
+        norms = _property_normalizations(dummy_rows, _point_dummy)
+    found: Replicates = []
+    for b in range(n):
+        if not constant:
+            norms = _property_normalizations(dummy_rows, _replicate_dummy(b))
+        entries: dict[tuple[str, str], _PCRow] = {}
+        for row in scored:
+            entry = entries.get((row.model, row.benchmark))
+            if entry is None:  # the first row of a (model, task) gives its rates
+                entry = entries[(row.model, row.benchmark)] = _PCRow(
+                    row.model, row.benchmark, row.success_rate, row.coverage
+                )
+            replicates = row.replicates
+            if row.value is None:
+                entry.metrics[row.metric] = None
+            else:
+                entry.metrics[row.metric] = row.value if replicates is None or b >= len(replicates) else replicates[b]
+        found.append(property_scores(models, entries.values(), norms))  # type: ignore[arg-type]
+    return found
 
 
 def _replicate(b: int) -> Callable[[RawMetric], float | None]:
@@ -177,21 +293,17 @@ def _estimate(value: float | None, replicates: list[float | None], confidence: f
 
 
 def _adaptability(
-    rows: Sequence[RawMetric], model: str, pick: Callable[[RawMetric], float | None]
+    tasks: Sequence[str], own: dict[str, RawMetric], pick: Callable[[RawMetric], float | None]
 ) -> tuple[float | None, bool]:
-    """M_AD: the mean over adaptability tasks of the normalized MAE; partial if a task is missing."""
-    tasks = {r.benchmark for r in rows if r.kind == Category.ADAPTABILITY and r.metric == ADAPTABILITY_METRIC}
-    own = {
-        r.benchmark: r
-        for r in rows
-        if r.model == model and r.kind == Category.ADAPTABILITY and r.metric == ADAPTABILITY_METRIC and r.usable
-    }
-    values = [v for v in (pick(own[t]) for t in sorted(tasks) if t in own) if v is not None]
+    """M_AD: the mean over adaptability tasks (`tasks`: every task of the table, sorted) of the
+    normalized MAE (`own`: this model's usable row per task); partial if a task is missing."""
+    values = [v for v in (pick(own[t]) for t in tasks if t in own) if v is not None]
     return (sum(values) / len(values) if values else None), len(values) < len(tasks)
 
 
-def _applicability(rows: Sequence[RawMetric], model: str, kind: Category, metric: str) -> RawMetric | None:
-    return next((r for r in rows if r.model == model and r.kind == kind and r.metric == metric and r.usable), None)
+def _applicability(own: Sequence[RawMetric], kind: Category, metric: str) -> RawMetric | None:
+    """The model's first usable row of that kind and metric (`own`: the model's rows, in table order)."""
+    return next((r for r in own if r.kind == kind and r.metric == metric and r.usable), None)
 
 
 def _sort_key(scores: ModelScores) -> tuple[object, ...]:
@@ -226,22 +338,63 @@ def _rank_intervals(
         scores.rank_low, scores.rank_high = int(np.floor(low)), int(np.ceil(high))
 
 
+def _ties(ranked: list[ModelScores]) -> list[list[str]]:
+    """For each ranked model, the other ranked models whose M_FF overlaps its own (`Estimate.overlaps`),
+    in ranking order: interval overlap where both have intervals, equal values otherwise."""
+    n = len(ranked)
+    estimates = [s.m_ff for s in ranked]
+    full = np.array([None not in (x.low, x.high) for x in estimates], dtype=bool)
+    lows = np.array([x.low if ok else 0.0 for x, ok in zip(estimates, full, strict=True)], dtype=float)
+    highs = np.array([x.high if ok else 0.0 for x, ok in zip(estimates, full, strict=True)], dtype=float)
+    by_value: dict[float, list[int]] = {}
+    for index, x in enumerate(estimates):
+        if x.value is not None and x.value == x.value:  # NaN equals nothing
+            by_value.setdefault(x.value, []).append(index)
+    ties = []
+    for i, x in enumerate(estimates):
+        mask = np.zeros(n, dtype=bool)
+        if full[i]:
+            mask |= full & (lows[i] <= highs) & (lows <= highs[i])
+        if x.value is not None and x.value == x.value:
+            for j in by_value.get(x.value, ()):
+                if not (full[i] and full[j]):
+                    mask[j] = True
+        mask[i] = False
+        ties.append([ranked[j].model for j in np.flatnonzero(mask)])
+    return ties
+
+
 def score_table(table: MetricsTable, confidence: float = DEFAULT_CONFIDENCE) -> Scoreboard:
-    """Scores, intervals, ranks and ties of every model of the table."""
+    """Scores, intervals, ranks and ties of every model of the table.
+
+    Linear in the table: the rows are read once into per-model lists and per-kind subsets, and each
+    replicate is scored from the subsets that enter a score; of each replicate only the values the
+    intervals need are kept (memory O(replicates × models × domains), not × rows)."""
     models = table.models
     n = table.n_replicates
-    ff_rows, ff_norms = _force_field_inputs(table.rows, _point, _point_dummy)
+    label_metrics = set(LABEL_METRICS.values())
+    own_rows: dict[str, list[RawMetric]] = {}
+    ff_subset: list[RawMetric] = []
+    pc_subset: list[RawMetric] = []
+    ad_tasks: set[str] = set()
+    for row in table.rows:
+        own_rows.setdefault(row.model, []).append(row)
+        if row.kind == Category.FORCE_FIELD and row.metric in label_metrics:
+            ff_subset.append(row)
+        elif row.kind == Category.PROPERTY:
+            pc_subset.append(row)
+        elif row.kind == Category.ADAPTABILITY and row.metric == ADAPTABILITY_METRIC:
+            ad_tasks.add(row.benchmark)
+    tasks = sorted(ad_tasks)
+
+    ff_rows, ff_norms = _force_field_inputs(ff_subset, _point, _point_dummy)
     ff_point = {s.model: s for s in score_force_field(models, ff_rows, ff_norms)}
-    pc_rows, pc_norms = _property_inputs(table.rows, _point, _point_dummy)
+    pc_rows, pc_norms = _property_inputs(pc_subset, _point, _point_dummy)
     pc_point = {s.model: s for s in score_property(models, pc_rows, pc_norms)}
 
-    ff_reps: list[dict[str, ForceFieldScore]] = []
-    pc_reps: list[dict[str, PropertyScore]] = []
-    for b in range(n):
-        rows_b, norms_b = _force_field_inputs(table.rows, _replicate(b), _replicate_dummy(b))
-        ff_reps.append({s.model: s for s in score_force_field(models, rows_b, norms_b)})
-        prows_b, pnorms_b = _property_inputs(table.rows, _replicate(b), _replicate_dummy(b))
-        pc_reps.append({s.model: s for s in score_property(models, prows_b, pnorms_b)})
+    # Per replicate and model: (M_FF, FF domains) and (M_PC, PC domains) — nothing else is kept.
+    ff_reps = _force_field_replicates(ff_subset, models, n)
+    pc_reps = _property_replicates(pc_subset, models, n)
 
     ff_domains = sorted({n.domain for n in ff_norms})
     pc_domains = sorted({n.domain for n in pc_norms})
@@ -249,18 +402,26 @@ def score_table(table: MetricsTable, confidence: float = DEFAULT_CONFIDENCE) -> 
     m_ff_replicates: dict[str, list[float | None]] = {}
     for model in models:
         ff, pc = ff_point[model], pc_point[model]
-        m_ff_replicates[model] = [rep[model].m_ff for rep in ff_reps]
+        own = own_rows.get(model, [])
+        m_ff_replicates[model] = [rep[model][0] for rep in ff_reps]
         applicability = {}
         for name, (kind, metric) in APPLICABILITY.items():
-            row = _applicability(table.rows, model, kind, metric)
+            applicable = _applicability(own, kind, metric)
             applicability[name] = (
-                _estimate(row.value, row.replicates or [], confidence) if row else Estimate(value=None)
+                _estimate(applicable.value, applicable.replicates or [], confidence)
+                if applicable
+                else Estimate(value=None)
             )
-        m_ad, m_ad_partial = _adaptability(table.rows, model, _point)
-        m_ad_replicates = [_adaptability(table.rows, model, _replicate(b))[0] for b in range(n)]
+        own_tasks = {
+            r.benchmark: r
+            for r in own
+            if r.kind == Category.ADAPTABILITY and r.metric == ADAPTABILITY_METRIC and r.usable
+        }
+        m_ad, m_ad_partial = _adaptability(tasks, own_tasks, _point)
+        m_ad_replicates = [_adaptability(tasks, own_tasks, _replicate(b))[0] for b in range(n)]
         raw: dict[str, dict[str, Estimate]] = {}
-        for row in table.rows:
-            if row.model == model and row.usable:
+        for row in own:
+            if row.usable:
                 raw.setdefault(row.benchmark, {})[row.metric] = _estimate(row.value, row.replicates or [], confidence)
         board.append(
             ModelScores(
@@ -269,13 +430,13 @@ def score_table(table: MetricsTable, confidence: float = DEFAULT_CONFIDENCE) -> 
                 m_ff=_estimate(ff.m_ff, m_ff_replicates[model], confidence),
                 m_ff_partial=ff.partial,
                 ff_domains={
-                    d: _estimate(ff.domains.get(d), [rep[model].domains.get(d) for rep in ff_reps], confidence)
+                    d: _estimate(ff.domains.get(d), [rep[model][1].get(d) for rep in ff_reps], confidence)
                     for d in ff_domains
                 },
-                m_pc=_estimate(pc.m_pc, [rep[model].m_pc for rep in pc_reps], confidence),
+                m_pc=_estimate(pc.m_pc, [rep[model][0] for rep in pc_reps], confidence),
                 m_pc_partial=pc.partial,
                 pc_domains={
-                    d: _estimate(pc.domains.get(d), [rep[model].domains.get(d) for rep in pc_reps], confidence)
+                    d: _estimate(pc.domains.get(d), [rep[model][1].get(d) for rep in pc_reps], confidence)
                     for d in pc_domains
                 },
                 m_ad=_estimate(m_ad, m_ad_replicates, confidence),
@@ -292,8 +453,8 @@ def score_table(table: MetricsTable, confidence: float = DEFAULT_CONFIDENCE) -> 
     for rank, scores in enumerate(ranked, start=1):
         scores.rank = rank
     _rank_intervals(ranked, m_ff_replicates, confidence)
-    for scores in ranked:
-        scores.tied_with = [o.model for o in ranked if o is not scores and o.m_ff.overlaps(scores.m_ff)]
+    for scores, tied in zip(ranked, _ties(ranked), strict=True):
+        scores.tied_with = tied
     return Scoreboard(
         confidence=confidence,
         n_replicates=n,

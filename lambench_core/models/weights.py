@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,9 +17,7 @@ from lambench_core.errors import (
 from lambench_core.hashing import sha256_tree
 from lambench_core.models.card import ModelCard
 from lambench_core.models.registry import family
-
-ALLOW_UNPINNED_ENV = "LAMBENCH_ALLOW_UNPINNED_WEIGHTS"
-WEIGHTS_DIR_ENV = "LAMBENCH_WEIGHTS_DIR"
+from lambench_core.settings import ALLOW_UNPINNED_ENV, WEIGHTS_DIR_ENV, settings  # noqa: F401 (re-exported)
 
 
 @dataclass(frozen=True)
@@ -31,10 +28,7 @@ class ResolvedWeights:
 
 
 def weights_cache_dir() -> Path:
-    configured = os.environ.get(WEIGHTS_DIR_ENV)
-    if configured:
-        return Path(configured).expanduser()
-    return Path.home() / ".cache" / "lambench" / "weights"
+    return settings().weights_folder
 
 
 def _package_path(card: ModelCard, location: str) -> Path:
@@ -102,7 +96,7 @@ def resolve_weights(card: ModelCard) -> ResolvedWeights | None:
             "weights.sha256",
             f"{path} has sha256 {actual}, the card pins {card.weights.sha256}",
         )
-    if card.weights.sha256 is None and os.environ.get(ALLOW_UNPINNED_ENV) != "1":
+    if card.weights.sha256 is None and not settings().allow_unpinned_weights:
         # The packages of downloaded checkpoints may unpickle them: never load bytes nobody vouched for.
         raise ChecksumError(
             f"card {card.name}",

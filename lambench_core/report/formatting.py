@@ -55,7 +55,11 @@ def cell(row: RawMetric | None, job: JobSummary | None, scale: float = 1.0, digi
 
 def gap_for(jobs: list[JobSummary], model: str, kind: Category) -> str:
     """Why a score is absent: every job of that kind failed or was unsupported, or results are missing."""
-    statuses = {j.status for j in jobs if j.model == model and j.kind == kind}
+    return gap_of({j.status for j in jobs if j.model == model and j.kind == kind})
+
+
+def gap_of(statuses: set[str] | frozenset[str]) -> str:
+    """`gap_for` from the statuses of the model's jobs of that kind (see `BoardLookup.job_statuses`)."""
     if statuses and statuses <= {"failed", "unsupported"}:
         return "unsupported" if statuses == {"unsupported"} else "failed"
     return "missing"

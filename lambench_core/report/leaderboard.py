@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from lambench_core.campaign import Job
 from lambench_core.categories import Category
@@ -90,6 +90,36 @@ class BenchmarkInfo(BaseModel):
     metrics: dict[str, MetricInfo]
 
 
+class BoardLookup:
+    """First-match indexes of a leaderboard's lists, as the linear scans they replace would find.
+
+    `Leaderboard.lookup()` rebuilds it whenever one of the lists is replaced (the lists themselves
+    are held, so their identities stay valid); a list edited in place should be replaced instead."""
+
+    def __init__(self, lists: tuple[list, list, list, list, list]) -> None:
+        rows, jobs, scores, models, benchmarks = lists
+        self.lists = lists
+        self.rows: dict[tuple[str, str, str], RawMetric] = {}
+        self.first_row: dict[tuple[str, str], RawMetric] = {}
+        for row in rows:
+            self.rows.setdefault((row.model, row.benchmark, row.metric), row)
+            self.first_row.setdefault((row.model, row.benchmark), row)
+        self.jobs: dict[tuple[str, str], JobSummary] = {}
+        self.job_statuses: dict[tuple[str, Category], set[str]] = {}
+        for job in jobs:
+            self.jobs.setdefault((job.model, job.benchmark), job)
+            self.job_statuses.setdefault((job.model, job.kind), set()).add(job.status)
+        self.scores: dict[str, ModelScores] = {}
+        for entry in scores:
+            self.scores.setdefault(entry.model, entry)
+        self.models: dict[str, ModelInfo] = {}
+        for info in models:
+            self.models.setdefault(info.name, info)
+        self.benchmarks: dict[Category, list[BenchmarkInfo]] = {}
+        for benchmark in benchmarks:
+            self.benchmarks.setdefault(benchmark.kind, []).append(benchmark)
+
+
 class Leaderboard(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -101,25 +131,37 @@ class Leaderboard(BaseModel):
     models: list[ModelInfo]
     benchmarks: list[BenchmarkInfo]
     notes: list[str] = Field(default_factory=list)
+    _lookup: BoardLookup | None = PrivateAttr(default=None)
 
     def scores(self, model: str) -> ModelScores:
-        return next(s for s in self.scoreboard.models if s.model == model)
+        found = self.lookup().scores.get(model)
+        if found is None:
+            raise KeyError(f"no scores for model {model!r}")
+        return found
 
     def value(self, model: str, benchmark: str, metric: str) -> RawMetric | None:
-        return next(
-            (r for r in self.table.rows if r.model == model and r.benchmark == benchmark and r.metric == metric), None
-        )
+        return self.lookup().rows.get((model, benchmark, metric))
 
     def job(self, model: str, benchmark: str) -> JobSummary | None:
-        return next((j for j in self.jobs if j.model == model and j.benchmark == benchmark), None)
+        return self.lookup().jobs.get((model, benchmark))
+
+    def lookup(self) -> BoardLookup:
+        """Dictionaries over the rows, jobs, scores and models (built once per set of lists): the
+        renderers look up every cell, so a linear scan per cell would make them quadratic."""
+        lists = (self.table.rows, self.jobs, self.scoreboard.models, self.models, self.benchmarks)
+        cached = self._lookup
+        if cached is None or any(a is not b for a, b in zip(cached.lists, lists, strict=True)):
+            cached = self._lookup = BoardLookup(lists)
+        return cached
 
     def benchmarks_of(self, kind: Category) -> list[BenchmarkInfo]:
-        return [b for b in self.benchmarks if b.kind == kind]
+        return list(self.lookup().benchmarks.get(kind, ()))
 
 
 def _model_info(
     model: str, results: Sequence[TaskResult], jobs: Sequence[Job], manifest: ManifestDocument
 ) -> ModelInfo:
+    """`results` and `jobs`: this model's (or all; others are skipped)."""
     own = [r for r in results if r.model == model and r.provenance is not None]
     info = ModelInfo(
         name=model,
@@ -153,7 +195,7 @@ def _level_mismatches(model: str, card: dict[str, Any], jobs: Sequence[Job], man
     """'dataset (level)' of each reference set of this model's jobs whose level is not the card's
     level for the job's domain (`levels`, PBE where absent): it was scored on another level's labels."""
     levels = card.get("levels") or {}
-    known = set(manifest.names())
+    known = _names(manifest)
     found: set[str] = set()
     for job in jobs:
         if job.model != model or job.dataset is None or job.dataset not in known:
@@ -164,6 +206,10 @@ def _level_mismatches(model: str, card: dict[str, Any], jobs: Sequence[Job], man
     return sorted(found)
 
 
+def _names(manifest: ManifestDocument) -> set[str]:
+    return set(manifest.names())
+
+
 def _first_paragraph(text: str | None) -> str:
     return " ".join((text or "").strip().split("\n\n")[0].split())
 
@@ -172,6 +218,7 @@ def _benchmark_infos(
     jobs: Sequence[Job], table: MetricsTable, results: dict[str, TaskResult], manifest: ManifestDocument
 ) -> list[BenchmarkInfo]:
     infos: dict[str, BenchmarkInfo] = {}
+    names = _names(manifest)
     for job in jobs:
         name = benchmark_of(job)
         task = task_class(job.instance.task)
@@ -192,7 +239,7 @@ def _benchmark_infos(
         dataset_names = [job.dataset] if job.dataset else list(job.instance.datasets.values())
         known = {d.name for d in info.datasets}
         for dataset in dataset_names:
-            if dataset in known or dataset not in manifest.names():
+            if dataset in known or dataset not in names:
                 continue
             entry = manifest.get(dataset)
             result = results.get(job.key)
@@ -239,6 +286,13 @@ def build_leaderboard(
     Failed and missing ones are gaps, never zeros.
     """
     by_key = {r.key: r for r in results}
+    names = _names(manifest)
+    results_of: dict[str, list[TaskResult]] = {}
+    for result in results:
+        results_of.setdefault(result.model, []).append(result)
+    jobs_of: dict[str, list[Job]] = {}
+    for job in jobs:
+        jobs_of.setdefault(job.model, []).append(job)
     bootstrap_notes: list[str] = []
     table = metrics_table(models, jobs, by_key, manifest, n_replicates, bootstrap_notes)
     scoreboard = score_table(table, confidence)
@@ -247,7 +301,7 @@ def build_leaderboard(
             f"{job.dataset}: no dummy errors in the manifest; left out of M_FF"
             for job in jobs
             if job.instance.category == Category.FORCE_FIELD
-            and job.dataset in manifest.names()
+            and job.dataset in names
             and manifest.get(job.dataset).dummy_errors is None
         }
     )
@@ -257,7 +311,7 @@ def build_leaderboard(
         scoreboard=scoreboard,
         jobs=summarize_jobs(jobs, by_key),
         table=table.without_replicates(),
-        models=[_model_info(model, results, jobs, manifest) for model in models],
+        models=[_model_info(model, results_of.get(model, []), jobs_of.get(model, []), manifest) for model in models],
         benchmarks=_benchmark_infos(jobs, table, by_key, manifest),
         notes=notes,
     )
@@ -268,9 +322,9 @@ def leaderboard_from_table(campaign: str, table: MetricsTable, confidence: float
     """A leaderboard of a table scored elsewhere (`lambench aggregate`): no jobs or provenance."""
     benchmarks: dict[str, BenchmarkInfo] = {}
     for row in table.rows:
-        info = benchmarks.setdefault(
-            row.benchmark,
-            BenchmarkInfo(
+        info = benchmarks.get(row.benchmark)
+        if info is None:
+            info = benchmarks[row.benchmark] = BenchmarkInfo(
                 name=row.benchmark,
                 kind=row.kind,
                 task=row.benchmark,
@@ -280,9 +334,9 @@ def leaderboard_from_table(campaign: str, table: MetricsTable, confidence: float
                 params={},
                 datasets=[],
                 metrics={},
-            ),
-        )
-        info.metrics.setdefault(row.metric, MetricInfo(unit=row.unit, dummy=row.dummy))
+            )
+        if row.metric not in info.metrics:
+            info.metrics[row.metric] = MetricInfo(unit=row.unit, dummy=row.dummy)
     return Leaderboard(
         campaign=campaign,
         created_at=datetime.now(UTC),
@@ -291,4 +345,5 @@ def leaderboard_from_table(campaign: str, table: MetricsTable, confidence: float
         table=table.without_replicates(),
         models=[ModelInfo(name=model) for model in table.models],
         benchmarks=list(benchmarks.values()),
+        notes=list(table.notes),
     )

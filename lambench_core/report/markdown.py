@@ -32,8 +32,10 @@ def score_columns(board: Leaderboard) -> Columns:
     rows = board.scoreboard.models
     level = f"{board.scoreboard.confidence:.0%}"
 
+    statuses = board.lookup().job_statuses
+
     def gap(model: str, kind: Category) -> str:
-        return fmt.gap_for(board.jobs, model, kind)
+        return fmt.gap_of(statuses.get((model, kind), set()))
 
     columns: Columns = [
         ("Rank", [fmt.rank(s) for s in rows]),
@@ -62,19 +64,25 @@ def score_columns(board: Leaderboard) -> Columns:
                 [fmt.score(s.m_ad, s.m_ad_partial, gap=gap(s.model, Category.ADAPTABILITY)) for s in rows],
             )
         )
+    lookup = board.lookup()
     for kind, attribute, title in ((Category.STABILITY, "m_is", "M_IS ↓"), (Category.EFFICIENCY, "m_e", "M_E ↑")):
         for benchmark in board.benchmarks_of(kind):
             values = []
             for s in rows:
                 estimate = getattr(s, attribute)
-                job = board.job(s.model, benchmark.name)
+                job = lookup.jobs.get((s.model, benchmark.name))
                 absent = job.status if job and job.status in ("failed", "unsupported") else "missing"
                 values.append(fmt.estimate(estimate) if estimate.value is not None else absent)
             columns.append((title, values))
     for kind, metric, title, digits in APPLICABILITY_DETAIL:
         for benchmark in board.benchmarks_of(kind):
             values = [
-                fmt.cell(board.value(s.model, benchmark.name, metric), board.job(s.model, benchmark.name), 1.0, digits)
+                fmt.cell(
+                    lookup.rows.get((s.model, benchmark.name, metric)),
+                    lookup.jobs.get((s.model, benchmark.name)),
+                    1.0,
+                    digits,
+                )
                 for s in rows
             ]
             columns.append((title, values))
@@ -84,11 +92,11 @@ def score_columns(board: Leaderboard) -> Columns:
 
 
 def _model(board: Leaderboard, name: str) -> ModelInfo:
-    return next(m for m in board.models if m.name == name)
+    return board.lookup().models[name]
 
 
 def _model_or_none(board: Leaderboard, name: str) -> ModelInfo | None:
-    return next((m for m in board.models if m.name == name), None)
+    return board.lookup().models.get(name)
 
 
 def has_levels(board: Leaderboard) -> bool:
@@ -123,6 +131,7 @@ def error_columns(board: Leaderboard) -> Columns:
     """One row per (benchmark set, error): the raw errors behind the normalized scores."""
     labels: list[str] = []
     cells: dict[str, list[str]] = {s.model: [] for s in board.scoreboard.models}
+    lookup = board.lookup()
     for benchmark in board.benchmarks_of(Category.FORCE_FIELD):
         errors = (
             FORCE_FIELD_ERRORS
@@ -133,8 +142,8 @@ def error_columns(board: Leaderboard) -> Columns:
         for title, metric in errors:
             labels.append(f"{benchmark.name} {title}")
             for model in cells:
-                row = board.value(model, benchmark.name, metric)
-                cells[model].append(fmt.cell(row, board.job(model, benchmark.name), MILLI, 1))
+                row = lookup.rows.get((model, benchmark.name, metric))
+                cells[model].append(fmt.cell(row, lookup.jobs.get((model, benchmark.name)), MILLI, 1))
     return [("Set and error", labels), *cells.items()]
 
 
@@ -142,6 +151,7 @@ def property_columns(board: Leaderboard) -> Columns:
     """One row per scored property metric, with units and the dummy value that normalizes it."""
     labels: list[str] = []
     cells: dict[str, list[str]] = {s.model: [] for s in board.scoreboard.models}
+    lookup = board.lookup()
     for benchmark in board.benchmarks_of(Category.PROPERTY):
         for metric, info in benchmark.metrics.items():
             if info.dummy is None:
@@ -149,11 +159,11 @@ def property_columns(board: Leaderboard) -> Columns:
             labels.append(f"{benchmark.name} {metric} ({info.unit}); dummy {info.dummy:.3g}")
             for model in cells:
                 cells[model].append(
-                    fmt.cell(board.value(model, benchmark.name, metric), board.job(model, benchmark.name))
+                    fmt.cell(lookup.rows.get((model, benchmark.name, metric)), lookup.jobs.get((model, benchmark.name)))
                 )
         labels.append(f"{benchmark.name} success rate (coverage)")
         for model in cells:
-            job = board.job(model, benchmark.name)
+            job = lookup.jobs.get((model, benchmark.name))
             if job is None or job.success_rate is None:
                 cells[model].append(fmt.GAP)
             else:
@@ -174,13 +184,14 @@ def adaptability_columns(board: Leaderboard) -> Columns:
     """Per task: the probe's out-of-fold MAE beside the composition baseline's and the mean's."""
     labels: list[str] = []
     cells: dict[str, list[str]] = {s.model: [] for s in board.scoreboard.models}
+    lookup = board.lookup()
     for benchmark in board.benchmarks_of(Category.ADAPTABILITY):
         for metric, title in ADAPTABILITY_ROWS:
             unit = benchmark.metrics[metric].unit if metric in benchmark.metrics else ""
             labels.append(f"{benchmark.name} {title}" + (f" ({unit})" if unit and unit != "1" else ""))
             for model in cells:
                 cells[model].append(
-                    fmt.cell(board.value(model, benchmark.name, metric), board.job(model, benchmark.name))
+                    fmt.cell(lookup.rows.get((model, benchmark.name, metric)), lookup.jobs.get((model, benchmark.name)))
                 )
     return [("Task metric", labels), *cells.items()]
 

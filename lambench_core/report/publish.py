@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from lambench_core.campaign import CampaignContext, CampaignSpec, Job
 from lambench_core.metrics.table import table_to_parquet
@@ -25,6 +28,32 @@ LEADERBOARD_JSON = "leaderboard.json"
 METRICS_PARQUET = "metrics.parquet"
 RECORDS_PARQUET = "records.parquet"
 SITE = "site"
+
+
+def _home_pattern() -> re.Pattern[str] | None:
+    home = os.path.expanduser("~")
+    homes = {h.rstrip("/") for h in (home, os.path.realpath(home)) if h.rstrip("/")}
+    if not homes:
+        return None
+    alternatives = "|".join(re.escape(h) for h in sorted(homes, key=len, reverse=True))
+    return re.compile(rf"(?<![\w.-])(?:{alternatives})(?![\w.-])")
+
+
+def redact_home(value: Any) -> Any:
+    """`value` (JSON-like) with the user's home directory shown as `~` in every string: failure
+    reasons carry paths, and a published site must not carry the user's private ones."""
+    pattern = _home_pattern()
+
+    def redact(item: Any) -> Any:
+        if isinstance(item, str):
+            return pattern.sub("~", item) if pattern is not None else item
+        if isinstance(item, list):
+            return [redact(x) for x in item]
+        if isinstance(item, dict):
+            return {k: redact(v) for k, v in item.items()}
+        return item
+
+    return redact(value)
 
 
 def collect_results(jobs: Sequence[Job], store: ResultStore) -> list[TaskResult]:
@@ -50,7 +79,7 @@ def records_parquet(results: Sequence[TaskResult], jobs: Sequence[Job]) -> bytes
             columns["task"].append(task_of.get(result.key, result.task))
             columns["job_key"].append(result.key)
             columns["item"].append(str(record.get("item", "")))
-            columns["record"].append(json.dumps(record, default=str))
+            columns["record"].append(json.dumps(redact_home(record), default=str))
     buffer = io.BytesIO()
     pq.write_table(pa.table({k: pa.array(v, pa.string()) for k, v in columns.items()}), buffer, compression="zstd")
     return buffer.getvalue()
@@ -69,7 +98,9 @@ def aggregate_campaign(spec: CampaignSpec, jobs: Sequence[Job], store: ResultSto
 
 
 def site_files(board: Leaderboard, metrics: bytes, records: bytes) -> dict[str, bytes]:
-    """The whole published folder: pages, assets and the data exports beside them."""
+    """The whole published folder: pages, assets and the data exports beside them (the home
+    directory shown as `~`)."""
+    board = Leaderboard.model_validate(redact_home(board.model_dump(mode="json")))
     results = {
         "campaign": board.campaign,
         "created_at": board.created_at.isoformat(),

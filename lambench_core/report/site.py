@@ -7,6 +7,7 @@ errors) is HTML-escaped in markup, and the embedded JSON is escaped so it cannot
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import html
 import json
@@ -18,7 +19,6 @@ from typing import Any
 from lambench_core.categories import Category
 from lambench_core.metrics.scoring import Estimate, ModelScores
 from lambench_core.report import formatting as fmt
-from lambench_core.report.collect import JobSummary
 from lambench_core.report.leaderboard import BenchmarkInfo, Leaderboard, ModelInfo
 from lambench_core.report.markdown import LEVEL_NOTE, footnotes, has_levels, level_marker
 from lambench_core.report.site_assets import SCRIPT, STYLE, plotly_javascript
@@ -31,7 +31,9 @@ EXPORTS = (
     ("leaderboard.md", "the Markdown summary"),
     ("leaderboard.json", "everything this site shows"),
 )
-e = html.escape
+# Names, units and statuses repeat on every page: escape each distinct string once.
+e = functools.lru_cache(maxsize=1 << 16)(html.escape)
+_NO_ESTIMATE = Estimate(value=None)  # read only
 
 
 def plot_text(text: str) -> str:
@@ -39,6 +41,7 @@ def plot_text(text: str) -> str:
     return html.escape(text, quote=False)
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def slug(name: str) -> str:
     """A file name for any model or task name: readable part plus a digest, so no two names collide
     and no name can climb out of its folder."""
@@ -58,7 +61,10 @@ def _finite(value: Any) -> Any:
 
 
 def _json_for_script(value: Any) -> str:
-    text = json.dumps(_finite(value), allow_nan=False, default=str)
+    try:  # almost always nothing to replace: walk the figures only when a NaN or infinity is there
+        text = json.dumps(value, allow_nan=False, default=str)
+    except ValueError:
+        text = json.dumps(_finite(value), allow_nan=False, default=str)
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
@@ -201,7 +207,7 @@ def _level_section(info: ModelInfo) -> str:
 
 
 def _gap(board: Leaderboard, model: str, kind: Category) -> str:
-    return fmt.gap_for(board.jobs, model, kind)
+    return fmt.gap_of(board.lookup().job_statuses.get((model, kind), set()))
 
 
 def _rank_title(scores: ModelScores) -> str:
@@ -221,13 +227,26 @@ def _error_bars(estimates: Sequence[Estimate]) -> dict[str, Any]:
     }
 
 
+PLOT_MODELS = 30  # the index page's radar and per-benchmark bars draw at most this many models
+
+
+def _first_models(board: Leaderboard, title: str) -> tuple[list[ModelScores], str]:
+    """The models an index plot draws, in ranking order, and its title: at most PLOT_MODELS (hundreds
+    of traces are unreadable and make the page megabytes); every model stays on the task pages."""
+    models = board.scoreboard.models
+    if len(models) <= PLOT_MODELS:
+        return models, title
+    return models[:PLOT_MODELS], f"{title} — the first {PLOT_MODELS} of {len(models)} models"
+
+
 def _radar(board: Leaderboard) -> dict[str, Any] | None:
     axes = [(f"FF {d.value}", "ff", d) for d in board.scoreboard.force_field_domains]
     axes += [(f"PC {d.value}", "pc", d) for d in board.scoreboard.property_domains]
     if len(axes) < 3:
         return None
     traces = []
-    for scores in board.scoreboard.models:
+    models, title = _first_models(board, "1 − normalized error per domain (outer is better)")
+    for scores in models:
         values = [(scores.ff_domains if kind == "ff" else scores.pc_domains)[d].value for _, kind, d in axes]
         if all(v is None for v in values):
             continue
@@ -246,7 +265,7 @@ def _radar(board: Leaderboard) -> dict[str, Any] | None:
         "id": "plot-radar",
         "data": traces,
         "layout": {
-            "title": {"text": "1 − normalized error per domain (outer is better)"},
+            "title": {"text": title},
             "polar": {"radialaxis": {"range": [0, 1]}},
             "margin": {"t": 60},
         },
@@ -254,14 +273,31 @@ def _radar(board: Leaderboard) -> dict[str, Any] | None:
 
 
 def pareto_front(points: Iterable[tuple[str, float, float]]) -> list[str]:
-    """Names of the points no other point beats on both accuracy (lower y) and speed (higher x)."""
+    """Names of the points no other point beats on both accuracy (lower y) and speed (higher x), in
+    their given order. A sweep from the fastest down: O(n log n)."""
     points = list(points)
-    front = []
-    for name, x, y in points:
-        dominated = any((x2 >= x and y2 <= y) and (x2 > x or y2 < y) for _, x2, y2 in points)
-        if not dominated:
-            front.append(name)
-    return front
+    if any(math.isnan(x) or math.isnan(y) for _, x, y in points):  # NaN orders nothing: pairwise
+        return [
+            name
+            for name, x, y in points
+            if not any((x2 >= x and y2 <= y) and (x2 > x or y2 < y) for _, x2, y2 in points)
+        ]
+    order = sorted(range(len(points)), key=lambda i: -points[i][1])
+    dominated = [False] * len(points)
+    best_faster = math.inf  # the lowest y among points strictly faster than the current group
+    start = 0
+    while start < len(order):
+        end = start
+        while end < len(order) and points[order[end]][1] == points[order[start]][1]:
+            end += 1
+        group = order[start:end]
+        lowest = min(points[i][2] for i in group)
+        for i in group:
+            y = points[i][2]
+            dominated[i] = best_faster <= y or lowest < y
+        best_faster = min(best_faster, lowest)
+        start = end
+    return [name for (name, _, _), out in zip(points, dominated, strict=True) if not out]
 
 
 def _scatter_trace(name: str, models: list[ModelScores], symbol: str) -> dict[str, Any]:
@@ -323,7 +359,8 @@ def _benchmark_overview(board: Leaderboard) -> dict[str, Any] | None:
     if not names:
         return None
     traces = []
-    for scores in board.scoreboard.models:
+    models, title = _first_models(board, "Normalized error per benchmark (mean over its metrics; 1 = dummy model)")
+    for scores in models:
         normalized = dict(scores.force_field.normalized)
         if scores.property is not None:
             normalized |= scores.property.normalized
@@ -336,7 +373,7 @@ def _benchmark_overview(board: Leaderboard) -> dict[str, Any] | None:
         "id": "plot-benchmarks",
         "data": traces,
         "layout": {
-            "title": {"text": "Normalized error per benchmark (mean over its metrics; 1 = dummy model)"},
+            "title": {"text": title},
             "barmode": "group",
             "yaxis": {"title": {"text": "normalized error"}},
             "xaxis": {"tickangle": -40, "automargin": True},
@@ -426,7 +463,7 @@ def _plain(value: Any) -> str:
 
 
 def model_page(board: Leaderboard, scores: ModelScores) -> bytes:
-    info = next(m for m in board.models if m.name == scores.model)
+    info = board.lookup().models[scores.model]
     card = info.card or {}
     summary = _kv(
         [
@@ -467,38 +504,32 @@ def model_page(board: Leaderboard, scores: ModelScores) -> bytes:
         "Error",
     ]
     rows = []
+    lookup = board.lookup()
     for benchmark in board.benchmarks:
-        job = board.job(scores.model, benchmark.name)
-        row = next((r for r in board.table.rows if r.model == scores.model and r.benchmark == benchmark.name), None)
+        job = lookup.jobs.get((scores.model, benchmark.name))
+        row = lookup.first_row.get((scores.model, benchmark.name))
         if job is None and row is None:
             continue
-        if job is None:  # a table scored elsewhere: no job record, only its rows
-            job = JobSummary(
-                key="",
-                model=scores.model,
-                task=benchmark.task,
-                kind=benchmark.kind,
-                benchmark=benchmark.name,
-                domain=benchmark.domain,
-                dataset=row.dataset if row else None,
-                status=row.status if row else "missing",
-                success_rate=row.success_rate if row else None,
-                coverage=row.coverage if row else None,
-            )
+        if job is not None:
+            status, success_rate, coverage = job.status, job.success_rate, job.coverage
+            digest, wall, error = (job.dataset_sha256 or "")[:16], job.wall_seconds, job.error or ""
+        else:  # a table scored elsewhere: no job record, only its rows
+            assert row is not None  # both absent was skipped above
+            status, success_rate, coverage = row.status, row.success_rate, row.coverage
+            digest, wall, error = "", None, ""
         estimates = scores.metrics.get(benchmark.name, {})
         units = {name: info.unit for name, info in benchmark.metrics.items()}
         metrics = "<br>".join(
             f"{e(name)} = {e(fmt.estimate(estimate))} {e(units.get(name, ''))}" for name, estimate in estimates.items()
         )
-        gap = " gap" if job.status in ("failed", "missing", "unsupported") else ""
-        digest = (job.dataset_sha256 or "")[:16]
+        gap = " gap" if status in ("failed", "missing", "unsupported") else ""
         rows.append(
             "<tr>"
             f"<td class='name'><a href='../tasks/{slug(benchmark.name)}.html'>{e(benchmark.name)}</a></td>"
-            f"<td class='name'>{e(benchmark.kind)}</td><td class='name{gap}'>{e(job.status)}</td>"
-            f"<td class='name'>{metrics}</td><td>{fmt.number(job.success_rate, 2)}</td>"
-            f"<td>{fmt.number(job.coverage, 2)}</td><td class='name'><code>{e(digest)}</code></td>"
-            f"<td>{fmt.number(job.wall_seconds, 1)}</td><td class='name'>{e(job.error or '')}</td></tr>"
+            f"<td class='name'>{e(benchmark.kind)}</td><td class='name{gap}'>{e(status)}</td>"
+            f"<td class='name'>{metrics}</td><td>{fmt.number(success_rate, 2)}</td>"
+            f"<td>{fmt.number(coverage, 2)}</td><td class='name'><code>{e(digest)}</code></td>"
+            f"<td>{fmt.number(wall, 1)}</td><td class='name'>{e(error)}</td></tr>"
         )
     table = (
         "<div class='table-wrap'><table class='sortable-table'><thead><tr>"
@@ -542,11 +573,12 @@ def task_page(board: Leaderboard, benchmark: BenchmarkInfo) -> bytes:
     metric_names = list(benchmark.metrics)
     heads = ["Model", "Status", *(f"{m} ({benchmark.metrics[m].unit})" for m in metric_names)]
     rows = []
+    jobs = board.lookup().jobs
     for scores in board.scoreboard.models:
-        job = board.job(scores.model, benchmark.name)
+        job = jobs.get((scores.model, benchmark.name))
         status = job.status if job else "missing"
         estimates = scores.metrics.get(benchmark.name, {})
-        cells = "".join(_estimate_td(estimates.get(m, Estimate(value=None)), gap=status) for m in metric_names)
+        cells = "".join(_estimate_td(estimates.get(m, _NO_ESTIMATE), gap=status) for m in metric_names)
         rows.append(
             f"<tr><td class='name'><a href='../models/{slug(scores.model)}.html'>{e(scores.model)}</a></td>"
             f"<td class='name'>{e(status)}</td>{cells}</tr>"

@@ -1,7 +1,7 @@
 """An S3 backend of the ResultStore (MinIO, SeaweedFS, AWS, ...) through the `minio` client.
 
-`s3://bucket/prefix` names the store; the endpoint and keys come from the environment, never from
-the URL, so URLs can be printed and stored:
+`s3://bucket/prefix` names the store; the endpoint and keys come from the environment (read and
+validated in lambench_core.settings), never from the URL, so URLs can be printed and stored:
   LAMBENCH_S3_ENDPOINT   host:port or http(s)://host:port (default: s3.amazonaws.com)
   LAMBENCH_S3_ACCESS_KEY / LAMBENCH_S3_SECRET_KEY (else AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)
   LAMBENCH_S3_REGION     optional
@@ -12,24 +12,15 @@ A PUT of a whole object is atomic in S3: readers see the old object or the new o
 from __future__ import annotations
 
 import io
-import os
 from urllib.parse import urlparse
 
 from lambench_core.errors import LambenchError
-
-ENDPOINT_ENV = "LAMBENCH_S3_ENDPOINT"
-TIMEOUT_ENV = "LAMBENCH_S3_TIMEOUT"
-
-
-def _endpoint() -> tuple[str, bool]:
-    raw = os.environ.get(ENDPOINT_ENV, "s3.amazonaws.com")
-    if "://" in raw:
-        parsed = urlparse(raw)
-        return parsed.netloc, parsed.scheme == "https"
-    return raw, True
+from lambench_core.settings import S3_ENDPOINT_ENV as ENDPOINT_ENV  # noqa: F401 (re-exported)
+from lambench_core.settings import S3_TIMEOUT_ENV as TIMEOUT_ENV  # noqa: F401 (re-exported)
+from lambench_core.settings import Settings, settings
 
 
-def _http_client(secure: bool):  # -> urllib3.PoolManager
+def _http_client(secure: bool, environment: Settings):  # -> urllib3.PoolManager
     """minio's default client waits 300 s for each answer and retries 5 times: a frozen or
     unreachable-but-accepting endpoint would hang a step for ~30 min. Here every request is bounded:
     a timeout per connect/read, few retries with backoff (connection refused: ~6 s in all; a server
@@ -38,20 +29,14 @@ def _http_client(secure: bool):  # -> urllib3.PoolManager
     import urllib3
     from urllib3.util import Retry, Timeout
 
-    seconds = float(os.environ.get(TIMEOUT_ENV, "60"))
+    seconds = environment.s3_timeout
     return urllib3.PoolManager(
         timeout=Timeout(connect=seconds, read=seconds),
         maxsize=10,
         cert_reqs="CERT_REQUIRED" if secure else "CERT_NONE",
-        ca_certs=os.environ.get("SSL_CERT_FILE") or certifi.where(),
+        ca_certs=str(environment.ssl_cert_file or certifi.where()),
         retries=Retry(total=5, read=2, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]),
     )
-
-
-def _credentials() -> tuple[str | None, str | None]:
-    access = os.environ.get("LAMBENCH_S3_ACCESS_KEY") or os.environ.get("AWS_ACCESS_KEY_ID")
-    secret = os.environ.get("LAMBENCH_S3_SECRET_KEY") or os.environ.get("AWS_SECRET_ACCESS_KEY")
-    return access, secret
 
 
 class S3Backend:
@@ -64,15 +49,16 @@ class S3Backend:
         self.bucket = parsed.netloc
         self.prefix = parsed.path.strip("/")
         self.url = f"s3://{self.bucket}" + (f"/{self.prefix}" if self.prefix else "")
-        endpoint, secure = _endpoint()
-        access, secret = _credentials()
+        environment = settings()
+        endpoint, secure = environment.s3_host
+        access, secret = environment.s3_credentials
         self.client = Minio(
             endpoint,
             access_key=access,
             secret_key=secret,
             secure=secure,
-            region=os.environ.get("LAMBENCH_S3_REGION"),
-            http_client=_http_client(secure),  # bounded timeouts and retries (see _http_client)
+            region=environment.s3_region,
+            http_client=_http_client(secure, environment),  # bounded timeouts and retries (see _http_client)
         )
 
     def _key(self, path: str) -> str:
@@ -116,6 +102,21 @@ class S3Backend:
             if getattr(exc, "code", None) == "NoSuchBucket":
                 return []
             raise self._failure("list", prefix, exc) from None
+
+    def move(self, path: str, target: str) -> None:
+        """A server-side copy, then the original removed (S3 has no rename)."""
+        from minio.commonconfig import CopySource
+        from minio.error import S3Error
+
+        try:
+            self.client.copy_object(self.bucket, self._key(target), CopySource(self.bucket, self._key(path)))
+        except S3Error as exc:
+            if exc.code in ("NoSuchKey", "NoSuchBucket"):
+                raise FileNotFoundError(f"{self.url}/{path}") from None
+            raise self._failure("move", path, exc) from None
+        except Exception as exc:
+            raise self._failure("move", path, exc) from None
+        self.delete(path)
 
     def delete(self, path: str) -> None:
         try:

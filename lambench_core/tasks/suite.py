@@ -33,6 +33,26 @@ Profile = Literal["quick", "full"]
 PROFILES: tuple[Profile, ...] = get_args(Profile)
 
 
+class AbsentSet(BaseModel):
+    """A label set of an instance's set that is not on this machine, and the error that says so."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dataset: str
+    source: str = Field(description="The manifest file that defines it")
+    field: str = Field(description="Its field the error names (its files, or the missing file's path)")
+    reason: str
+
+    def error(self, set_name: str | None, level: str, wanted: str) -> InputError:
+        """The error for a model at level `wanted`, which would be scored on this `level` set."""
+        return InputError(
+            self.source,
+            self.field,
+            f"the {level} label set of {set_name or self.dataset} is missing: {self.reason} (a model at level "
+            f"{wanted} is scored on it, never on another level of theory instead)",
+        )
+
+
 class TaskInstance(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -44,13 +64,27 @@ class TaskInstance(BaseModel):
     datasets: dict[str, str] = Field(
         default_factory=dict, description="Reference level → dataset holding that label set"
     )
+    absent: dict[str, AbsentSet] = Field(
+        default_factory=dict,
+        description="Reference level → a label set of this set that the manifest defines and this machine lacks",
+    )
     params: dict[str, Any]
 
     def dataset_for(self, level: str) -> str | None:
-        """The label set a model trained at `level` is scored on: its own level, else PBE."""
-        if not self.datasets:
+        """The label set a model trained at `level` is scored on: its own level, else PBE (when the
+        set has no label set at `level`). A label set the set has but this machine lacks is an error
+        naming it, never a silent fallback to another level of theory."""
+        if not self.datasets and not self.absent:
             return None
-        return self.datasets.get(level) or self.datasets.get(DEFAULT_LEVEL) or sorted(self.datasets.values())[0]
+        for wanted in dict.fromkeys((level, DEFAULT_LEVEL)):
+            if wanted in self.datasets:
+                return self.datasets[wanted]
+            if wanted in self.absent:
+                raise self.absent[wanted].error(self.set_name, wanted, level)
+        if self.datasets:
+            return sorted(self.datasets.values())[0]
+        first = sorted(self.absent)[0]
+        raise self.absent[first].error(self.set_name, first, level)
 
 
 class SuiteDatasets(BaseModel):
@@ -59,7 +93,8 @@ class SuiteDatasets(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     set: str | None = Field(
-        default=None, description="The set of the task's category it reads; the entry joins only when it is present"
+        default=None,
+        description="The set of the task's category it reads; the entry joins when the set is on this machine",
     )
     each_set: bool = Field(
         default=False, description="One instance per set of the task's category present, named <task>/<set>"
@@ -78,12 +113,14 @@ class SuiteDatasets(BaseModel):
         return self
 
     def of(self, document: ManifestDocument, use: Category) -> dict[str, list[DatasetEntry]]:
-        """Set name → its label sets on this machine (empty when the entry's set is not here)."""
+        """Set name → its label sets, for each set on this machine: a set one of whose label sets
+        lists its files (shipped, built or fetched). A set none of whose label sets was ever fetched
+        is not here; one whose listed files are missing is, and its jobs name the missing file."""
         by_set: dict[str, list[DatasetEntry]] = {}
         for entry in document.entries():
-            if entry.use == use and document.is_present(entry) and (self.each_set or entry.set_name == self.set):
+            if entry.use == use and (self.each_set or entry.set_name == self.set):
                 by_set.setdefault(entry.set_name, []).append(entry)
-        return by_set
+        return {name: entries for name, entries in by_set.items() if any(map(document.is_declared, entries))}
 
 
 class ProfileParams(BaseModel):
@@ -154,6 +191,7 @@ class SuiteEntry(BaseModel):
                 set_name,
                 entries,
                 overrides,
+                document,
             )
             for set_name, entries in by_set.items()
         ]
@@ -166,15 +204,26 @@ class SuiteEntry(BaseModel):
         set_name: str | None,
         entries: list[DatasetEntry],
         overrides: dict[str, Any],
+        document: ManifestDocument | None = None,
     ) -> TaskInstance:
-        from_set = {field: getattr(entries[0], field) for field in self.datasets.params_from_set}
+        absences = {entry.name: document.absence(entry) if document is not None else None for entry in entries}
+        present = [entry for entry in entries if absences[entry.name] is None] or entries
+        from_set = {field: getattr(present[0], field) for field in self.datasets.params_from_set}
+        absent = {
+            entry.level: AbsentSet(
+                dataset=entry.name, source=error.source, field=error.field or "", reason=error.message
+            )
+            for entry in entries
+            if (error := absences[entry.name]) is not None
+        }
         return TaskInstance(
             name=name,
             task=task.name,
             category=task.category,
             domain=domain,
             set_name=set_name,
-            datasets={entry.level: entry.name for entry in entries},
+            datasets={entry.level: entry.name for entry in entries if absences[entry.name] is None},
+            absent=absent,
             params=task.Params.model_validate(overrides | from_set).model_dump(mode="json"),
         )
 

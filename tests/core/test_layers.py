@@ -8,7 +8,7 @@ from pathlib import Path
 
 CORE = Path(__file__).resolve().parents[2] / "lambench_core"
 # Bottom to top; a package may import only packages before it.
-ORDER = ["categories", "domains", "errors", "hashing", "models", "results", "metrics", "data", "tasks", "campaign", "report"]
+ORDER = ["categories", "domains", "errors", "hashing", "settings", "models", "results", "metrics", "data", "tasks", "campaign", "report"]
 
 
 def imports(path: Path) -> list[tuple[str, int]]:

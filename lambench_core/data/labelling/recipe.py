@@ -96,9 +96,15 @@ def generate_frames(recipe: Recipe, catalog: ModelCatalog | None = None) -> list
     frames: list[Atoms] = []
     for system_index, system in enumerate(recipe.systems):
         base = build_structure(system.structure)
+        # Frame ids number each generator kind through the system, so two generators of one kind
+        # (Si and C vacancies) never give two frames one id: scores are resampled by frame id.
+        numbered: dict[str, int] = {}
         for generator_index, spec in enumerate(system.generators):
             rng = np.random.default_rng([recipe.seed, system_index, generator_index])
-            for index, atoms in enumerate(generate(spec, base, rng, catalog)):
+            start = numbered.get(spec.generator, 0)
+            generated = generate(spec, base, rng, catalog)
+            numbered[spec.generator] = start + len(generated)
+            for index, atoms in enumerate(generated, start=start):
                 # A generator may describe its frames with scalars (a strain, a dihedral angle)
                 # that property tasks read back; builders' own info (ASE's adsorbate_info) is dropped.
                 atoms.info = {

