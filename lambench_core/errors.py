@@ -46,9 +46,14 @@ class UnknownFamilyError(LambenchError):
 def read_yaml(path: Path, what: str) -> object:
     """A YAML input file's content; a missing or unparsable file is one InputError naming it."""
     try:
-        return yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise InputError(path, None, f"{what} not found") from None
+    except IsADirectoryError:
+        raise InputError(path, None, f"{what} is a directory, not a file") from None
+    except UnicodeDecodeError as exc:
+        byte = exc.object[exc.start]
+        raise InputError(path, None, f"not UTF-8 text (byte 0x{byte:02x} at offset {exc.start})") from None
     except yaml.YAMLError as exc:
         raise InputError(path, None, f"not valid YAML ({exc.__class__.__name__})") from None
 

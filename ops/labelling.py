@@ -1,102 +1,71 @@
-"""dflow OPs of the labelling workflow: generate → label (one keyed step per chunk) → assemble."""
+"""dflow OPs of the labelling workflow: generate → label (one keyed step per chunk) → assemble.
+
+They take the plan file's path (and a chunk's index) as encoded string parameters, like the
+campaign's OPs, and read everything else from the plan."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-
-from dflow.python import OP, OPIO, BigParameter, OPIOSign
+from typing import ClassVar
 
 from lambench_core.data.labelling.assemble import assemble
-from lambench_core.data.labelling.recipe import (
-    LabelCache,
-    Recipe,
-    frame_key,
-    generate_frames,
-    label_frames,
-    read_frames,
-)
+from lambench_core.data.labelling.plan import read_labelling_plan
+from lambench_core.data.labelling.recipe import LabelCache, frame_key, generate_frames, label_frames, read_frames
+from lambench_core.errors import LambenchError
 from lambench_core.models.catalog import ModelCatalog
+from ops.campaign import CampaignOP
 
 
-class GenerateFrames(OP):
+class GenerateFrames(CampaignOP):
     """Regenerate the recipe's frames inside the DAG and check they are the ones planned."""
 
-    @classmethod
-    def get_input_sign(cls) -> OPIOSign:
-        return OPIOSign(
-            {"recipe": BigParameter(dict), "level": str, "keys": BigParameter(list), "frames_file": str}
-        )
+    input_names: ClassVar[tuple[str, ...]] = ("plan_file",)
+    output_names: ClassVar[tuple[str, ...]] = ("n_frames",)
 
-    @classmethod
-    def get_output_sign(cls) -> OPIOSign:
-        return OPIOSign({"n_frames": int})
-
-    @OP.exec_sign_check
-    def execute(self, op_in: OPIO) -> OPIO:
-        recipe = Recipe.model_validate(op_in["recipe"])
-        reference = recipe.references[op_in["level"]]
-        planned = read_frames(Path(op_in["frames_file"]))
-        regenerated = generate_frames(recipe, ModelCatalog.load())[: len(planned)]
+    def run(self, inputs: dict[str, str]) -> dict[str, str]:
+        plan = read_labelling_plan(Path(inputs["plan_file"]))
+        reference = plan.recipe.references[plan.levels[0]]
+        planned = read_frames(Path(plan.frames_file))
+        regenerated = generate_frames(plan.recipe, ModelCatalog.load())[: len(planned)]
+        expected = plan.keys[plan.levels[0]]
         keys = [frame_key(reference, atoms) for atoms in regenerated]
         stored = [frame_key(reference, atoms) for atoms in planned]
-        if keys != op_in["keys"] or stored != op_in["keys"]:
-            raise RuntimeError("frames differ from the plan: generation is not reproducible here, or the file changed")
-        return OPIO({"n_frames": len(keys)})
+        if keys != expected or stored != expected:
+            raise LambenchError(
+                f"{plan.frames_file}: frames differ from the plan "
+                "(generation is not reproducible here, or the file changed)"
+            )
+        return {"n_frames": str(len(keys))}
 
 
-class LabelChunk(OP):
-    @classmethod
-    def get_input_sign(cls) -> OPIOSign:
-        return OPIOSign(
-            {
-                "recipe": BigParameter(dict),
-                "level": str,
-                "indices": list,
-                "frames_file": str,
-                "cache": str,
-                "scratch": str,
-            }
-        )
+class LabelChunk(CampaignOP):
+    input_names: ClassVar[tuple[str, ...]] = ("plan_file", "chunk")
+    output_names: ClassVar[tuple[str, ...]] = ("computed",)
 
-    @classmethod
-    def get_output_sign(cls) -> OPIOSign:
-        return OPIOSign({"computed": int})
-
-    @OP.exec_sign_check
-    def execute(self, op_in: OPIO) -> OPIO:
-        recipe = Recipe.model_validate(op_in["recipe"])
-        frames = read_frames(Path(op_in["frames_file"]))
-        chunk = [frames[i] for i in op_in["indices"]]
+    def run(self, inputs: dict[str, str]) -> dict[str, str]:
+        plan = read_labelling_plan(Path(inputs["plan_file"]))
+        chunk = plan.chunks[int(inputs["chunk"])]
+        frames = read_frames(Path(plan.frames_file))
         computed = label_frames(
-            recipe.references[op_in["level"]], chunk, LabelCache(Path(op_in["cache"])), Path(op_in["scratch"])
+            plan.recipe.references[chunk.level],
+            [frames[i] for i in chunk.indices],
+            LabelCache(Path(plan.cache)),
+            Path(plan.scratch),
         )
-        return OPIO({"computed": computed})
+        return {"computed": str(computed)}
 
 
-class AssembleDataset(OP):
-    @classmethod
-    def get_input_sign(cls) -> OPIOSign:
-        return OPIOSign(
-            {
-                "recipe": BigParameter(dict),
-                "levels": list,
-                "frames_file": str,
-                "cache": str,
-                "out_dir": str,
-            }
-        )
+class AssembleDataset(CampaignOP):
+    input_names: ClassVar[tuple[str, ...]] = ("plan_file",)
+    output_names: ClassVar[tuple[str, ...]] = ("entries",)
 
-    @classmethod
-    def get_output_sign(cls) -> OPIOSign:
-        return OPIOSign({"entries": list})
-
-    @OP.exec_sign_check
-    def execute(self, op_in: OPIO) -> OPIO:
-        recipe = Recipe.model_validate(op_in["recipe"])
-        cache = LabelCache(Path(op_in["cache"]))
+    def run(self, inputs: dict[str, str]) -> dict[str, str]:
+        plan = read_labelling_plan(Path(inputs["plan_file"]))
+        cache = LabelCache(Path(plan.cache))
+        frames = read_frames(Path(plan.frames_file))
         entries = [
-            assemble(recipe, level, read_frames(Path(op_in["frames_file"])), cache, Path(op_in["out_dir"]))
-            .model_dump(mode="json")
-            for level in op_in["levels"]
+            assemble(plan.recipe, level, frames, cache, Path(plan.out_dir)).model_dump(mode="json")
+            for level in plan.levels
         ]
-        return OPIO({"entries": entries})
+        return {"entries": json.dumps(entries)}

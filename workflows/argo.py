@@ -18,6 +18,7 @@ from typing import Any
 
 from lambench_core.campaign import CampaignContext, CampaignSpec, Job, campaign_jobs
 from lambench_core.errors import LambenchError
+from ops.campaign import encode_parameter
 from workflows.cluster_config import SERVICE, ClusterConfig, Resources
 from workflows.dag import NIGHTLY_RUN, build_campaign_workflow
 from workflows.engines import ArgoEngine, service_image
@@ -68,7 +69,7 @@ def build_workflow(
     for template in manifest["spec"]["templates"]:
         _retry_policy(template, config.resources_for(dag.template_groups.get(template["name"], SERVICE)))
     campaign = f"{spec.campaign_id}/{NIGHTLY_RUN}" if nightly else spec.campaign_id
-    _compact(manifest, {"store": spec.store, "campaign": campaign})
+    _compact(manifest, {"store": encode_parameter(spec.store), "campaign": encode_parameter(campaign)})
     return manifest
 
 

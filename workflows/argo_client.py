@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lambench_core.errors import LambenchError
+from ops.campaign import decode_parameter
 from workflows.cluster_config import ArgoSettings
 
 logger = logging.getLogger(__name__)
@@ -195,9 +196,10 @@ def run_steps(workflow: dict[str, Any]) -> list[StepState]:
         if node.get("type") not in ("Pod", "Retry"):
             continue
         parameters = {p["name"]: p.get("value") for p in (node.get("inputs") or {}).get("parameters", [])}
-        key = parameters.get("job_key")
-        if key is None:
+        encoded_key = parameters.get("job_key")
+        if encoded_key is None:
             continue
+        key = decode_parameter(str(encoded_key))
         name = re.sub(r"\(\d+\)$", "", str(node.get("displayName", node.get("name", ""))))  # "run-3(1)": a try
         state = StepState(name=name, phase=str(node.get("phase", "Unknown")), job_key=key, message=node.get("message"))
         # A Retry node summarizes its tries: it wins over the individual pods.
@@ -209,7 +211,7 @@ def run_steps(workflow: dict[str, Any]) -> list[StepState]:
 def workflow_spec_parameter(workflow: dict[str, Any]) -> str:
     for parameter in workflow.get("spec", {}).get("arguments", {}).get("parameters", []):
         if parameter.get("name") == "spec":
-            return str(parameter["value"])
+            return decode_parameter(str(parameter["value"]))
     raise LambenchError(
         f"workflow {workflow.get('metadata', {}).get('name')}: no 'spec' parameter (not a lambench run)"
     )

@@ -406,8 +406,8 @@ def command_data(args: argparse.Namespace, console: Console) -> int:
 
 
 def command_data_build(args: argparse.Namespace, console: Console) -> int:
+    from lambench_core.data.labelling.plan import LABELLING_PLAN_FILE, plan_labelling
     from lambench_core.data.labelling.recipe import SETS_DIR, load_recipe
-    from workflows.data_dag import LABELLING_PLAN_FILE, plan_labelling
     from workflows.local import run_child_dag
     from workflows.progress import LabellingDisplay
 

@@ -11,11 +11,13 @@ runs each run step.
 
 Nothing a user types becomes code. dflow renders each step as a Python script into which it pastes,
 inside quotes, its global configuration (the debug work directory, credentials), the step's
-temporary directory (under the user's work directory in debug mode) and every parameter value. The
-engines driven from this host therefore (1) encode every parameter (`Engine.parameter`, see
-`ops.campaign.encode_parameter`) and (2) render steps with `InertPythonOPTemplate`, whose scripts
-carry the temporary directory and the configuration only as base64 literals, with dflow's
-credentials left out (a step process reads them from its own environment, as dflow itself does).
+temporary directory (under the user's work directory in debug mode) and every parameter value (Argo
+substitutes `{{inputs.parameters.NAME}}` into a pod's script the same way). Every engine therefore
+encodes every parameter (`Engine.parameter`, see `ops.campaign.encode_parameter`; Argo's workflow
+parameter `spec` too), and the engines driven from this host render steps with
+`InertPythonOPTemplate`, whose scripts carry the temporary directory and the configuration only as
+base64 literals, with dflow's credentials left out (a step process reads them from its own
+environment, as dflow itself does). An exported Argo manifest holds no configuration or host path.
 """
 
 from __future__ import annotations
@@ -175,7 +177,7 @@ class Engine(ABC):
 
     def parameter(self, value: str) -> str:
         """A step parameter's value as this engine hands it to dflow: encoded, inert in the step's
-        script, by the engines driven from this host."""
+        script."""
         return encode_parameter(value)
 
     def workflow_parameters(self, spec_json: str) -> dict[str, str] | None:
@@ -265,13 +267,10 @@ class ArgoEngine(Engine):
         # Once per manifest, where `lambench status` and `resubmit` read it back.
         return "{{workflow.parameters.spec}}"
 
-    def parameter(self, value: str) -> str:
-        # As written: the exported manifest is read back (`status`, `resubmit`, `_compact`) with
-        # plain values. (Argo pastes them into the pod's script as dflow's debug mode does.)
-        return value
-
     def workflow_parameters(self, spec_json: str) -> dict[str, str] | None:
-        return {"spec": spec_json}
+        # Argo substitutes `{{workflow.parameters.spec}}` into the plan pod's script as text, like
+        # every other parameter: encoded too (`status` and `resubmit` decode it).
+        return {"spec": encode_parameter(spec_json)}
 
 
 def service_image(config: ClusterConfig, cards: list[ModelCard]) -> str:

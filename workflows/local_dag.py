@@ -53,9 +53,11 @@ def _campaign(run_dir: Path) -> Workflow:
 
 
 def _labelling(run_dir: Path) -> Workflow:
-    from workflows.data_dag import LABELLING_PLAN_FILE, LabellingPlan, build_labelling_workflow
+    from lambench_core.data.labelling.plan import LABELLING_PLAN_FILE, read_labelling_plan
+    from workflows.data_dag import build_labelling_workflow
 
-    return build_labelling_workflow(LabellingPlan.model_validate_json((run_dir / LABELLING_PLAN_FILE).read_text()))
+    plan_file = run_dir / LABELLING_PLAN_FILE
+    return build_labelling_workflow(read_labelling_plan(plan_file), plan_file)
 
 
 WORKFLOWS: dict[str, Callable[[Path], Workflow]] = {"campaign": _campaign, "labelling": _labelling}

@@ -16,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from lambench_core.campaign import Job
-from workflows.data_dag import LabellingPlan
+from lambench_core.data.labelling.plan import LabellingPlan
 from workflows.slurm import JOB_NAME_PREFIX, job_name
 
 DONE_STATES = {"succeeded", "partial", "unsupported", "failed"}

@@ -8,6 +8,7 @@ Scores are always recomputed from the raw results; none is stored as the only co
 
 from __future__ import annotations
 
+import html
 import io
 import json
 import os
@@ -30,12 +31,29 @@ RECORDS_PARQUET = "records.parquet"
 SITE = "site"
 
 
-def _home_pattern() -> re.Pattern[str] | None:
+# The published files that are text, where the home directory may appear (in HTML or JSON escaping).
+TEXT_SUFFIXES = (".html", ".json", ".md", ".js", ".css", ".svg", ".txt", ".csv")
+
+
+def _home_spellings() -> set[str]:
     home = os.path.expanduser("~")
     homes = {h.rstrip("/") for h in (home, os.path.realpath(home)) if h.rstrip("/")}
-    if not homes:
+    # As written, and as a JSON string, an HTML page or a page's script data (site._json_for_script)
+    # escapes it.
+    spellings = set()
+    for h in homes:
+        as_json = json.dumps(h)[1:-1]
+        in_script = as_json.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+        as_utf8_json = json.dumps(h, ensure_ascii=False)[1:-1]
+        spellings |= {h, as_json, as_utf8_json, html.escape(h), html.escape(h, False), in_script}
+    return spellings
+
+
+def _home_pattern(spellings: set[str] | None = None) -> re.Pattern[str] | None:
+    spellings = _home_spellings() if spellings is None else spellings
+    if not spellings:
         return None
-    alternatives = "|".join(re.escape(h) for h in sorted(homes, key=len, reverse=True))
+    alternatives = "|".join(re.escape(h) for h in sorted(spellings, key=len, reverse=True))
     return re.compile(rf"(?<![\w.-])(?:{alternatives})(?![\w.-])")
 
 
@@ -54,6 +72,23 @@ def redact_home(value: Any) -> Any:
         return item
 
     return redact(value)
+
+
+def redact_home_files(files: dict[str, bytes]) -> dict[str, bytes]:
+    """The text files among `files` with the home directory shown as `~` (one pass over each
+    file's text, whatever escaping its format applied, instead of over every object of the board)."""
+    spellings = _home_spellings()
+    pattern = _home_pattern(spellings)
+    if pattern is None:
+        return files
+    # A substring search first: the regex's look-behind tests every position of a large page.
+    needles = [spelling.encode("utf-8") for spelling in spellings]
+    return {
+        name: pattern.sub("~", content.decode("utf-8")).encode("utf-8")
+        if name.endswith(TEXT_SUFFIXES) and any(needle in content for needle in needles)
+        else content
+        for name, content in files.items()
+    }
 
 
 def collect_results(jobs: Sequence[Job], store: ResultStore) -> list[TaskResult]:
@@ -100,7 +135,6 @@ def aggregate_campaign(spec: CampaignSpec, jobs: Sequence[Job], store: ResultSto
 def site_files(board: Leaderboard, metrics: bytes, records: bytes) -> dict[str, bytes]:
     """The whole published folder: pages, assets and the data exports beside them (the home
     directory shown as `~`)."""
-    board = Leaderboard.model_validate(redact_home(board.model_dump(mode="json")))
     results = {
         "campaign": board.campaign,
         "created_at": board.created_at.isoformat(),
@@ -108,14 +142,16 @@ def site_files(board: Leaderboard, metrics: bytes, records: bytes) -> dict[str, 
         "jobs": [job.model_dump(mode="json") for job in board.jobs],
         "metrics": [row.model_dump(mode="json", exclude={"replicates"}) for row in board.table.rows],
     }
-    return render_site(board) | {
-        "results.json": json.dumps(results, indent=1).encode(),
+    # Compact JSON: the C encoder (an indented dump is Python's, 5× slower on a large board).
+    files = render_site(board) | {
+        "results.json": json.dumps(results, separators=(",", ":")).encode(),
         "rankings.json": board.scoreboard.model_dump_json(indent=1).encode(),
         METRICS_PARQUET: metrics,
         RECORDS_PARQUET: records,
         "leaderboard.md": to_markdown(board).encode(),
         LEADERBOARD_JSON: board.model_dump_json(indent=1).encode(),
     }
+    return redact_home_files(files)
 
 
 def write_folder(files: dict[str, bytes], folder: Path) -> None:

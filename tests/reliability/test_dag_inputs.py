@@ -257,3 +257,52 @@ def test_a_campaign_whose_every_path_is_hostile_runs_and_executes_nothing(tmp_pa
         text = script.read_text()
         assert not [t for t in TELLTALES if t in text], script
         assert ENCODED in text
+
+
+def argo_substituted_scripts(manifest: dict) -> list[str]:
+    """Every pod script of a Workflow manifest after Argo's text substitution of its parameters (the
+    step's arguments over the template's defaults; the workflow parameter; expressions that pass
+    another step's output stand for an encoded hostile value)."""
+    workflow_values = {p["name"]: p["value"] for p in manifest["spec"]["arguments"]["parameters"]}
+    templates = {t["name"]: t for t in manifest["spec"]["templates"]}
+    scripts = []
+    for template in templates.values():
+        for group in template.get("steps") or []:
+            for step in group:
+                called = templates[step["template"]]
+                values = {p["name"]: p["default"] for p in called.get("inputs", {}).get("parameters", []) if "default" in p}
+                values.update({p["name"]: p["value"] for p in step.get("arguments", {}).get("parameters", [])})
+                source = called["script"]["source"]
+                for name, value in values.items():
+                    value = re.sub(r"\{\{workflow\.parameters\.(\w+)\}\}", lambda m: workflow_values[m.group(1)], value)
+                    value = re.sub(r"\{\{=.*?\}\}", encode_parameter(HOSTILE_NAME), value)
+                    source = source.replace("{{inputs.parameters." + name + "}}", value)
+                scripts.append(source)
+    return scripts
+
+
+def test_an_argo_workflows_pod_scripts_hold_user_text_only_as_data(tmp_path):
+    """Argo pastes parameter values into each pod's script as dflow's debug mode does: the exported
+    manifest carries every parameter (the workflow's `spec` too) encoded, and `status`/`resubmit`
+    read them back as typed."""
+    from lambench_core.campaign import CampaignSpec
+    from workflows.argo import build_workflow
+    from workflows.argo_client import workflow_spec_parameter
+    from workflows.cluster_config import ClusterConfig
+
+    prefix = HOSTILE_NAME.replace("/", "-")
+    config = ClusterConfig.model_validate(
+        {
+            "argo": {"server": "https://argo.example.org:2746", "namespace": "bench"},
+            "s3": {"endpoint": "http://minio.minio:9000", "bucket": "lambench", "prefix": prefix, "secret_name": "keys"},
+        }
+    )
+    spec = CampaignSpec(campaign_id="c1", models=["dummy", "emt"], tasks=["s22", "dbh24"], store=config.s3.store_url)
+    manifest = build_workflow(spec, config)
+    scripts = argo_substituted_scripts(manifest)
+    assert len(scripts) == 1 + 4 + 2  # plan, four run steps, aggregate and publish
+    for source in scripts:
+        compile(source, "<pod script>", "exec")
+        assert "touch PWNED" not in source and "O'Brien" not in source
+        assert ENCODED in source
+    assert CampaignSpec.model_validate_json(workflow_spec_parameter(manifest)).store == spec.store

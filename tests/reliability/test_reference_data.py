@@ -302,3 +302,21 @@ def _repin(manifest: Path) -> None:
         for dataset_file in entry["files"]:
             dataset_file["sha256"] = path_sha256(manifest.parent / dataset_file["path"])
     manifest.write_text(yaml.safe_dump(raw))
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"name: x\n\xff\xfe\n", "not UTF-8 text (byte 0xff at offset 8)"),
+        (b"name: [unclosed\n", "not valid YAML"),
+    ],
+)
+def test_an_included_entry_that_is_not_utf8_or_yaml_names_its_own_file(tmp_path, content, expected):
+    entries = tmp_path / "sets"
+    entries.mkdir()
+    (entries / "bad.entry.yaml").write_bytes(content)
+    manifest = tmp_path / "datasets.yaml"
+    manifest.write_text(yaml.safe_dump({"include": ["sets/*.entry.yaml"]}))
+    with pytest.raises(InputError) as raised:
+        load_manifest(manifest)
+    assert str(entries / "bad.entry.yaml") in str(raised.value) and expected in str(raised.value)

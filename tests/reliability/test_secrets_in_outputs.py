@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import html
 import json
 import os
 import re
@@ -105,6 +106,28 @@ def test_the_home_directory_is_shown_as_a_tilde():
     text = f"weights not found at {home}/.cache/x; also '{home}' and {home}"
     assert redact_home({"a": [text]}) == {"a": ["weights not found at ~/.cache/x; also '~' and ~"]}
     assert redact_home(f"/data{home}/x {home}fs") == f"/data{home}/x {home}fs"  # not the home folder
+
+
+@pytest.mark.parametrize("home", ["/home/o'brien & co <lab>", "/home/é 日本", '/home/q"uote\\'])
+def test_published_text_files_show_home_as_a_tilde_in_every_escaping(monkeypatch, home):
+    from lambench_core.report.publish import redact_home_files
+    from lambench_core.report.site import _json_for_script
+
+    monkeypatch.setenv("HOME", home)
+    path = f"{home}/.cache/w.pt"
+    files = {
+        "a.html": f"<td>{html.escape(path)}</td><td title='{html.escape(path, False)}'>x</td>".encode(),
+        "b.json": (json.dumps({"e": path}) + json.dumps({"e": path}, ensure_ascii=False)).encode(),
+        "c.md": f"| {path} |".encode(),
+        "d.html": f"<script>const d = {_json_for_script({'e': path})};</script>".encode(),
+        "e.parquet": path.encode(),  # binary exports are redacted where they are built
+    }
+    redacted = redact_home_files(files)
+    for name in ("a.html", "b.json", "c.md", "d.html"):
+        text = redacted[name].decode()
+        assert "o'brien" not in text and "brien" not in text and "日本" not in text and "uote" not in text, text
+        assert "~/.cache/w.pt" in text or "~\\/.cache" in text or "~/.cache" in text, text
+    assert redacted["e.parquet"] == files["e.parquet"]
 
 
 def parquet_strings(path: Path) -> str:

@@ -24,6 +24,7 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from ops.campaign import decode_parameter
 from workflows.argo import validate_manifest
 
 
@@ -130,7 +131,7 @@ class ArgoServerStub:
         for group in steps:
             for step in group:
                 parameters = step.get("arguments", {}).get("parameters", [])
-                key = next((p["value"] for p in parameters if p["name"] == "job_key"), None)
+                key = next((decode_parameter(p["value"]) for p in parameters if p["name"] == "job_key"), None)
                 phase = "Failed" if key in failed_keys else "Succeeded"
                 node_id = f"{name}-{len(nodes)}"
                 nodes[node_id] = {

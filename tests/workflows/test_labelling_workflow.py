@@ -15,6 +15,7 @@ from ase.io import read
 from lambench_core.data.labelling.recipe import LabelCache, frame_key, generate_frames, load_recipe
 from lambench_core.data.loaders import load_frames
 from lambench_core.data.manifest import load_manifest
+from tests.reliability.test_dag_inputs import HOSTILE_NAME
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -86,6 +87,20 @@ def test_build_labels_assembles_and_reruns_only_what_is_missing(recipe_file, tmp
     third = build(recipe_file, out, cache)
     assert third.returncode == 0 and "2 already in the cache" in third.stdout and "1 labelling step(s)" in third.stdout
     assert LabelCache(cache).get(lost) is not None
+
+
+def test_a_build_whose_every_path_is_hostile_labels_and_executes_nothing(recipe_file, tmp_path):
+    """The plan file's path is the only parameter of every labelling step, encoded; the steps'
+    temporary directories (under the work directory) are data in their scripts too."""
+    hostile = tmp_path / HOSTILE_NAME
+    hostile.mkdir()
+    out, cache = hostile / "tiny_h2", hostile / "cache"
+    done = build(recipe_file, out, cache)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert len(read(out / "lda.extxyz", index=":")) == 3
+    assert not list(tmp_path.rglob("PWNED")) and not (REPO / "PWNED").exists()
+    scripts = list(hostile.rglob("script"))
+    assert len(scripts) >= 5 and not any("O'Brien" in path.read_text() for path in scripts)
 
 
 def test_unknown_recipe_and_bad_recipe(tmp_path):

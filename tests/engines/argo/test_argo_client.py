@@ -13,8 +13,9 @@ import pytest
 import yaml
 
 from lambench_core.campaign import CampaignSpec, campaign_jobs
+from ops.campaign import decode_parameter
 from tests.support.argo_stub import ArgoServerStub
-from workflows.argo_client import ArgoClient
+from workflows.argo_client import ArgoClient, workflow_spec_parameter
 from workflows.cli import main
 from workflows.cluster_config import ArgoSettings
 
@@ -64,7 +65,7 @@ def test_submit_status_retry_and_resubmit_with_reuse(stub, capsys):
     assert TOKEN not in yaml.safe_dump(body)  # the token travels in the header only
     assert len(stub.workflows[name]["spec"]["templates"]) >= 4
 
-    spec = CampaignSpec.model_validate_json(stub.workflows[name]["spec"]["arguments"]["parameters"][0]["value"])
+    spec = CampaignSpec.model_validate_json(workflow_spec_parameter(stub.workflows[name]))
     jobs = campaign_jobs(spec)
     failing = {job.key for job in jobs if job.model == "emt"}
     stub.finish(name, failing)
@@ -87,7 +88,7 @@ def test_submit_status_retry_and_resubmit_with_reuse(stub, capsys):
     assert "2 run step(s), 2 reused" in out
     new = stub.workflows[submitted_name(out)]
     keys = {
-        p["value"]
+        decode_parameter(p["value"])
         for t in new["spec"]["templates"]
         if "steps" in t
         for g in t["steps"]

@@ -12,7 +12,9 @@ import yaml
 from lambench_core.campaign import CampaignContext, CampaignSpec, campaign_jobs
 from lambench_core.errors import LambenchError
 from lambench_core.tasks.suite import TaskSuite
+from ops.campaign import decode_parameter
 from workflows.argo import build_workflow, cron_workflow, validate_manifest
+from workflows.argo_client import workflow_spec_parameter
 from workflows.cli import main
 from workflows.cluster_config import load_cluster_config
 
@@ -60,7 +62,8 @@ def run_steps(manifest: dict) -> list[dict]:
 
 
 def parameters(step: dict) -> dict[str, str]:
-    return {p["name"]: p.get("value") for p in step["arguments"]["parameters"]}
+    """A step's arguments as the step decodes them (every engine encodes its parameters)."""
+    return {p["name"]: decode_parameter(p["value"]) for p in step["arguments"]["parameters"]}
 
 
 def test_a_three_model_all_task_campaign_exports_and_validates_strictly(config_file, spec, tmp_path, monkeypatch):
@@ -107,7 +110,7 @@ def test_a_three_model_all_task_campaign_exports_and_validates_strictly(config_f
         assert set(values) == {"job_key", "dflow_key"}  # where the plan is comes from the template's defaults
         script = templates[step["template"]]["script"]
         template = templates[step["template"]]
-        defaults = {p["name"]: p.get("default") for p in template["inputs"]["parameters"]}
+        defaults = {p["name"]: decode_parameter(p["default"]) for p in template["inputs"]["parameters"] if "default" in p}
         assert defaults["store"] == "s3://lambench/prod" and defaults["campaign"] == "c1"
         assert script["image"] == expected_images[job.model]
         category = job.instance.category.value
@@ -133,7 +136,7 @@ def test_a_three_model_all_task_campaign_exports_and_validates_strictly(config_f
         assert env["LAMBENCH_S3_ENDPOINT"]["value"] == "http://minio.minio:9000"
     assert manifest["spec"]["parallelism"] == 12
     assert [p["name"] for p in manifest["spec"]["arguments"]["parameters"]] == ["spec"]
-    exported = CampaignSpec.model_validate_json(manifest["spec"]["arguments"]["parameters"][0]["value"])
+    exported = CampaignSpec.model_validate_json(workflow_spec_parameter(manifest))
     assert exported.store == "s3://lambench/prod" and exported.models == MODELS
     top = next(t for t in manifest["spec"]["templates"] if "steps" in t)["steps"]
     assert [group[0]["name"] for group in top] == ["plan", "run-0", "aggregate", "publish"]
@@ -186,11 +189,11 @@ def test_the_nightly_cron_workflow(config_file, tmp_path):
     assert [group[0]["name"] for group in top] == ["plan", "run-0", "aggregate", "publish", "compare"]
     compare = top[-1][0]
     compare_template = next(t for t in workflow["templates"] if t["name"] == compare["template"])
-    defaults = {p["name"]: p.get("default") for p in compare_template["inputs"]["parameters"]}
+    defaults = {p["name"]: decode_parameter(p["default"]) for p in compare_template["inputs"]["parameters"] if "default" in p}
     assert defaults["campaign"] == "nightly/{{workflow.name}}"  # each night publishes under its own folder
     assert parameters(compare)["series"] == "nightly"
     assert parameters(compare)["site"] == "{{=steps['publish'].outputs.parameters['site']}}"
-    spec = CampaignSpec.model_validate_json(workflow["arguments"]["parameters"][0]["value"])
+    spec = CampaignSpec.model_validate_json(workflow_spec_parameter({"spec": workflow}))
     assert spec.campaign_id == "nightly"
     with pytest.raises(LambenchError, match="five-field cron"):
         cron_workflow(spec, load_cluster_config(config_file, {}), "nightly")
