@@ -21,7 +21,7 @@ from lambench_core.categories import Category
 from lambench_core.models.loading import LoadedModel
 from lambench_core.results.record import Metric
 from lambench_core.tasks.base import StandaloneTask, TaskContext, TaskOutput, register_task
-from lambench_core.tasks.evaluation import ItemFailure, Timer, evaluate_items
+from lambench_core.tasks.evaluation import ItemFailure, ItemUnsupported, Timer, evaluate_items
 
 DELTA_RANGE = 0.06
 
@@ -55,7 +55,7 @@ def fit_birch_murnaghan(volumes: Sequence[float], energies: Sequence[float]) -> 
     v = np.asarray(volumes, float)
     e = np.asarray(energies, float)
     if np.ptp(e) < 1e-6:
-        raise ItemFailure("the energy does not depend on the volume")
+        raise ItemUnsupported("the model's energy does not depend on the volume")
     x = v ** (-2.0 / 3.0)
     c3, c2, c1, c0 = np.polyfit(x, e, 3)
     roots = np.roots([3 * c3, 2 * c2, c1])  # dE/dx = 0

@@ -24,6 +24,11 @@ class ItemFailure(Exception):
     """An item of a property task that cannot be scored; its message is the recorded reason."""
 
 
+class ItemUnsupported(ItemFailure):
+    """An item the model cannot answer by construction (not an error: a coverage gap, stored as
+    skipped, so a task of such items is unsupported and not computed again)."""
+
+
 class Timer:
     """Sums the wall time spent inside model calls."""
 
@@ -81,6 +86,8 @@ def evaluate_items(
             else:
                 try:
                     results.records.append({"item": name, **evaluate(name, item)})
+                except ItemUnsupported as exc:
+                    results.issues.append(ItemIssue(item=name, kind="skipped", reason=str(exc)[:REASON_LENGTH]))
                 except Exception as exc:  # one item never sinks the task
                     results.issues.append(issue_for(name, exc))
         progress(done, len(items))

@@ -15,7 +15,7 @@ from lambench_core.domains import Domain
 from lambench_core.metrics.property import PropertyNormalization, RawPropertyRow, score_property
 from lambench_core.tasks.barriers import DBH24Params, DBH24Task
 from lambench_core.tasks.eos import EOSParams, EquationOfStateTask, delta_gauge, fit_birch_murnaghan, wien2k_reference
-from lambench_core.tasks.evaluation import ItemFailure
+from lambench_core.tasks.evaluation import ItemUnsupported
 from lambench_core.tasks.noncovalent import S22Params, S22Task
 from tests.core.test_task_context import task_context
 from tests.core.test_task_summaries import assert_summarizes
@@ -58,9 +58,24 @@ def test_birch_murnaghan_fit_is_exact_and_delta_vanishes_for_identical_curves():
     assert delta_gauge(shifted, reference) > 1e-4
 
 
-def test_a_volume_independent_energy_is_a_failure_not_a_fit():
-    with pytest.raises(ItemFailure, match="does not depend on the volume"):
+def test_a_volume_independent_energy_is_unsupported_not_a_fit():
+    with pytest.raises(ItemUnsupported, match="does not depend on the volume"):
         fit_birch_murnaghan([10, 11, 12, 13, 14], [1.0] * 5)
+
+
+def test_the_dummy_on_eos_is_unsupported_and_stored_so_a_rerun_computes_nothing(tmp_path):
+    """The dummy's energy is a sum of element constants: every EOS item is a coverage gap, not a
+    failure, so the job is stored as unsupported (a failed job would be computed again every run)."""
+    from lambench_core.campaign import CampaignSpec, execute_job, plan_campaign
+    from lambench_core.results import ResultStore, Status
+
+    spec = CampaignSpec(campaign_id="c", models=["dummy"], tasks=["eos_dcdft"], store=str(tmp_path / "store"))
+    store = ResultStore.open(spec.store)
+    (job,) = plan_campaign(spec, store).to_run
+    result = execute_job(spec, job)
+    store.put(result)
+    assert result.status == Status.UNSUPPORTED and "does not depend on the volume" in (result.error or "")
+    assert plan_campaign(spec, store).to_run == []
 
 
 def test_s22_interaction_energy_computed_directly():

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.fault_helpers import processes_mentioning
+
 REPO = Path(__file__).resolve().parents[2]
 
 # (signal, seconds after the runner opens dag.log, which it does right before it forks the DAG
@@ -43,18 +45,6 @@ def environment() -> dict[str, str]:
     # The repository first on the path: the steps (run from their own folders) import this tree.
     path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
     return dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=path)
-
-
-def processes_mentioning(text: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if text in (entry / "cmdline").read_bytes().decode(errors="replace"):
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
 
 
 def dag_started(folder: Path) -> bool:

@@ -9,19 +9,9 @@ import sys
 import time
 from pathlib import Path
 
+from tests.support.fault_helpers import processes_mentioning
+
 REPO = Path(__file__).resolve().parents[2]
-
-
-def processes_mentioning(text: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if text in (entry / "cmdline").read_bytes().decode(errors="replace"):
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
 
 
 def test_terminating_lambench_run_stops_the_dag(tmp_path):
