@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from lambench_core.data.labelling.assemble import assemble
+from lambench_core.data.labelling.certify import write_certificate
 from lambench_core.data.labelling.plan import read_labelling_plan
 from lambench_core.data.labelling.recipe import LabelCache, frame_key, generate_frames, label_frames, read_frames
 from lambench_core.errors import LambenchError
@@ -69,3 +70,16 @@ class AssembleDataset(CampaignOP):
             for level in plan.levels
         ]
         return {"entries": json.dumps(entries)}
+
+
+class CertifySet(CampaignOP):
+    """Compare the check level's labels of the sampled frames with the shipped ones; write the
+    certificate beside the set and pin it in the set's entry."""
+
+    input_names: ClassVar[tuple[str, ...]] = ("plan_file",)
+    output_names: ClassVar[tuple[str, ...]] = ("certificate",)
+
+    def run(self, inputs: dict[str, str]) -> dict[str, str]:
+        plan = read_labelling_plan(Path(inputs["plan_file"]))
+        path = write_certificate(plan)
+        return {"certificate": str(path)}

@@ -180,6 +180,18 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--cache", type=arguments.folder, help="label cache (default: ~/.cache/lambench/labels)")
     build.add_argument("--workers", type=arguments.positive_int, default=2, help="labelling steps at once")
     build.add_argument("--timeout", type=arguments.finite_positive_float, default=4 * 3600.0)
+    certify = data_commands.add_parser(
+        "certify", help="recompute a sample of a shipped set at tighter settings and write its convergence certificate"
+    )
+    certify.add_argument("recipe", type=arguments.recipe, help="a shipped recipe name (the set's) or a YAML path")
+    certify.add_argument("--levels", type=arguments.names, help="comma-separated levels (default: all of the recipe's)")
+    certify.add_argument(
+        "--set-dir", type=arguments.folder, help="the set's directory (default: the shipped set's directory)"
+    )
+    certify.add_argument("--sample", type=arguments.positive_int, default=3, help="frames to recompute (at least 3)")
+    certify.add_argument("--cache", type=arguments.folder, help="label cache (default: ~/.cache/lambench/labels)")
+    certify.add_argument("--workers", type=arguments.positive_int, default=2, help="labelling steps at once")
+    certify.add_argument("--timeout", type=arguments.finite_positive_float, default=8 * 3600.0)
     listing = data_commands.add_parser("list", help="list the datasets (--markdown: docs/datasets.md)")
     listing.add_argument("--markdown", action="store_true")
     listing.add_argument("--manifest", type=arguments.text_file, default=BUILTIN_MANIFEST)
@@ -363,6 +375,8 @@ def command_data(args: argparse.Namespace, console: Console) -> int:
 
     if args.data_command == "build":
         return command_data_build(args, console)
+    if args.data_command == "certify":
+        return command_data_certify(args, console)
     if args.data_command == "fetch":
         return command_data_fetch(args)
     if args.data_command == "list":
@@ -373,9 +387,12 @@ def command_data(args: argparse.Namespace, console: Console) -> int:
         if args.markdown:
             print(render(document), end="")
         else:
+            from lambench_core.data.catalog_doc import certification
+
             for entry in document.entries():
                 state = "present" if document.is_present(entry) else "not fetched"
-                print(f"{entry.name:28} {entry.domain.value:20} {entry.level:6} {state}")
+                certified = certification(document, entry)
+                print(f"{entry.name:28} {entry.domain.value:20} {entry.level:6} {state:12} {certified}")
         return 0
     document = load_datasets(args.manifest)
     if args.data_command == "fit-dummy":
@@ -442,6 +459,41 @@ def command_data_build(args: argparse.Namespace, console: Console) -> int:
     for level in plan.levels:
         console.print(Text(f"wrote {out_dir / (level + '.extxyz')} and {out_dir / (level + '.entry.yaml')}"))
     return 0
+
+
+def command_data_certify(args: argparse.Namespace, console: Console) -> int:
+    from lambench_core.data.labelling.certify import certificate_name, read_certificate
+    from lambench_core.data.labelling.plan import LABELLING_PLAN_FILE, plan_certification
+    from lambench_core.data.labelling.recipe import SETS_DIR, load_recipe
+    from workflows.local import run_child_dag
+    from workflows.progress import LabellingDisplay
+
+    if args.sample < 3:
+        raise LambenchError(f"--sample must be at least 3 (got {args.sample})")
+    recipe = load_recipe(args.recipe)
+    levels = split_names(args.levels) or list(recipe.references)
+    cache = (args.cache or Path.home() / ".cache" / "lambench" / "labels").resolve()
+    set_dir = (args.set_dir or SETS_DIR / recipe.name).resolve()
+    code = 0
+    for level in levels:
+        run_dir = (DEFAULT_WORKDIR / "certify" / new_campaign_id()).resolve()
+        plan = plan_certification(recipe, level, set_dir, run_dir, cache, args.sample)
+        assert plan.certify is not None
+        console.print(
+            Text(
+                f"certify {plan.certify.dataset}: {len(plan.certify.sample)} frames at the check level "
+                f"({plan.already_labelled} already in the cache {cache}, {len(plan.chunks)} labelling step(s) to run)"
+            )
+        )
+        (run_dir / LABELLING_PLAN_FILE).write_text(plan.model_dump_json(indent=1))
+        outcome = run_child_dag(run_dir, "labelling", args.workers, args.timeout, LabellingDisplay(plan, console))
+        if outcome.stage_failed("certify"):
+            console.print(Text(f"lambench: {plan.certify.dataset} was not certified; see {run_dir / 'dag.log'}"))
+            code = 1
+            continue
+        path = set_dir / certificate_name(level)
+        console.print(Text(f"{plan.certify.dataset}: {read_certificate(path).summary()} → {path}"))
+    return code
 
 
 def command_data_fetch(args: argparse.Namespace) -> int:

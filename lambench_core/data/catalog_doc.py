@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from lambench_core.data.labelling.certify import read_certificate
+from lambench_core.data.labelling.convergence import CRITERIA, Certificate
 from lambench_core.data.manifest import DatasetEntry, ManifestDocument
 
 HEADER = """# Datasets
@@ -43,19 +45,78 @@ def _norm(entry: DatasetEntry) -> str:
     return text + (f", V {errors.virial_rmse_per_atom:.4g}" if errors.virial_rmse_per_atom else "")
 
 
+def certificate_of(document: ManifestDocument, entry: DatasetEntry) -> Certificate | None:
+    """The entry's pinned convergence certificate, if it has one."""
+    if entry.certificate is None:
+        return None
+    path = document.file_path(entry, entry.certificate)
+    return read_certificate(path) if path.exists() else None
+
+
+def certification(document: ManifestDocument, entry: DatasetEntry) -> str:
+    """One word and the worst figures: certified, FAILED, uncertified (or external)."""
+    if entry.download_url:
+        return "external"
+    certificate = certificate_of(document, entry)
+    if certificate is None:
+        return "uncertified"
+    labels = entry.files[0].sha256 if entry.files else None
+    if certificate.labels_sha256 != labels:
+        return "uncertified (its certificate is of other labels)"
+    return ("certified" if certificate.passed else "FAILED certificate") + " " + _worst(certificate)
+
+
+def _worst(certificate: Certificate) -> str:
+    units = {"energy (meV/atom)": "meV/atom", "force (eV/Å)": "eV/Å", "stress (GPa)": "GPa"}
+    parts = [
+        f"{w.criterion.split()[0]} {w.value:.2g} {units.get(w.criterion, '')}"
+        for w in certificate.worst
+        if w.value is not None
+    ]
+    return "(" + ", ".join(parts) + ")"
+
+
+def _certificates(document: ManifestDocument, shipped: list[DatasetEntry]) -> list[str]:
+    lines = [
+        "\n## Convergence certificates (`lambench data certify RECIPE`)\n",
+        "Each shipped set's labels recomputed on a sample of frames (at least 3: the largest force, the most "
+        "distorted, the largest stress or highest energy) at tighter settings; differences after one common "
+        f"energy offset. Criteria: |ΔE| ≤ {CRITERIA.energy_meV_per_atom:g} meV/atom, max |ΔF| ≤ "
+        f"{CRITERIA.force_eV_per_A:g} eV/Å, max |Δσ| ≤ {CRITERIA.stress_GPa:g} GPa.\n",
+        "| dataset | protocol | frames | worst ΔE (meV/atom) | worst ΔF (eV/Å) | worst Δσ (GPa) | verdict | note |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for e in sorted(shipped, key=lambda e: e.name):
+        certificate = certificate_of(document, e)
+        if certificate is None:
+            lines.append(f"| {e.name} | — | — | — | — | — | uncertified | |")
+            continue
+        cells = {
+            w.criterion.split()[0]: "—" if w.value is None else f"{w.value:.3g} ({w.frame_id})"
+            for w in certificate.worst
+        }
+        verdict = "passed" if certificate.passed else "**failed**"
+        lines.append(
+            f"| {e.name} | {certificate.protocol}: {certificate.protocol_description} | {len(certificate.frames)} | "
+            f"{cells['energy']} | {cells['force']} | {cells['stress']} | {verdict} | {certificate.note} |"
+        )
+    return lines
+
+
 def render(document: ManifestDocument) -> str:
     shipped = [e for e in document.entries() if e.files and not e.download_url]
     external = [e for e in document.entries() if e.download_url]
     lines = [HEADER, "## Shipped with lambench (labelled by its own recipes)\n"]
     lines.append(
-        "| dataset | set / level | use | domain | frames | labels | level of theory | normalization | licence | source |"
+        "| dataset | set / level | use | domain | frames | labels | level of theory | normalization | licence | source "
+        "| convergence |"
     )
-    lines.append("|---|---|---|---|---|---|---|---|---|---|")
+    lines.append("|---|---|---|---|---|---|---|---|---|---|---|")
     for e in sorted(shipped, key=lambda e: (e.domain, e.name)):
         lines.append(
             f"| {e.name} | {e.set_name} / {e.level} | {e.use} | {e.domain.value} | {e.n_frames} | "
             f"{', '.join(e.labels)} | "
-            f"{_theory(e)} | {_norm(e)} | {e.licence} | {e.source} |"
+            f"{_theory(e)} | {_norm(e)} | {e.licence} | {e.source} | {certification(document, e)} |"
         )
     lines.append("\n## External (fetch with `lambench data fetch NAME`)\n")
     lines.append(
@@ -67,5 +128,6 @@ def render(document: ManifestDocument) -> str:
             f"| {e.name} | {e.set_name} / {e.level} | {e.use} | {e.domain.value} | {', '.join(e.labels) or '—'} | "
             f"{_theory(e)} | {_norm(e)} | {e.licence} | {e.citation or '—'} |"
         )
+    lines.extend(_certificates(document, shipped))
     lines.append(PROPERTY_DATA)
     return "\n".join(lines) + "\n"

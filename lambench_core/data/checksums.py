@@ -44,8 +44,19 @@ def verify_dataset(document: ManifestDocument, entry: DatasetEntry) -> str:
             raise ChecksumError(
                 source, field, f"{path} has sha256 {actual}, the manifest pins {dataset_file.sha256}"
             )
+    if entry.certificate is not None:
+        path = document.file_path(entry, entry.certificate)
+        field = f"datasets[{entry.name}].certificate.sha256"
+        if not path.exists():
+            raise InputError(source, f"datasets[{entry.name}].certificate.path", f"{path} does not exist")
+        if (actual := sha256_file(path)) != entry.certificate.sha256:
+            raise ChecksumError(
+                source, field, f"{path} has sha256 {actual}, the manifest pins {entry.certificate.sha256}"
+            )
     return dataset_digest(entry)
 
 
 def dataset_digest(entry: DatasetEntry) -> str:
-    return sha256_json([f.sha256 for f in entry.files])
+    # The certificate is part of the set's identity; a set without one keeps the digest it had.
+    certificate = [entry.certificate.sha256] if entry.certificate is not None else []
+    return sha256_json([f.sha256 for f in entry.files] + certificate)

@@ -96,6 +96,10 @@ class DatasetEntry(BaseModel):
     archive_sha256: str | None = Field(default=None, description="Published checksum of the download")
     dispersion: Dispersion | None = None
     dummy_errors: NormalizationErrors | None = None
+    certificate: DatasetFile | None = Field(
+        default=None,
+        description="Its convergence certificate (`lambench data certify`), part of the set's identity",
+    )
     description: str = ""
 
     @model_validator(mode="after")
@@ -185,7 +189,8 @@ class ManifestDocument:
         return None
 
 
-def _included_entry(path: Path) -> DatasetEntry:
+def read_entry_file(path: Path) -> DatasetEntry:
+    """One `<level>.entry.yaml` (as a manifest includes it)."""
     raw = read_yaml(path, "dataset entry")
     try:
         return DatasetEntry.model_validate(raw)
@@ -210,7 +215,7 @@ def load_manifest(path: Path = BUILTIN_MANIFEST) -> ManifestDocument:
         seen[entry.name] = path
     for pattern in manifest.include:
         for included in sorted(path.parent.glob(pattern)):
-            entry = _included_entry(included)
+            entry = read_entry_file(included)
             if entry.name in seen:
                 raise InputError(included, f"datasets[{entry.name}].name", f"already defined in {seen[entry.name]}")
             seen[entry.name] = included

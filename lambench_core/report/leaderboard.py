@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from lambench_core.campaign import Job
 from lambench_core.categories import Category
-from lambench_core.data.manifest import ManifestDocument
+from lambench_core.data.manifest import DatasetEntry, ManifestDocument
 from lambench_core.domains import Domain
 from lambench_core.metrics.bootstrap import DEFAULT_CONFIDENCE, DEFAULT_REPLICATES
 from lambench_core.metrics.scoring import ModelScores, Scoreboard, score_table
@@ -61,6 +61,28 @@ class MetricInfo(BaseModel):
     dummy: float | None = None
 
 
+class CriterionCheck(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    criterion: str
+    limit: float
+    worst: float | None
+    frame: str | None
+    passed: bool
+
+
+class ConvergenceInfo(BaseModel):
+    """A reference set's convergence certificate, as the task page shows it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    verdict: str = Field(description="passed, failed or uncertified")
+    protocol: str | None = None
+    frames: int = 0
+    criteria: list[CriterionCheck] = Field(default_factory=list)
+    note: str = ""
+
+
 class DatasetInfo(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -72,6 +94,7 @@ class DatasetInfo(BaseModel):
     licence: str
     description: str
     sha256: str | None = None
+    convergence: ConvergenceInfo | None = None
 
 
 class BenchmarkInfo(BaseModel):
@@ -118,6 +141,27 @@ class BoardLookup:
         self.benchmarks: dict[Category, list[BenchmarkInfo]] = {}
         for benchmark in benchmarks:
             self.benchmarks.setdefault(benchmark.kind, []).append(benchmark)
+
+
+def convergence_info(manifest: ManifestDocument, entry: DatasetEntry) -> ConvergenceInfo | None:
+    """The certificate of a set lambench labels itself (None for external data: its source's)."""
+    from lambench_core.data.catalog_doc import certificate_of
+
+    if entry.download_url or not entry.files:
+        return None
+    certificate = certificate_of(manifest, entry)
+    if certificate is None or certificate.labels_sha256 != entry.files[0].sha256:
+        return ConvergenceInfo(verdict="uncertified")
+    return ConvergenceInfo(
+        verdict="passed" if certificate.passed else "failed",
+        protocol=f"{certificate.protocol}: {certificate.protocol_description}",
+        frames=len(certificate.frames),
+        criteria=[
+            CriterionCheck(criterion=w.criterion, limit=w.limit, worst=w.value, frame=w.frame_id, passed=w.passed)
+            for w in certificate.worst
+        ],
+        note=certificate.note,
+    )
 
 
 class Leaderboard(BaseModel):
@@ -254,6 +298,7 @@ def _benchmark_infos(
                     licence=entry.licence,
                     description=entry.description,
                     sha256=digest,
+                    convergence=convergence_info(manifest, entry),
                 )
             )
             known.add(dataset)

@@ -19,7 +19,7 @@ from typing import Any
 from lambench_core.categories import Category
 from lambench_core.metrics.scoring import Estimate, ModelScores
 from lambench_core.report import formatting as fmt
-from lambench_core.report.leaderboard import BenchmarkInfo, Leaderboard, ModelInfo
+from lambench_core.report.leaderboard import BenchmarkInfo, ConvergenceInfo, Leaderboard, ModelInfo
 from lambench_core.report.markdown import LEVEL_NOTE, footnotes, has_levels, level_marker
 from lambench_core.report.site_assets import SCRIPT, STYLE, plotly_javascript
 
@@ -543,6 +543,30 @@ def model_page(board: Leaderboard, scores: ModelScores) -> bytes:
     return _page(board, f"Model {scores.model}", body, 1)
 
 
+def _convergence(info: ConvergenceInfo | None) -> str:
+    """The set's convergence certificate: one row per criterion (worst frame, pass/fail)."""
+    if info is None:
+        return ""
+    if info.verdict == "uncertified":
+        return (
+            "<p class='muted' data-certificate='uncertified'>"
+            "Convergence: uncertified (no certificate of these labels).</p>"
+        )
+    rows = "".join(
+        f"<tr><td class='name'>{e(c.criterion)}</td><td>≤ {c.limit:g}</td>"
+        f"<td>{fmt.GAP if c.worst is None else f'{c.worst:.3g}'}</td><td class='name'>{e(c.frame or fmt.GAP)}</td>"
+        f"<td class='name'>{'pass' if c.passed else 'FAIL'}</td></tr>"
+        for c in info.criteria
+    )
+    note = f"<p>{e(info.note)}</p>" if info.note else ""
+    return (
+        f"<h4>Convergence certificate: {e(info.verdict)}</h4>"
+        f"<p class='muted'>{e(info.protocol or '')}; {info.frames} frames recomputed.</p>"
+        f"<table data-certificate='{e(info.verdict)}'><thead><tr><th>criterion</th><th>limit</th><th>worst</th>"
+        f"<th>frame</th><th>verdict</th></tr></thead><tbody>{rows}</tbody></table>{note}"
+    )
+
+
 def task_page(board: Leaderboard, benchmark: BenchmarkInfo) -> bytes:
     figures = _task_bars(board, benchmark)
     definition = _kv(
@@ -568,6 +592,7 @@ def task_page(board: Leaderboard, benchmark: BenchmarkInfo) -> bytes:
                 ("sha256", d.sha256),
             ]
         )
+        + _convergence(d.convergence)
         for d in benchmark.datasets
     )
     metric_names = list(benchmark.metrics)

@@ -109,7 +109,15 @@ def assemble(recipe: Recipe, level: str, structures: list[Atoms], cache: LabelCa
         # Property sets are not scored frame by frame: no M_FF normalization.
         dummy_errors=dummy_errors_of_frames(frames) if recipe.use == Category.FORCE_FIELD else None,
     )
-    (out_dir / f"{level}.entry.yaml").write_text(
+    entry_file = out_dir / f"{level}.entry.yaml"
+    entry_file.write_text(
         yaml.safe_dump(entry.model_dump(mode="json", exclude_none=True), sort_keys=False, allow_unicode=True)
     )
+    # A certificate of exactly these labels (a rebuild that changed nothing) stays pinned; any
+    # other is void until `lambench data certify` runs again.
+    from lambench_core.data.labelling.certify import certificate_name, pin_certificate, read_certificate
+
+    certificate = out_dir / certificate_name(level)
+    if certificate.exists() and read_certificate(certificate).labels_sha256 == entry.files[0].sha256:
+        pin_certificate(entry_file, certificate)
     return entry

@@ -40,6 +40,11 @@ class ReferenceSpec(BaseModel):
         "twice the cutoff, on the ideal base structure); subtracted from every stress at assembly. "
         "Not part of a label's identity: labels are stored uncorrected.",
     )
+    convergence: str | None = Field(
+        default=None,
+        description="The convergence protocol that certifies these labels (convergence.py; None: the "
+        "code's default, qe-tight or pyscf-tight)",
+    )
 
 
 class SystemSpec(BaseModel):
