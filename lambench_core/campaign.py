@@ -14,8 +14,10 @@ import secrets
 import sys
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -27,7 +29,7 @@ from lambench_core.errors import LambenchError
 from lambench_core.hashing import sha256_json
 from lambench_core.models.card import ModelCard
 from lambench_core.models.catalog import ModelCatalog
-from lambench_core.models.loading import LoadedModel, load_model
+from lambench_core.models.loading import LoadedModel, ModelCache, load_model
 from lambench_core.results.identity import job_key
 from lambench_core.results.provenance import batch_job, git_commit, hardware, package_versions
 from lambench_core.results.record import Provenance, Status, TaskResult
@@ -49,7 +51,17 @@ class CampaignSpec(BaseModel):
     suite: str = Field(default=str(BUILTIN_SUITE), description="The suite file: which tasks, with which params")
     cards_dirs: list[str] = Field(default_factory=list)
     device: str = "auto"
-    threads_per_job: int | None = None
+    threads_per_job: int | None = Field(
+        default=None,
+        ge=1,
+        description="torch, BLAS and OpenMP threads of each job (None: 1, or a Slurm job's CPUs)",
+    )
+    jobs_per_step: int = Field(
+        default=1,
+        ge=1,
+        le=1000,
+        description="Jobs of one model and task category per run step: the model is loaded once per step",
+    )
     force: bool = False
     progress_dir: str | None = None
     profile: Profile = Field(default="quick", description="quick: laptop-sized applicability runs; full: LAMBench's")
@@ -112,6 +124,19 @@ class CampaignContext:
         return Job(key=key, model=card.name, instance=instance, dataset=dataset)
 
 
+_CONTEXTS: dict[str, CampaignContext] = {}
+
+
+def campaign_context(spec: CampaignSpec) -> CampaignContext:
+    """The spec's context, loaded once per process (a run step of several jobs reads the catalog,
+    manifest and suite once)."""
+    text = spec.model_dump_json()
+    if text not in _CONTEXTS:
+        _CONTEXTS.clear()  # one campaign per process: never more than the latest
+        _CONTEXTS[text] = CampaignContext(spec)
+    return _CONTEXTS[text]
+
+
 def campaign_jobs(spec: CampaignSpec, context: CampaignContext | None = None) -> list[Job]:
     """Every job of the campaign, in model-then-task order; deterministic in the spec, the cards and
     the manifest, so a cluster step can find its job from the spec and its key alone."""
@@ -167,16 +192,25 @@ class ProgressFile:
         temporary.replace(self.path)
 
 
-def _set_threads(threads: int | None) -> None:
-    # A Slurm job uses the CPUs it was given, not every core of its node.
-    threads = threads or int(os.environ.get("SLURM_CPUS_PER_TASK", "0")) or None
-    if threads is None:
-        return
+_THREAD_LIMITS: list[Any] = []  # the process's threadpoolctl limit, kept alive
+
+
+def set_threads(threads: int | None) -> int:
+    """Limit torch, BLAS and OpenMP to `threads` in this process and return the number. A Slurm job
+    uses the CPUs it was given; elsewhere one thread per job is the default, and the cores are used
+    through parallel jobs (several threads per small structure were slower than one, and threads of
+    parallel jobs oversubscribe the cores)."""
+    threads = threads or int(os.environ.get("SLURM_CPUS_PER_TASK", "0")) or 1
+    from threadpoolctl import threadpool_limits
+
+    _THREAD_LIMITS[:] = [threadpool_limits(limits=threads)]
     try:
         import torch
     except ImportError:
-        return
-    torch.set_num_threads(threads)
+        return threads
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    return threads
 
 
 def load_task_data(needs: TaskInput, manifest: ManifestDocument, entry: DatasetEntry | None, job: Job) -> TaskData:
@@ -196,17 +230,18 @@ def load_task_data(needs: TaskInput, manifest: ManifestDocument, entry: DatasetE
             return TaskData()
 
 
-def execute_job(spec: CampaignSpec, job: Job) -> TaskResult:
+def execute_job(spec: CampaignSpec, job: Job, models: ModelCache | None = None) -> TaskResult:
     """Run one job to a TaskResult. Never raises for a model or data problem: it reports it.
 
     The task gets the campaign's manifest and catalog in its TaskContext (the ones its job's identity
-    key was computed from), and only the input it declares (`Task.needs`)."""
+    key was computed from), and only the input it declares (`Task.needs`). With `models`, a model
+    this process loaded for an earlier job is reused (its load time is then 0)."""
     started = datetime.now(UTC)
     clock = time.perf_counter()
     progress = ProgressFile(spec.progress_dir, job)
     progress(0, 0, "loading", force=True)
-    _set_threads(spec.threads_per_job)
-    context = CampaignContext(spec)
+    set_threads(spec.threads_per_job)
+    context = campaign_context(spec)
     card = context.catalog.get(job.model)
     task = task_class(job.instance.task)()
     params = task.Params.model_validate(job.instance.params)
@@ -220,7 +255,10 @@ def execute_job(spec: CampaignSpec, job: Job) -> TaskResult:
         data = load_task_data(task.needs, context.manifest, entry, job)
         dataset_sha = data.sha256
         load_start = time.perf_counter()
-        loaded = load_model(card, job.instance.domain, spec.device)
+        if models is None:
+            loaded = load_model(card, job.instance.domain, spec.device)
+        else:
+            loaded, _ = models.load(card, job.instance.domain, spec.device)
         load_seconds = time.perf_counter() - load_start
         task_context = TaskContext(
             manifest=context.manifest,
@@ -271,26 +309,36 @@ def execute_job(spec: CampaignSpec, job: Job) -> TaskResult:
 EXIT_TIMED_OUT = 3
 
 
-def execute_job_with_deadline(spec: CampaignSpec, job: Job, store: ResultStore) -> TaskResult:
+def execute_job_with_deadline(
+    spec: CampaignSpec,
+    job: Job,
+    store: ResultStore,
+    models: ModelCache | None = None,
+    after_expiry: Callable[[], None] | None = None,
+    attempt: str | None = None,
+) -> TaskResult:
     """execute_job under the spec's per-job time limit. A model call can hang inside compiled code
     where no exception reaches it, so on expiry a watchdog stores the job's failure (with the reason)
-    and ends the whole step process; the campaign goes on with its other steps."""
+    and ends the whole step process, or calls `after_expiry` (a step of several jobs starts itself
+    again for the rest); the campaign goes on with its other steps."""
     limit = spec.job_timeout_s
     if limit is None:
-        return execute_job(spec, job)
+        return execute_job(spec, job, models)
 
     def expire() -> None:
         try:
             reason = f"timed out after {limit:g} s (the campaign's per-job limit)"
-            store.put(failure(spec, job, reason, transient=False))
+            store.put(failure(spec, job, reason, transient=False, attempt=attempt))
         finally:
+            if after_expiry is not None:
+                after_expiry()
             os._exit(EXIT_TIMED_OUT)  # the hung call cannot be interrupted otherwise
 
     watchdog = threading.Timer(limit, expire)
     watchdog.daemon = True
     watchdog.start()
     try:
-        return execute_job(spec, job)
+        return execute_job(spec, job, models)
     finally:
         watchdog.cancel()
 

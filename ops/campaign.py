@@ -25,8 +25,9 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
@@ -35,6 +36,7 @@ from dflow.python import OP, OPIO, FatalError, OPIOSign, TransientError
 
 from lambench_core.campaign import CampaignSpec, Job, Plan, execute_job_with_deadline, failure, plan_campaign
 from lambench_core.errors import LambenchError
+from lambench_core.models.loading import ModelCache
 from lambench_core.report.compare import compare_runs, comparison_markdown, load_run
 from lambench_core.report.publish import SITE, aggregate_campaign, publish_campaign
 from lambench_core.results.record import Status
@@ -156,6 +158,52 @@ class PlanCampaign(CampaignOP):
         return {"summary": json.dumps({"to_run": len(plan.to_run), "already_done": len(plan.already_done)})}
 
 
+def run_one_job(
+    store: ResultStore,
+    plan: Plan,
+    key: str,
+    models: ModelCache | None = None,
+    after_expiry: Callable[[], None] | None = None,
+) -> str:
+    """One job of the stored plan: its result (or failure) goes to the store; its status is returned.
+    A failed job raises FatalError, or TransientError when the infrastructure caused it."""
+    try:
+        done = store.has(key) and not plan.campaign.force
+        previous = store.get_failure(key)
+    except Exception as exc:  # the store is unreachable: the job itself is fine, try again later
+        raise TransientError(f"reading the store for {key}: {exc}") from exc
+    if done:
+        return "reused"
+    spec = plan.campaign
+    try:
+        job = plan.job(key)
+    except LambenchError as exc:
+        raise FatalError(str(exc)) from exc
+    if previous is not None and previous.attempt == plan.attempt and not previous.transient:
+        # A batch system resubmits a job it saw killed (and a step of several jobs restarts itself
+        # after one timed out); a failure for good stays one.
+        raise FatalError(f"{job.model} on {job.instance.name}: {previous.error}")
+    with _record_when_stopped(plan, job, store):
+        result = execute_job_with_deadline(spec, job, store, models, after_expiry, plan.attempt)
+    result.attempt = plan.attempt
+    try:
+        store.put(result)
+    except Exception as exc:  # the store was unreachable: another try may succeed
+        raise TransientError(f"storing {job.key}: {exc}") from exc
+    if result.status == Status.FAILED:
+        reason = f"{job.model} on {job.instance.name}: {result.error}"
+        raise TransientError(reason) if result.transient else FatalError(reason)
+    return result.status.value
+
+
+def _open(op_in: dict[str, str]) -> tuple[ResultStore, Plan]:
+    try:
+        store = ResultStore.open(op_in["store"])
+        return store, read_plan(store, op_in["campaign"])
+    except Exception as exc:  # the store is unreachable: the jobs themselves are fine, try again later
+        raise TransientError(f"reading the store's plan: {exc}") from exc
+
+
 class RunJob(CampaignOP):
     """One job, found by its key in the stored plan; its result (or failure) goes to the store."""
 
@@ -163,35 +211,45 @@ class RunJob(CampaignOP):
     output_names = ("status",)
 
     def run(self, op_in: dict[str, str]) -> dict[str, str]:
-        key = op_in["job_key"]
-        try:
-            store = ResultStore.open(op_in["store"])
-            plan = read_plan(store, op_in["campaign"])
-            done = store.has(key) and not plan.campaign.force
-            previous = store.get_failure(key)
-        except Exception as exc:  # the store is unreachable: the job itself is fine, try again later
-            raise TransientError(f"reading the store for {key}: {exc}") from exc
-        if done:
-            return {"status": "reused"}
-        spec = plan.campaign
-        try:
-            job = plan.job(key)
-        except LambenchError as exc:
-            raise FatalError(str(exc)) from exc
-        if previous is not None and previous.attempt == plan.attempt and not previous.transient:
-            # A batch system resubmits a job it saw killed; a failure for good stays one.
-            raise FatalError(f"{job.model} on {job.instance.name}: {previous.error}")
-        with _record_when_stopped(plan, job, store):
-            result = execute_job_with_deadline(spec, job, store)
-        result.attempt = plan.attempt
-        try:
-            store.put(result)
-        except Exception as exc:  # the store was unreachable: another try may succeed
-            raise TransientError(f"storing {job.key}: {exc}") from exc
-        if result.status == Status.FAILED:
-            reason = f"{job.model} on {job.instance.name}: {result.error}"
-            raise TransientError(reason) if result.transient else FatalError(reason)
-        return {"status": result.status.value}
+        store, plan = _open(op_in)
+        return {"status": run_one_job(store, plan, op_in["job_key"])}
+
+
+def _restart_step() -> None:
+    """Start this step's script again (same process id, same inputs): its finished jobs are reused
+    from the store and the one that timed out is a stored failure, so it goes on with the rest."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, *sys.argv])
+
+
+class RunJobs(CampaignOP):
+    """Several jobs of one model (and task category) in one step: the model's package is imported
+    and its weights loaded once. Each job keeps its own key, stored result or failure and time limit;
+    a failed job does not stop the others, and the step fails (transient first) only after all ran."""
+
+    input_names = ("store", "campaign", "job_keys")
+    output_names = ("statuses",)
+
+    def run(self, op_in: dict[str, str]) -> dict[str, str]:
+        store, plan = _open(op_in)
+        models = ModelCache()
+        after_expiry = _restart_step if self.workflow_name is not None else None
+        statuses: dict[str, str] = {}
+        fatal: list[str] = []
+        transient: list[str] = []
+        for key in op_in["job_keys"].split(","):
+            try:
+                statuses[key] = run_one_job(store, plan, key, models, after_expiry)
+            except TransientError as exc:
+                statuses[key], transient = "failed", [*transient, str(exc)]
+            except FatalError as exc:
+                statuses[key], fatal = "failed", [*fatal, str(exc)]
+        if transient:  # another try reruns only what is not stored
+            raise TransientError("; ".join(transient + fatal))
+        if fatal:
+            raise FatalError("; ".join(fatal))
+        return {"statuses": json.dumps(statuses)}
 
 
 # Slurm job states after which another try may succeed; TIMEOUT is not among them (the same job on

@@ -31,6 +31,8 @@ EXIT_BAD_INPUT = 2
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell shows for a writer whose reader went away
 # The wording tests/reliability/test_bad_input.py pins for `run --workers 0` and `run --timeout -5`.
 _RUN_LIMITS = "--workers must be ≥ 1 and --timeout > 0"
+# Jobs per local run step (measured: benchmarks/harness_overhead.py).
+LOCAL_JOBS_PER_STEP = 6
 
 
 def _add_catalog_options(parser: argparse.ArgumentParser) -> None:
@@ -87,6 +89,19 @@ def build_parser() -> argparse.ArgumentParser:
         type=arguments.whole_number(ge=1, rule=_RUN_LIMITS),
         default=2,
         help="jobs run (or queued on Slurm) at once (default: 2)",
+    )
+    run.add_argument(
+        "--jobs-per-step",
+        type=arguments.whole_number(ge=1),
+        default=None,
+        help="jobs of one model and task category per run step, so the model loads once per step "
+        f"(default: {LOCAL_JOBS_PER_STEP} locally, 1 on Slurm)",
+    )
+    run.add_argument(
+        "--threads",
+        type=arguments.whole_number(ge=1),
+        default=None,
+        help="torch, BLAS and OpenMP threads per job (default: 1; on Slurm the CPUs of its category)",
     )
     run.add_argument("--device", type=arguments.device, default="auto", help=f"{arguments.DEVICES} (default: auto)")
     run.add_argument(
@@ -214,7 +229,6 @@ def build_parser() -> argparse.ArgumentParser:
 def _spec_from_args(
     args: argparse.Namespace, campaign_id: str, run_dir: Path, config: ClusterConfig | None
 ) -> CampaignSpec:
-    workers = max(1, args.workers)
     configured_store = config.store if config is not None else None
     return CampaignSpec(
         campaign_id=campaign_id,
@@ -225,8 +239,10 @@ def _spec_from_args(
         suite=str(args.suite.resolve()),
         cards_dirs=[str(d.resolve()) for d in args.cards],
         device=args.device,
-        # On Slurm a job uses the CPUs its category asks for (SLURM_CPUS_PER_TASK).
-        threads_per_job=max(1, (os.cpu_count() or 1) // workers) if args.engine == "local" else None,
+        # One thread per job by default: the cores are used through --workers (on Slurm a job uses the
+        # CPUs its category asks for, SLURM_CPUS_PER_TASK).
+        threads_per_job=args.threads,
+        jobs_per_step=args.jobs_per_step or (LOCAL_JOBS_PER_STEP if args.engine == "local" else 1),
         force=args.force,
         progress_dir=str(run_dir / "progress"),
         profile=args.profile,

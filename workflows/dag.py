@@ -1,5 +1,6 @@
 """The one builder of the campaign DAG, for every engine:
-plan → run (one keyed step per job, in parallel) → aggregate → publish [→ compare, nightly]."""
+plan → run (one keyed step per job, or per `jobs_per_step` jobs of one model, in parallel) → aggregate
+→ publish [→ compare, nightly]."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 from lambench_core.campaign import CampaignSpec, Job
 from lambench_core.hashing import sha256_json
 from lambench_core.models.card import ModelCard
-from ops.campaign import AggregateCampaign, CompareWithPrevious, PlanCampaign, PublishCampaign, RunJob
+from ops.campaign import AggregateCampaign, CompareWithPrevious, PlanCampaign, PublishCampaign, RunJob, RunJobs
 from workflows.cluster_config import SERVICE
 from workflows.engines import Engine
 
@@ -25,6 +26,28 @@ def step_key(prefix: str, text: str) -> str:
 
 def run_step_key(job_key: str) -> str:
     return step_key("run", job_key)
+
+
+def run_groups(spec: CampaignSpec, jobs: Sequence[Job]) -> list[list[Job]]:
+    """The jobs of each run step: consecutive chunks of `spec.jobs_per_step` jobs of one model and
+    task category (a step has one image and one resource group), in the plan's order."""
+    by_kind: dict[tuple[str, str], list[Job]] = {}
+    for job in jobs:
+        by_kind.setdefault((job.model, job.instance.category.value), []).append(job)
+    size = spec.jobs_per_step
+    return [group[start : start + size] for group in by_kind.values() for start in range(0, len(group), size)]
+
+
+def group_step_key(group: Sequence[Job]) -> str:
+    """A one-job step keeps the key it always had; a group's is the hash of its jobs' keys."""
+    if len(group) == 1:
+        return run_step_key(group[0].key)
+    return step_key("run", "g" + sha256_json([job.key for job in group])[:24])
+
+
+def run_step_keys(spec: CampaignSpec, jobs: Sequence[Job]) -> dict[str, str]:
+    """job key → the key of the run step that runs it."""
+    return {job.key: group_step_key(group) for group in run_groups(spec, jobs) for job in group}
 
 
 @dataclass
@@ -69,18 +92,25 @@ def build_campaign_workflow(
         parameters={"spec": engine.spec_argument(spec_json), "campaign": value(campaign)},
         key=None if nightly else step_key("plan", campaign_key),
     )
-    run_steps = [
-        Step(
-            f"run-{index}",
-            template(RunJob, engine.image(cards.get(job.model)), job.instance.category.value),
-            parameters={**common, "job_key": value(job.key)},
-            key=None if nightly else run_step_key(job.key),
-            continue_on_failed=True,
-            continue_on_error=True,
-            executor=engine.run_executor(job),
+    run_steps = []
+    for index, group in enumerate(run_groups(spec, jobs)):
+        first = group[0]
+        op, job_parameters = (
+            (RunJob, {"job_key": value(first.key)})
+            if len(group) == 1
+            else (RunJobs, {"job_keys": value(",".join(job.key for job in group))})
         )
-        for index, job in enumerate(jobs)
-    ]
+        run_steps.append(
+            Step(
+                f"run-{index}",
+                template(op, engine.image(cards.get(first.model)), first.instance.category.value),
+                parameters={**common, **job_parameters},
+                key=None if nightly else group_step_key(group),
+                continue_on_failed=True,
+                continue_on_error=True,
+                executor=engine.run_executor(first),
+            )
+        )
     aggregate = Step(
         "aggregate",
         template(AggregateCampaign, service, SERVICE),

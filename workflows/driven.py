@@ -14,7 +14,7 @@ from rich.console import Console
 from lambench_core.campaign import Job, Plan, plan_campaign
 from lambench_core.results.store import ResultStore
 from workflows.cluster_config import ClusterConfig
-from workflows.dag import run_step_key
+from workflows.dag import run_step_keys
 from workflows.engines import read_engine_file
 from workflows.local_dag import ENGINE_FILE, PLAN_FILE, STATUS_FILE
 from workflows.progress import DONE_STATES, SlurmQueue
@@ -58,6 +58,7 @@ def job_states(run: DrivenRun) -> list[tuple[Job, str, str]]:
     plan = run.plan
     store = ResultStore.open(plan.campaign.store)
     phases = run.step_phases()
+    step_of = run_step_keys(plan.campaign, plan.to_run)
     rows = []
     for job in plan.all_jobs:
         result = store.get(job.key)
@@ -67,8 +68,8 @@ def job_states(run: DrivenRun) -> list[tuple[Job, str, str]]:
             rows.append((job, result.status.value, f"Slurm job {where}" if where else ""))
         elif failure is not None:
             rows.append((job, "failed", failure.error or ""))
-        elif run_step_key(job.key) in phases:
-            rows.append((job, phases[run_step_key(job.key)].lower(), "no result stored"))
+        elif step_of.get(job.key) in phases:
+            rows.append((job, phases[step_of[job.key]].lower(), "no result stored"))
         else:
             rows.append((job, str(run.progress(job).get("state", "pending")), ""))
     return rows

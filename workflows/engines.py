@@ -56,6 +56,13 @@ SECRET_CONFIG_KEYS = frozenset({"token", "http_headers"})
 SECRET_S3_CONFIG_KEYS = frozenset({"access_key", "secret_key", "repo", "storage_client"})
 _PWD = "$(pwd)"  # DispatcherExecutor (map_tmp_dir) renders "$(pwd)/tmp" for the batch job's directory
 _TRIPLE = "'" * 3
+# Appended to a step script: once its outputs are written the step is done, so it ends without
+# the interpreter's teardown (about a second with torch and a model package loaded). Output is
+# flushed first. Failures still leave through dflow's sys.exit.
+STEP_END = (
+    "\nif __name__ == '__main__':\n    import sys as _lambench_sys\n"
+    "    _lambench_sys.stdout.flush()\n    _lambench_sys.stderr.flush()\n    os._exit(0)\n"
+)
 
 
 def _b64_literal(data: bytes) -> str:
@@ -103,7 +110,7 @@ def inert_step_script(script: str, token: str, tmp_root: str) -> str:
     else:
         root = f"os.fsdecode({_b64_literal(os.fsencode(tmp_root))})"
     header = f"import os\nfrom base64 import b64decode as _lambench_b64decode\n_lambench_tmp_root = {root}\n"
-    script = header + script
+    script = header + script + STEP_END
     compile(script, "<dflow step script>", "exec")  # what was pasted is data: the text still parses
     return script
 

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from lambench_core.campaign import Plan
 from workflows.cluster_config import ClusterConfig
-from workflows.dag import run_step_key
+from workflows.dag import run_step_keys
 from workflows.engines import write_engine_file
 from workflows.local_dag import DEATH_SIGNAL, ENGINE_FILE, LOG_FILE, PARENT_ENV, PLAN_FILE, STATUS_FILE
 from workflows.progress import ProgressDisplay
@@ -38,8 +38,11 @@ class LocalOutcome:
         return [key for key, phase in self.step_phases.items() if phase != "Succeeded"]
 
     def failed_jobs(self, plan: Plan) -> list[str]:
+        """The jobs whose run step did not succeed (a step of several jobs fails when one of them
+        does: read each job's own result to tell them apart)."""
         failed = set(self.failed_steps())
-        return [job.key for job in plan.to_run if run_step_key(job.key) in failed]
+        step_of = run_step_keys(plan.campaign, plan.to_run)
+        return [job.key for job in plan.to_run if step_of[job.key] in failed]
 
     def stage_failed(self, stage: str) -> bool:
         phases = [p for k, p in self.step_phases.items() if k.startswith(f"{stage}-")]

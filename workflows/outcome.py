@@ -8,7 +8,7 @@ from rich.text import Text
 from lambench_core.campaign import Plan
 from lambench_core.report.publish import SITE
 from lambench_core.results.store import ResultStore
-from workflows.dag import run_step_key
+from workflows.dag import run_step_keys
 from workflows.local import LocalOutcome
 
 
@@ -34,10 +34,13 @@ def report_outcome(plan: Plan, outcome: LocalOutcome, store: ResultStore, consol
     run_dir = outcome.run_dir
     if outcome.timed_out:
         console.print(f"lambench: the campaign was stopped after its timeout; finished results are kept in {store.url}")
+    step_of = run_step_keys(plan.campaign, plan.to_run)
     for key in outcome.failed_jobs(plan):
+        if store.get(key) is not None:  # its step failed for another of its jobs
+            continue
         job = next(j for j in plan.to_run if j.key == key)
         failure = store.get_failure(key)
-        step_error = outcome.step_errors.get(run_step_key(key))
+        step_error = outcome.step_errors.get(step_of[key])
         reason = failure.error if failure and failure.error else step_error or "see " + str(run_dir / "dag.log")
         console.print(
             Text.assemble(("failed", "red"), f" {job.model} × {job.instance.name}: {reason}"), highlight=False

@@ -53,3 +53,24 @@ def load_model(card: ModelCard, domain: Domain | None = None, device: str = "aut
         head=head,
         device=resolved_device,
     )
+
+
+class ModelCache:
+    """The models one process has loaded, by card, head and device: a run step that carries several
+    jobs of one model imports its package and reads its weights once. A card that fails to load is
+    not cached (each job reports the failure itself)."""
+
+    def __init__(self) -> None:
+        self._loaded: dict[tuple[str, str | None, str], LoadedModel] = {}
+
+    def load(self, card: ModelCard, domain: Domain | None, device: str) -> tuple[LoadedModel, bool]:
+        """(the model, whether it was already loaded)."""
+        from lambench_core.hashing import sha256_json
+
+        head = card.head_for(domain) if domain is not None else None
+        key = (sha256_json(card.model_dump(mode="json")), head, resolve_device(device))
+        if key in self._loaded:
+            return self._loaded[key], True
+        loaded = load_model(card, domain, device)
+        self._loaded[key] = loaded
+        return loaded, False

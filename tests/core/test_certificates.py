@@ -223,3 +223,70 @@ def test_each_composition_has_its_own_offset_and_a_lone_frame_is_not_judged_on_e
     picked = dict(sample_frames(frames))
     formulas = [frames[i].get_chemical_formula() for i in picked]
     assert all(formulas.count(f) >= 2 for f in formulas), picked
+
+
+# --- the shipped sets' certificates ----------------------------------------------------------------
+
+# Shipped sets whose certification had not finished when this was written (the closing note of #18
+# says where each stands). The test below fails when a set lacks a certificate and is not listed,
+# and when a listed set has one: keep the list true.
+PENDING_CERTIFICATION = {"elastic_cubic_pbe", "ge_bulk_pbe", "sic_bulk_pbe", "surfaces_cu_pbe"}
+
+
+def shipped_entries():
+    document = load_manifest()
+    return document, [e for e in document.entries() if e.files and not e.download_url]
+
+
+def test_every_shipped_set_has_a_certificate_of_its_labels():
+    document, entries = shipped_entries()
+    missing = {e.name for e in entries if e.certificate is None}
+    assert missing == PENDING_CERTIFICATION
+    docs = (REPO / "docs/datasets.md").read_text()
+    for entry in entries:
+        if entry.certificate is None:
+            continue
+        certificate = read_certificate(document.file_path(entry, entry.certificate))
+        assert certificate.dataset == entry.name and certificate.labels_sha256 == entry.files[0].sha256
+        assert len(certificate.frames) >= 3 and certificate.passed == all(w.passed for w in certificate.worst)
+        if not certificate.passed:  # a failing set ships with its reason, in the docs too
+            assert certificate.note, f"{entry.name}: a failing certificate needs a note saying why it ships"
+            assert certificate.note in docs
+
+
+def cheapest_frame(code: str):
+    document, entries = shipped_entries()
+    frames = []
+    for entry in entries:
+        if entry.certificate is None:
+            continue
+        certificate = read_certificate(document.file_path(entry, entry.certificate))
+        if certificate.check["code"] == code:
+            labels_file = document.file_path(entry, entry.files[0])
+            frames += [(frame.check_wall_seconds, frame.frame_id, certificate, labels_file) for frame in certificate.frames]
+    assert frames, f"no shipped certificate was computed with {code}"
+    return min(frames, key=lambda f: f[0])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("code", ["pyscf", "qe"])
+def test_a_shipped_certificate_frame_recomputes_within_the_codes_reproducibility(code, tmp_path):
+    """The cheapest check-level frame of the shipped certificates computed by `code`, computed again
+    here: a certificate is a reproducible measurement, not a claim."""
+    from ase.io import read
+
+    from lambench_core.data.labelling.reference import reference_calculator
+
+    _, frame_id, certificate, labels_file = cheapest_frame(code)
+    (atoms,) = [a for a in read(labels_file, index=":") if a.info["frame_id"] == frame_id]
+    atoms.calc = None
+    calculator = reference_calculator(code)
+    settings = calculator.Settings.model_validate(certificate.check["settings"])
+    calculator.check_available(settings)
+    labels = calculator.label(atoms, settings, tmp_path)
+    (recorded,) = [f for f in certificate.frames if f.frame_id == frame_id]
+    assert abs(labels.energy - recorded.check_energy_eV) / len(atoms) < 5e-5  # eV/atom
+    assert np.abs(np.asarray(labels.forces) - np.asarray(recorded.check_forces)).max() < 2e-3  # eV/Å
+    if recorded.check_stress_GPa is not None:
+        assert labels.stress is not None
+        assert np.abs(np.asarray(labels.stress) / GPa - np.asarray(recorded.check_stress_GPa)).max() < 0.02

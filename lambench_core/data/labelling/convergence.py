@@ -202,6 +202,7 @@ class FrameCheck(BaseModel):
     check_energy_eV: float = Field(description="The check level's labels, so a test can recompute them")
     check_forces: list[list[float]]
     check_stress_GPa: list[float] | None
+    check_wall_seconds: float = 0.0
 
 
 class Worst(BaseModel):
@@ -297,6 +298,7 @@ def certify(
                 check_energy_eV=float(labels.energy),
                 check_forces=[[float(x) for x in row] for row in labels.forces],
                 check_stress_GPa=None if labels.stress is None else [float(x) / GPa for x in labels.stress],
+                check_wall_seconds=float(labels.wall_seconds),
             )
         )
     worst = [
