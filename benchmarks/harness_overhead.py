@@ -1,17 +1,19 @@
-"""How much of a local campaign's wall time is spent inside model calls, and how much is harness.
+"""What lambench costs around the model calls: wall clock ÷ time inside model calls, at one worker.
 
-Runs one complete `lambench run` in a fresh work directory and prints a table:
-the campaign's wall clock beside, per job, the time inside model calls (energy/forces/stress),
-model loading, and the rest of the job. Job times are summed over parallel workers, so their sum
-can exceed the wall clock; the table says which is which.
+For each --jobs-per-step value, runs `lambench run --workers 1` of one model on the force-field sets in
+a fresh work directory (interleaved across values, --runs times), reads the stored results' time inside
+model calls (`compute_seconds`) and model loading (`load_seconds`), then runs the same campaign again
+(nothing to compute) and times that. Prints medians:
 
-    python benchmarks/harness_overhead.py [--models dummy,emt,chgnet-0.3.0,sevennet-0] [--workers 2]
+    python benchmarks/harness_overhead.py [--model sevennet-0] [--jobs-per-step 1,7] [--runs 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -19,52 +21,56 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+FORCE_FIELD_SETS = ",".join(
+    f"force_field/{name}"
+    for name in ("molecules_small", "si_bulk", "ge_bulk", "sic_bulk", "cu_bulk", "cu111_h", "cu111_o")
+)
+
+
+def lambench_run(workdir: Path, model: str, tasks: str, jobs_per_step: int) -> float:
+    command = [sys.executable, "-m", "workflows.cli", "run", "--models", model, "--tasks", tasks, "--workers", "1",
+               "--bootstrap", "0", "--jobs-per-step", str(jobs_per_step), "--workdir", str(workdir)]
+    start = time.perf_counter()
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, env=os.environ | {"OMP_NUM_THREADS": "1"})
+    wall = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"lambench run failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+    return wall
+
+
+def stored_seconds(workdir: Path) -> tuple[float, float]:
+    """(time inside model calls, time loading models), summed over the stored results."""
+    compute = load = 0.0
+    for path in (workdir / "store" / "results").glob("*.json"):
+        provenance = json.loads(path.read_text())["provenance"]
+        compute += provenance["compute_seconds"]
+        load += provenance["load_seconds"]
+    return compute, load
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", default="dummy,emt,chgnet-0.3.0,sevennet-0")
-    parser.add_argument("--workers", default="2")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="sevennet-0")
+    parser.add_argument("--tasks", default=FORCE_FIELD_SETS)
+    parser.add_argument("--jobs-per-step", default="1,7")
+    parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as scratch:
-        workdir = Path(scratch)
-        start = time.perf_counter()
-        done = subprocess.run(
-            [sys.executable, "-m", "workflows.cli", "run", "--models", args.models, "--workers", args.workers,
-             "--workdir", str(workdir)],
-            cwd=REPO, capture_output=True, text=True,
-        )
-        wall = time.perf_counter() - start
-        if done.returncode != 0:
-            sys.exit(f"campaign failed:\n{done.stdout}\n{done.stderr}")
-        results = [json.loads(p.read_text()) for p in sorted((workdir / "store" / "results").glob("*.json"))]
-        rerun_start = time.perf_counter()
-        subprocess.run(
-            [sys.executable, "-m", "workflows.cli", "run", "--models", args.models, "--workdir", str(workdir)],
-            cwd=REPO, capture_output=True, text=True, check=True,
-        )
-        rerun = time.perf_counter() - rerun_start
-
-    print(f"{'job':44} {'structures':>10} {'model calls s':>14} {'loading s':>10} {'job wall s':>11} {'µs/atom':>9}")
-    totals = {"compute": 0.0, "load": 0.0, "wall": 0.0}
-    for result in results:
-        p = result["provenance"]
-        atoms = sum(r.get("n_atoms", 0) for r in result["records"])  # property records carry no atom count
-        per_atom = p["compute_seconds"] / atoms * 1e6 if atoms else float("nan")
-        name = f"{result['model']} × {result['task']}"
-        print(f"{name:44} {result['n_scored']:>10} {p['compute_seconds']:>14.2f} {p['load_seconds']:>10.2f} "
-              f"{p['wall_seconds']:>11.2f} {per_atom:>9.0f}")
-        totals["compute"] += p["compute_seconds"]
-        totals["load"] += p["load_seconds"]
-        totals["wall"] += p["wall_seconds"]
-    label = "sum over jobs (worker time)"
-    print(f"{label:44} {'':>10} {totals['compute']:>14.2f} {totals['load']:>10.2f} {totals['wall']:>11.2f}")
-    print()
-    print(f"campaign wall clock (lambench run, {args.workers} workers): {wall:8.2f} s")
-    print(f"time inside model calls, summed over jobs:        {totals['compute']:8.2f} s "
-          f"({100 * totals['compute'] / wall:.0f}% of the wall clock)")
-    print(f"second run (nothing to compute) wall clock:       {rerun:8.2f} s")
-    print(f"hardware: {results[0]['provenance']['hardware']}")
+    values = [int(v) for v in args.jobs_per_step.split(",")]
+    figures: dict[int, list[tuple[float, float, float, float]]] = {v: [] for v in values}
+    for _ in range(args.runs):
+        for value in values:  # interleaved: a drift of the machine's speed hits every value alike
+            with tempfile.TemporaryDirectory(prefix="lambench-overhead-") as folder:
+                workdir = Path(folder)
+                wall = lambench_run(workdir, args.model, args.tasks, value)
+                compute, load = stored_seconds(workdir)
+                rerun = lambench_run(workdir, args.model, args.tasks, value)
+                figures[value].append((wall, compute, load, rerun))
+    print(f"{args.model} on {len(args.tasks.split(','))} tasks, --workers 1, {args.runs} runs each (medians)")
+    print("| jobs per step | wall s | in model calls s | loading models s | wall ÷ model calls | rerun s |")
+    print("|---|---|---|---|---|---|")
+    for value, runs in figures.items():
+        wall, compute, load, rerun = (statistics.median(column) for column in zip(*runs, strict=True))
+        print(f"| {value} | {wall:.1f} | {compute:.1f} | {load:.1f} | {wall / compute:.2f} | {rerun:.1f} |")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from collections import Counter
 from typing import Any
 
 import numpy as np
+from ase import Atoms
 from ase.calculators.calculator import BaseCalculator
 from ase.neighborlist import neighbor_list
 
@@ -30,26 +31,43 @@ def wants_virial(frame: Frame, card: ModelCard) -> bool:
     return frame.virial is not None and frame.periodic and card.capabilities.stress
 
 
-def predict_frame(calculator: BaseCalculator, frame: Frame, padding: float, card: ModelCard) -> dict[str, Any]:
-    """Energy (eV), forces (eV/Å) and, where scored, virial (eV) of the frame as `card`'s model sees it."""
+def prepared_atoms(frame: Frame, padding: float, card: ModelCard) -> Atoms:
+    """The frame's structure as `card`'s model receives it; overlapping atoms are a FrameFailure."""
     atoms = prepare_for_model(card, frame.atoms, padding)
     # Atoms on top of each other are corrupt input: a model would still return a number for them.
     i, j, distance = neighbor_list("ijd", atoms, OVERLAP_DISTANCE)
     if len(i):
         raise FrameFailure(f"atoms {i[0]} and {j[0]} overlap ({distance[0]:.3f} Å apart)")
-    atoms.calc = calculator
-    energy = float(atoms.get_potential_energy())
-    forces = np.asarray(atoms.get_forces(), float)
-    prediction: dict[str, Any] = {"energy": energy, "forces": forces}
+    return atoms
+
+
+def checked_prediction(
+    frame: Frame, card: ModelCard, atoms: Atoms, energy: float, forces: np.ndarray, stress: np.ndarray | None
+) -> dict[str, Any]:
+    """Energy (eV), forces (eV/Å) and, where scored, virial (eV) from a model's output on the
+    prepared `atoms` (stress 3 × 3, ASE's sign); non-finite or wrongly shaped output is a FrameFailure."""
+    forces = np.asarray(forces, float)
+    prediction: dict[str, Any] = {"energy": float(energy), "forces": forces}
     if wants_virial(frame, card):
-        stress = np.asarray(atoms.get_stress(voigt=False), float)
-        prediction["virial"] = -stress * atoms.get_volume()
+        if stress is None:
+            raise FrameFailure("no stress predicted")
+        prediction["virial"] = -np.asarray(stress, float) * atoms.get_volume()
     for name, value in prediction.items():
         if not np.all(np.isfinite(value)):
             raise FrameFailure(f"non-finite {name} predicted")
     if forces.shape != (frame.n_atoms, 3):
         raise FrameFailure(f"forces of shape {forces.shape}, expected ({frame.n_atoms}, 3)")
     return prediction
+
+
+def predict_frame(calculator: BaseCalculator, frame: Frame, padding: float, card: ModelCard) -> dict[str, Any]:
+    """Energy (eV), forces (eV/Å) and, where scored, virial (eV) of the frame as `card`'s model sees it."""
+    atoms = prepared_atoms(frame, padding, card)
+    atoms.calc = calculator
+    energy = float(atoms.get_potential_energy())
+    forces = np.asarray(atoms.get_forces(), float)
+    stress = np.asarray(atoms.get_stress(voigt=False), float) if wants_virial(frame, card) else None
+    return checked_prediction(frame, card, atoms, energy, forces, stress)
 
 
 def frame_record(frame: Frame, prediction: dict[str, Any], seconds: float) -> dict[str, Any]:

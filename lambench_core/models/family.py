@@ -53,6 +53,10 @@ class CalculatorFactory(Protocol):
 
 # (loaded model, structure already prepared for the card) -> (n_atoms, d) features of its last hidden layer.
 FeatureExtractor = Callable[["LoadedModel", Atoms], np.ndarray]
+# One structure's prediction: energy (eV), forces (eV/Å, n × 3), stress (eV/Å³, 3 × 3, ASE's sign) or None.
+Prediction = tuple[float, np.ndarray, np.ndarray | None]
+# Many structures in one forward pass, equal (within float tolerance) to calling the calculator on each.
+BatchPredictor = Callable[["LoadedModel", Sequence[Atoms]], list[Prediction]]
 
 
 class RepresentationUnavailable(Exception):
@@ -115,7 +119,9 @@ class Family:
       checkpoint inside it): the extra leaves them out and the install hint adds `pip install --no-deps`;
     - `install_command`: the command that installs the family when pip alone cannot (a source build
       against the installed torch); it replaces the pip hint;
-    - `normalizer`: its results are the normalization baseline (errors are divided by its errors).
+    - `normalizer`: its results are the normalization baseline (errors are divided by its errors);
+    - `batch_predict(model, structures)`: many structures in one forward pass (None: one call per
+      structure); tests/core/test_batching.py checks it against the calculator, family by family.
     """
 
     name: str
@@ -129,6 +135,7 @@ class Family:
     no_features_reason: str | None = None
     finetune: FineTuneRecipe | PropertyTrainer | None = None
     normalizer: bool = False
+    batch_predict: BatchPredictor | None = None
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):

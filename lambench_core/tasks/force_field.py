@@ -15,8 +15,10 @@ from lambench_core.data.frames import Frame
 from lambench_core.data.manifest import Dispersion
 from lambench_core.metrics.force_field import force_field_metrics
 from lambench_core.models.loading import LoadedModel
+from lambench_core.models.registry import family
 from lambench_core.results.record import Metric
 from lambench_core.tasks.base import FramesTask, TaskContext, TaskOutput, register_task
+from lambench_core.tasks.batching import evaluate_frames_in_batches
 from lambench_core.tasks.evaluation import evaluate_items
 
 
@@ -29,6 +31,11 @@ class ForceFieldParams(BaseModel):
     max_frames: int | None = Field(default=None, gt=0, description="Score only the first N frames")
     dispersion: Dispersion | None = Field(
         default=None, description="Added to the model when the reference contains it (from the manifest)"
+    )
+    batched: bool = Field(
+        default=True,
+        description="Frames in batches where the model's family can (the same records within float "
+        "tolerance, tests/core/test_batching.py); False: one model call per frame",
     )
 
 
@@ -58,6 +65,12 @@ class ForceFieldTask(FramesTask[ForceFieldParams]):
         self, model: LoadedModel, frames: list[Frame], params: ForceFieldParams, context: TaskContext
     ) -> TaskOutput:
         selected = frames[: params.max_frames] if params.max_frames else frames
+        batch_predict = family(model.card.family).batch_predict
+        if params.batched and batch_predict is not None and params.dispersion is None:
+            results, seconds = evaluate_frames_in_batches(
+                model, selected, params.vacuum_padding, batch_predict, context.progress
+            )
+            return self.output(params, results, compute_seconds=seconds)
         calculator = with_dispersion(model.calculator, params.dispersion)
         compute_seconds = 0.0
 

@@ -184,6 +184,11 @@ def test_nothing_to_compute_says_so(campaign):
     done = lambench("run", "--models", "dummy,emt", "--tasks", TASK, "--workdir", str(workdir), env=env)
     assert done.returncode == 0, done.stderr
     assert "nothing to compute" in done.stdout
+    # No DAG to start: aggregate and publish ran in the runner's process, and the site is there.
+    newest = max((workdir / "runs").iterdir(), key=lambda p: p.name)
+    assert not (newest / "dag.log").exists() and (newest / "site" / "leaderboard.json").exists()
+    campaign_id = newest.name
+    assert (workdir / "store" / "campaigns" / campaign_id / "plan.json").exists()
 
 
 def test_default_suite_covers_three_domains(tmp_path):

@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator
+from ase.stress import voigt_6_to_full_3x3_stress
 
 from lambench_core.models.card import ModelCard
-from lambench_core.models.family import Family, FineTuneRecipe, LoadContext, require_module
+from lambench_core.models.family import Family, FineTuneRecipe, LoadContext, Prediction, require_module
 from lambench_core.models.registry import register
 
 if TYPE_CHECKING:
@@ -57,6 +58,29 @@ def _crystal_features(network: Any, model: LoadedModel, graphs: Sequence[Any]) -
     return network.forward(list(graphs), task="e", return_crystal_feas=True)["crystal_fea"]
 
 
+def batch_predict(model: LoadedModel, structures: Sequence[Atoms]) -> list[Prediction]:
+    """One `predict_graph` call over all the structures' graphs, converted as CHGNetCalculator
+    converts one (energy per atom × atoms when the model is intensive, stress × its stress weight)."""
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    calculator = _calculator(model)
+    network = calculator.model
+    graphs = [
+        network.graph_converter(AseAtomsAdaptor.get_structure(atoms)).to(calculator.device) for atoms in structures
+    ]
+    outputs = network.predict_graph(graphs, task="efs", batch_size=len(graphs))
+    if isinstance(outputs, dict):  # one graph: chgnet returns its dict itself
+        outputs = [outputs]
+    predictions: list[Prediction] = []
+    for atoms, output in zip(structures, outputs, strict=True):
+        factor = len(atoms) if network.is_intensive else 1
+        stress = np.asarray(output["s"], float) * calculator.stress_weight
+        if stress.shape == (6,):
+            stress = voigt_6_to_full_3x3_stress(stress)
+        predictions.append((float(output["e"]) * factor, np.asarray(output["f"], float), stress))
+    return predictions
+
+
 FAMILY = register(
     Family(
         name="chgnet",
@@ -71,5 +95,6 @@ FAMILY = register(
             features=_crystal_features,
             last_block=lambda network: list(network.atom_conv_layers[-1].parameters()),
         ),
+        batch_predict=batch_predict,
     )
 )

@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator
+from ase.stress import voigt_6_to_full_3x3_stress
 
 from lambench_core.models.card import ModelCard
-from lambench_core.models.family import Family, FineTuneRecipe, LoadContext, require_module
+from lambench_core.models.family import Family, FineTuneRecipe, LoadContext, Prediction, require_module
 from lambench_core.models.registry import register
 
 if TYPE_CHECKING:
@@ -92,6 +93,41 @@ def _last_block(network: Any) -> list[Any]:
     return [parameter for name, parameter in network.named_parameters() if name.startswith(last)]
 
 
+def batch_predict(model: LoadedModel, structures: Sequence[Atoms]) -> list[Prediction]:
+    """One forward pass over a batch of graphs (the network's batch mode, as in training), split back
+    per structure with the calculator's own conversions (stress sign and Voigt order)."""
+    import sevenn._keys as KEY
+    from sevenn.atom_graph_data import AtomGraphData
+    from torch_geometric.data import Batch
+
+    calculator = _calculator(model)
+    graphs = []
+    for atoms in structures:
+        data = AtomGraphData.from_numpy_dict(graph_of(model, atoms))
+        if calculator.modal:
+            data[KEY.DATA_MODALITY] = calculator.modal
+        graphs.append(data)
+    batch = Batch.from_data_list(graphs).to(calculator.device)
+    network = calculator.model
+    network.set_is_batch_data(True)
+    try:
+        output = network(batch)
+    finally:
+        network.set_is_batch_data(False)
+    energies = output[KEY.PRED_TOTAL_ENERGY].detach().cpu().numpy().reshape(-1)
+    forces = output[KEY.PRED_FORCE].detach().cpu().numpy()
+    stresses = (-output[KEY.PRED_STRESS]).detach().cpu().numpy().reshape(len(structures), 6)
+    predictions: list[Prediction] = []
+    start = 0
+    for index, atoms in enumerate(structures):
+        voigt = stresses[index][[0, 1, 2, 4, 5, 3]]  # sevenn: xx yy zz xy yz zx → ASE's xx yy zz yz xz xy
+        predictions.append(
+            (float(energies[index]), forces[start : start + len(atoms)], voigt_6_to_full_3x3_stress(voigt))
+        )
+        start += len(atoms)
+    return predictions
+
+
 FAMILY = register(
     Family(
         name="sevenn",
@@ -103,5 +139,6 @@ FAMILY = register(
         finetune=FineTuneRecipe(
             network=_network, prepare=graph_of, features=_pooled_features, last_block=_last_block
         ),
+        batch_predict=batch_predict,
     )
 )
