@@ -99,7 +99,7 @@ def fast(**kw) -> EfficiencyParams:
 
 def test_registered_in_the_efficiency_category():
     task = task_class("efficiency")
-    assert task is EfficiencyTask and task.category is Category.EFFICIENCY and task.version == "1"
+    assert task is EfficiencyTask and task.category is Category.EFFICIENCY and task.version == "2"
     assert task.scored_metrics == ()
 
 
@@ -158,14 +158,22 @@ def test_the_cap_stops_the_sweep():
     assert max(n for n, _ in calc.calls) <= 300
 
 
-def test_the_time_budget_stops_growth():
-    # 1 s per call, 3 calls per size: 48 atoms (3 s), 108 atoms (predicted 3·27/12 = 6.75 s; 9.75 ≤ 10, runs),
-    # 256 atoms predicted 3·64/27 ≈ 7.1 s on top of 6 s spent > 10 s: stop.
-    output, calc = run(fast(max_atoms=2000, time_budget_s=10.0), cost=lambda n, k: 1.0)
+def test_the_time_budget_stops_growth_beyond_the_eta_window():
+    # 1 s per call, 3 calls per size, η̄ over 30–60 atoms: 48 atoms (3 s), 108 atoms (predicted 3·27/12
+    # = 6.75 s; 9.75 ≤ 10, runs), 256 atoms predicted 3·64/27 ≈ 7.1 s on top of 6 s spent > 10 s: stop.
+    output, calc = run(fast(max_atoms=2000, time_budget_s=10.0, eta_window=(30, 60)), cost=lambda n, k: 1.0)
     (record,) = output.records
-    assert record["stop_reason"] == STOP_BUDGET
+    assert record["stop_reason"] == STOP_BUDGET and record["window_complete"]
     assert [s["n_atoms"] for s in record["sizes"]] == [48, 108]
     assert len(calc.calls) == 6
+
+
+def test_the_time_budget_never_drops_a_size_inside_the_eta_window():
+    """η̄ averages a declared size set: the same 100–300-atom sizes whatever the budget admits."""
+    output, _ = run(fast(max_atoms=2000, time_budget_s=10.0, eta_window=(100, 300)), cost=lambda n, k: 1.0)
+    (record,) = output.records
+    assert [s["n_atoms"] for s in record["sizes"]] == [48, 108, 256]  # 500 is beyond the window and the budget
+    assert record["stop_reason"] == STOP_BUDGET and record["n_sizes_in_window"] == 2 and record["window_complete"]
 
 
 def test_each_call_gets_a_fresh_rattled_copy():
