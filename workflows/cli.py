@@ -204,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--set-dir", type=arguments.folder, help="the set's directory (default: the shipped set's directory)"
     )
     certify.add_argument("--sample", type=arguments.positive_int, default=3, help="frames to recompute (at least 3)")
+    certify.add_argument("--note", default="", help="why the set ships as it is, if its certificate fails")
     certify.add_argument("--cache", type=arguments.folder, help="label cache (default: ~/.cache/lambench/labels)")
     certify.add_argument("--workers", type=arguments.positive_int, default=2, help="labelling steps at once")
     certify.add_argument("--timeout", type=arguments.finite_positive_float, default=8 * 3600.0)
@@ -493,7 +494,7 @@ def command_data_certify(args: argparse.Namespace, console: Console) -> int:
     code = 0
     for level in levels:
         run_dir = (DEFAULT_WORKDIR / "certify" / new_campaign_id()).resolve()
-        plan = plan_certification(recipe, level, set_dir, run_dir, cache, args.sample)
+        plan = plan_certification(recipe, level, set_dir, run_dir, cache, args.sample, args.note)
         assert plan.certify is not None
         console.print(
             Text(

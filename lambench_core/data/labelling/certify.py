@@ -8,6 +8,7 @@ from pathlib import Path
 
 import yaml
 from ase.io import read
+from pydantic import ValidationError
 
 from lambench_core.data.checksums import path_sha256
 from lambench_core.data.labelling.convergence import Certificate, certify
@@ -57,12 +58,22 @@ def write_certificate(plan: LabellingPlan) -> Path:
     )
     entry_file = Path(target.entry_file)
     path = entry_file.parent / certificate_name(target.level)
-    previous = read_certificate(path) if path.exists() else None
-    if previous is not None and previous.labels_sha256 == certificate.labels_sha256 and previous.note:
-        certificate = certificate.model_copy(update={"note": previous.note})  # a maintainer's reason stays
+    previous = _readable(path)
+    note = target.note
+    if not note and previous is not None and previous.labels_sha256 == certificate.labels_sha256:
+        note = previous.note  # a maintainer's reason stays while the labels do
+    certificate = certificate.model_copy(update={"note": note})
     path.write_text(certificate.model_dump_json(indent=1) + "\n")
     pin_certificate(entry_file, path)
     return path
+
+
+def _readable(path: Path) -> Certificate | None:
+    """The certificate at `path`, or None where there is none or it is of an older format."""
+    try:
+        return read_certificate(path)
+    except (FileNotFoundError, ValidationError):
+        return None
 
 
 def read_certificate(path: Path) -> Certificate:

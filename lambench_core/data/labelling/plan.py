@@ -45,6 +45,7 @@ class CertifyTarget(BaseModel):
     labels_sha256: str
     shipped_reference: ReferenceSpec
     sample: list[tuple[str, str]] = Field(description="(frame id, why it was chosen)")
+    note: str = Field(default="", description="Why the set ships as it is if it fails (kept from the last certificate)")
 
 
 class LabellingPlan(BaseModel):
@@ -106,7 +107,13 @@ def plan_labelling(
 
 
 def plan_certification(
-    recipe: Recipe, level: str, set_dir: Path, run_dir: Path, cache: Path, n_sample: int = MIN_SAMPLE
+    recipe: Recipe,
+    level: str,
+    set_dir: Path,
+    run_dir: Path,
+    cache: Path,
+    n_sample: int = MIN_SAMPLE,
+    note: str = "",
 ) -> LabellingPlan:
     """Label a sample of the shipped frames of `recipe`'s `level` at its protocol's check level (one
     keyed step per frame), then certify: the plan of `lambench data certify`."""
@@ -157,6 +164,7 @@ def plan_certification(
             labels_sha256=path_sha256(labels_file),
             shipped_reference=shipped_reference,
             sample=[(str(shipped[index].info.get("frame_id", index)), why) for index, why in sample],
+            note=note,
         ),
     )
 
