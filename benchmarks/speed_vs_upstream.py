@@ -22,6 +22,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from lambench_core.campaign import set_threads
 from lambench_core.data.frames import Frame
 from lambench_core.data.loaders import load_frames
 from lambench_core.data.manifest import load_datasets
@@ -73,7 +74,9 @@ def main() -> None:
     parser.add_argument("--set", default="molecules_small_pbe")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=1, help="torch, BLAS and OpenMP threads (lambench's default: 1)")
     args = parser.parse_args()
+    set_threads(args.threads)
     document = load_datasets()
     frames, _ = load_frames(document, document.get(args.set))
     model = load_model(ModelCatalog.load().get(args.model), None, args.device)
@@ -98,7 +101,10 @@ def main() -> None:
         for k, m in per_frame.items()
     )
     base = statistics.median(seconds["(a) bare loop of model calls"])
-    print(f"{args.model} on {args.set}: {len(frames)} frames, {args.runs} interleaved runs, medians, {args.device}")
+    print(
+        f"{args.model} on {args.set}: {len(frames)} frames, {args.runs} interleaved runs, medians, "
+        f"{args.device}, {args.threads} thread(s)"
+    )
     print("| way | s per run | frames/s | ÷ floor |")
     print("|---|---|---|---|")
     for name, values in seconds.items():

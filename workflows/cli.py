@@ -551,9 +551,10 @@ def command_aggregate(args: argparse.Namespace, console: Console) -> int:
             field, message = first_validation_problem(exc)
             raise InputError(args.table, field, message) from None
         board = leaderboard_from_table(args.table.stem, table, args.confidence)
-        print(to_markdown(board), end="")
+        markdown = to_markdown(board)
+        print(markdown, end="")
         if args.out is not None:
-            write_folder(site_files(board, table_to_parquet(table), b""), args.out)
+            write_folder(site_files(board, table_to_parquet(table), b"", markdown), args.out)
             print(f"wrote the site and exports to {args.out}")
     finally:
         if collecting:

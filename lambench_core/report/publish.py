@@ -132,9 +132,9 @@ def aggregate_campaign(spec: CampaignSpec, jobs: Sequence[Job], store: ResultSto
     return board
 
 
-def site_files(board: Leaderboard, metrics: bytes, records: bytes) -> dict[str, bytes]:
+def site_files(board: Leaderboard, metrics: bytes, records: bytes, markdown: str | None = None) -> dict[str, bytes]:
     """The whole published folder: pages, assets and the data exports beside them (the home
-    directory shown as `~`)."""
+    directory shown as `~`). `markdown`: the board's Markdown where the caller has rendered it."""
     results = {
         "campaign": board.campaign,
         "created_at": board.created_at.isoformat(),
@@ -148,7 +148,7 @@ def site_files(board: Leaderboard, metrics: bytes, records: bytes) -> dict[str, 
         "rankings.json": board.scoreboard.model_dump_json(indent=1).encode(),
         METRICS_PARQUET: metrics,
         RECORDS_PARQUET: records,
-        "leaderboard.md": to_markdown(board).encode(),
+        "leaderboard.md": (markdown if markdown is not None else to_markdown(board)).encode(),
         LEADERBOARD_JSON: board.model_dump_json(indent=1).encode(),
     }
     return redact_home_files(files)
