@@ -429,8 +429,8 @@ def test_s3_server_crashing_during_a_run_steps_write(s3, monkeypatch):
     real_execute_job = ops.execute_job_with_deadline
     crashed: list[float] = []
 
-    def execute_then_crash(spec, job, store):  # the server dies while the step computes
-        result = real_execute_job(spec, job, store)
+    def execute_then_crash(spec, job, store, *rest):  # the server dies while the step computes
+        result = real_execute_job(spec, job, store, *rest)
         s3.crash()
         crashed.append(time.monotonic())
         return result

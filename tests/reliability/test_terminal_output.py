@@ -15,6 +15,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from lambench_core.categories import Category
 from lambench_core.models.checks import CheckResult, Status
 from workflows import cli
 from workflows.cli import EXIT_BROKEN_PIPE, main
@@ -63,7 +64,7 @@ def test_every_workflows_console_is_the_plain_one():
 
 
 def job(key: str, model: str, task: str) -> SimpleNamespace:
-    return SimpleNamespace(key=key, model=model, instance=SimpleNamespace(name=task))
+    return SimpleNamespace(key=key, model=model, instance=SimpleNamespace(name=task, category=Category.PROPERTY))
 
 
 @pytest.mark.parametrize("text", UNTRUSTED)
@@ -88,7 +89,7 @@ def test_the_failure_reasons_after_a_campaign_are_printed_exactly(tmp_path, text
     from workflows.outcome import report_outcome
 
     failing = job("k1", f"my{text}model", "s22")
-    plan = SimpleNamespace(to_run=[failing])
+    plan = SimpleNamespace(to_run=[failing], campaign=SimpleNamespace(jobs_per_step=1))
     outcome = LocalOutcome(
         run_dir=tmp_path,
         timed_out=False,
@@ -97,7 +98,7 @@ def test_the_failure_reasons_after_a_campaign_are_printed_exactly(tmp_path, text
         step_errors={run_step_key("k1"): f"reason {text} end"},
     )
     failure = SimpleNamespace(error=f"reason {text} end") if stored else None
-    store = SimpleNamespace(url="file:///store", get_failure=lambda key: failure)
+    store = SimpleNamespace(url="file:///store", get=lambda key: None, get_failure=lambda key: failure)
     buffer = io.StringIO()
     assert report_outcome(plan, outcome, store, plain_console(file=buffer, width=300)) == 1
     assert f"my{text}model × s22: reason {text} end\n" in buffer.getvalue()
