@@ -80,8 +80,9 @@ def _certificates(document: ManifestDocument, shipped: list[DatasetEntry]) -> li
     lines = [
         "\n## Convergence certificates (`lambench data certify RECIPE`)\n",
         "Each shipped set's labels recomputed on a sample of frames (at least 3: the largest force, the most "
-        "distorted, the largest stress or highest energy) at tighter settings; differences after one common "
-        f"energy offset. Criteria: |ΔE| ≤ {CRITERIA.energy_meV_per_atom:g} meV/atom, max |ΔF| ≤ "
+        "distorted, the largest stress or highest energy, and a partner of the same composition) at tighter "
+        "settings; energy differences after one offset per composition (scores remove per-element shifts). "
+        f"Criteria: |ΔE| ≤ {CRITERIA.energy_meV_per_atom:g} meV/atom, max |ΔF| ≤ "
         f"{CRITERIA.force_eV_per_A:g} eV/Å, max |Δσ| ≤ {CRITERIA.stress_GPa:g} GPa.\n",
         "| dataset | protocol | frames | worst ΔE (meV/atom) | worst ΔF (eV/Å) | worst Δσ (GPa) | verdict | note |",
         "|---|---|---|---|---|---|---|---|",
