@@ -87,14 +87,28 @@ def plan_labelling(
     recipe: Recipe, run_dir: Path, cache: Path, out_dir: Path, levels: list[str] | None, max_frames: int | None
 ) -> LabellingPlan:
     frames = generate_frames(recipe, ModelCatalog.load())[:max_frames]
+    return _plan(recipe, levels or list(recipe.references), frames, run_dir, cache, out_dir, max_frames)
+
+
+def _plan(
+    recipe: Recipe,
+    levels: list[str],
+    frames: list[Atoms],
+    run_dir: Path,
+    cache: Path,
+    out_dir: Path,
+    max_frames: int | None,
+    certify: CertifyTarget | None = None,
+) -> LabellingPlan:
+    """Write the frames for the steps and plan their keyed chunks."""
     run_dir.mkdir(parents=True, exist_ok=True)
     frames_file = run_dir / "frames.traj"
     write_frames(frames_file, frames)
-    chosen = levels or list(recipe.references)
-    keys, chunks, done = _chunks(recipe, chosen, frames, LabelCache(cache))
+    # Keys from the frames as the label steps will read them (extxyz gives numpy scalars in `info`).
+    keys, chunks, done = _chunks(recipe, levels, read_frames(frames_file), LabelCache(cache))
     return LabellingPlan(
         recipe=recipe,
-        levels=chosen,
+        levels=levels,
         keys=keys,
         chunks=chunks,
         already_labelled=done,
@@ -103,6 +117,7 @@ def plan_labelling(
         scratch=str(run_dir / "scratch"),
         out_dir=str(out_dir),
         max_frames=max_frames,
+        certify=certify,
     )
 
 
@@ -139,23 +154,14 @@ def plan_certification(
     shipped_reference = recipe.references[level]
     check, _ = tightened(shipped_reference)
     check_recipe = recipe.model_copy(update={"references": {level: check}, "chunk_size": 1})
-    run_dir.mkdir(parents=True, exist_ok=True)
-    frames_file = run_dir / "frames.traj"
-    write_frames(frames_file, frames)
-    # Keys from the frames as the label steps will read them (extxyz gives numpy scalars in `info`).
-    frames = read_frames(frames_file)
-    keys, chunks, done = _chunks(check_recipe, [level], frames, LabelCache(cache))
-    return LabellingPlan(
-        recipe=check_recipe,
-        levels=[level],
-        keys=keys,
-        chunks=chunks,
-        already_labelled=done,
-        frames_file=str(frames_file),
-        cache=str(cache),
-        scratch=str(run_dir / "scratch"),
-        out_dir=str(set_dir),
-        max_frames=None,
+    return _plan(
+        check_recipe,
+        [level],
+        frames,
+        run_dir,
+        cache,
+        set_dir,
+        None,
         certify=CertifyTarget(
             dataset=entry.name,
             level=level,
