@@ -30,7 +30,7 @@ from lambench_core.hashing import sha256_json
 from lambench_core.models.card import ModelCard
 from lambench_core.models.catalog import ModelCatalog
 from lambench_core.models.loading import LoadedModel, ModelCache, load_model
-from lambench_core.results.identity import job_key
+from lambench_core.results.identity import PlannedJob, job_key, remember_planned
 from lambench_core.results.provenance import batch_job, git_commit, hardware, package_versions
 from lambench_core.results.record import Provenance, Status, TaskResult
 from lambench_core.results.store import ResultStore
@@ -79,6 +79,11 @@ class Job(BaseModel):
     model: str
     instance: TaskInstance
     dataset: str | None = Field(description="The label set this model is scored on")
+    identity_sha256: str | None = Field(
+        default=None,
+        description="The digest of the data the key was computed from (the set's, with its referenced sets')",
+    )
+    task_name: str | None = Field(default=None, description="The task class's name, as hashed into the key")
 
 
 class Plan(BaseModel):
@@ -103,6 +108,19 @@ class Plan(BaseModel):
         raise LambenchError(f"campaign {self.campaign.campaign_id}: its plan has no job with key {key}")
 
 
+def load_plan(data: str | bytes) -> Plan:
+    """A stored plan, its jobs remembered as planned: a step or a status reader that reads the plan
+    instead of planning checks every result it reads against the job planned under its key, as the
+    planning process does. (Plans written before jobs carried their task name are not remembered.)"""
+    plan = Plan.model_validate_json(data)
+    for job in plan.to_run + plan.already_done:
+        if job.task_name is not None:
+            remember_planned(
+                job.key, PlannedJob(model=job.model, task_name=job.task_name, dataset_sha256=job.identity_sha256)
+            )
+    return plan
+
+
 class CampaignContext:
     """The catalog, manifest and suite a campaign spec refers to, loaded and validated once."""
 
@@ -121,7 +139,9 @@ class CampaignContext:
             digests = {name: dataset_digest(self.manifest.get(name)) for name in referenced}
             digest = sha256_json({"dataset": digest, "referenced": digests})
         key = job_key(card, task.name, task.version, instance.params, digest)
-        return Job(key=key, model=card.name, instance=instance, dataset=dataset)
+        return Job(
+            key=key, model=card.name, instance=instance, dataset=dataset, identity_sha256=digest, task_name=task.name
+        )
 
 
 _CONTEXTS: dict[str, CampaignContext] = {}

@@ -34,7 +34,15 @@ from typing import Any, ClassVar
 
 from dflow.python import OP, OPIO, FatalError, OPIOSign, TransientError
 
-from lambench_core.campaign import CampaignSpec, Job, Plan, execute_job_with_deadline, failure, plan_campaign
+from lambench_core.campaign import (
+    CampaignSpec,
+    Job,
+    Plan,
+    execute_job_with_deadline,
+    failure,
+    load_plan,
+    plan_campaign,
+)
 from lambench_core.errors import LambenchError
 from lambench_core.models.loading import ModelCache
 from lambench_core.report.compare import compare_runs, comparison_markdown, load_run
@@ -85,7 +93,7 @@ def read_plan(store: ResultStore, campaign: str) -> Plan:
     data = store.get_campaign_file(campaign, PLAN_FILE)
     if data is None:
         raise LambenchError(f"{store.url}: campaign {campaign} has no {PLAN_FILE} (its plan step has not run)")
-    return Plan.model_validate_json(data)
+    return load_plan(data)
 
 
 class CampaignOP(OP):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from lambench_core.campaign import Job, Plan, plan_campaign
+from lambench_core.campaign import Job, Plan, load_plan, plan_campaign
 from lambench_core.results.store import ResultStore
 from workflows.cluster_config import ClusterConfig
 from workflows.dag import run_step_keys
@@ -38,7 +38,7 @@ class DrivenRun:
 
     @property
     def plan(self) -> Plan:
-        return Plan.model_validate_json((self.run_dir / PLAN_FILE).read_text())
+        return load_plan((self.run_dir / PLAN_FILE).read_text())
 
     def step_phases(self) -> dict[str, str]:
         path = self.run_dir / STATUS_FILE

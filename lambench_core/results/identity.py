@@ -72,10 +72,16 @@ def job_key(
     dataset_sha256: str | None,
 ) -> str:
     key = _key(card, task_name, task_version, params, dataset_sha256)
+    remember_planned(key, PlannedJob(model=card.name, task_name=task_name, dataset_sha256=dataset_sha256))
+    return key
+
+
+def remember_planned(key: str, job: PlannedJob) -> None:
+    """Record what `key` was planned from, so that results read under it are checked against it (a
+    step that reads its plan instead of planning calls this for the plan's jobs)."""
     if len(_PLANNED) >= _PLANNED_LIMIT:
         _PLANNED.clear()
-    _PLANNED[key] = PlannedJob(model=card.name, task_name=task_name, dataset_sha256=dataset_sha256)
-    return key
+    _PLANNED[key] = job
 
 
 def planned_job(key: str) -> PlannedJob | None:

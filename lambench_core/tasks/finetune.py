@@ -11,7 +11,7 @@ A family may instead bring its own training program (a `PropertyTrainer`, e.g. D
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,9 +69,8 @@ def fine_tune_cross_validate(
     pretrained = trainable.network(model)
     inputs = [trainable.prepare(model, prepare_for_model(model.card, atoms, 15.0)) for atoms in structures]
     y = np.asarray(y, dtype=float)
-    predictions: list[FoldPrediction] = []
-    for fold, test in enumerate(kfold(len(y), folds, seed)):
-        train = np.setdiff1d(np.arange(len(y)), test)
+
+    def fit_predict(fold: int, train: np.ndarray, test: np.ndarray) -> np.ndarray:
         torch.manual_seed(seed + fold)
         rng = np.random.default_rng(seed + fold)
         network = copy.deepcopy(pretrained)
@@ -99,8 +98,21 @@ def fine_tune_cross_validate(
         network.eval()
         with torch.no_grad():
             features = trainable.features(network, model, [inputs[i] for i in test]).float()
-            predicted = head(features).squeeze(-1).detach().numpy() * scale + mean
-        name = f"finetune(last block + linear head, {budget.epochs} epochs)"
+            return head(features).squeeze(-1).detach().numpy() * scale + mean
+
+    name = f"finetune(last block + linear head, {budget.epochs} epochs)"
+    return _out_of_fold(y, folds, seed, name, fit_predict)
+
+
+def _out_of_fold(
+    y: np.ndarray, folds: int, seed: int, name: str, fit_predict: Callable[[int, np.ndarray, np.ndarray], np.ndarray]
+) -> list[FoldPrediction]:
+    """Every structure's prediction by `fit_predict(fold, train, test)` of its own fold, in index order."""
+    predictions: list[FoldPrediction] = []
+    for fold, test in enumerate(kfold(len(y), folds, seed)):
+        train = np.setdiff1d(np.arange(len(y)), test)
+        predicted = fit_predict(fold, train, test)
+        mean = float(y[train].mean())
         for index, value in zip(test, predicted, strict=True):
             predictions.append(FoldPrediction(int(index), fold, float(y[index]), float(value), mean, name))
     return sorted(predictions, key=lambda p: p.index)
@@ -118,23 +130,21 @@ def _with_family_trainer(
 ) -> list[FoldPrediction]:
     prepared = [prepare_for_model(model.card, atoms, 15.0) for atoms in structures]
     y = np.asarray(y, dtype=float)
-    predictions: list[FoldPrediction] = []
-    name = f"{trainer.description}, {budget.epochs} epochs"
-    for fold, test in enumerate(kfold(len(y), folds, seed)):
-        train = np.setdiff1d(np.arange(len(y)), test)
-        predicted = trainer(
-            model,
-            [prepared[i] for i in train],
-            y[train],
-            [prepared[i] for i in test],
-            epochs=budget.epochs,
-            seed=seed + fold,
-            intensive=intensive,
+
+    def fit_predict(fold: int, train: np.ndarray, test: np.ndarray) -> np.ndarray:
+        return np.asarray(
+            trainer(
+                model,
+                [prepared[i] for i in train],
+                y[train],
+                [prepared[i] for i in test],
+                epochs=budget.epochs,
+                seed=seed + fold,
+                intensive=intensive,
+            )
         )
-        mean = float(y[train].mean())
-        for index, value in zip(test, predicted, strict=True):
-            predictions.append(FoldPrediction(int(index), fold, float(y[index]), float(value), mean, name))
-    return sorted(predictions, key=lambda p: p.index)
+
+    return _out_of_fold(y, folds, seed, f"{trainer.description}, {budget.epochs} epochs", fit_predict)
 
 
 def _probe_initialized_head(

@@ -173,6 +173,45 @@ def test_a_bad_object_is_quarantined_with_one_line_and_its_job_recomputed(campai
     assert not plan_campaign(spec, store).to_run and quarantine_lines(caplog) == []
 
 
+READ_UNDER_PLAN = """
+import sys
+from lambench_core.campaign import load_plan
+from lambench_core.results import ResultStore
+plan_file, store_url, key, with_plan = sys.argv[1:]
+if with_plan == "1":
+    load_plan(open(plan_file, encoding="utf-8").read())
+print("trusted" if ResultStore.open(store_url).get(key) is not None else "refused")
+"""
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [_swap, _swap_task, _json(_params), _json(_dataset_digest)],
+    ids=["swapped-content", "swapped-task", "wrong-params", "wrong-dataset-digest"],
+)
+def test_a_step_that_reads_the_plan_checks_content_against_the_planned_job(campaign, tmp_path, tamper):
+    """Run, aggregate and publish steps read the stored plan instead of planning: in a fresh process
+    the plan alone lets them refuse another job's content under this key (without it, such content
+    is self-consistent and passes: the plan is what the check needs)."""
+    spec, store, keys = campaign
+    key = keys["emt", "cu_emt"]
+    plan_file = tmp_path / "plan.json"
+    plan_file.write_text(plan_campaign(spec, store).model_dump_json())
+    tamper(store, keys, stored(store, key))
+
+    def read(with_plan: bool) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-c", READ_UNDER_PLAN, str(plan_file), spec.store, key, "1" if with_plan else "0"],
+            capture_output=True, text=True, cwd=REPO, timeout=120, check=True,
+        )
+
+    assert read(with_plan=False).stdout.strip() == "trusted"
+    refused = read(with_plan=True)
+    assert refused.stdout.strip() == "refused"
+    assert f"quarantined {store.url}/results/{key}.json" in refused.stderr
+    assert "another job" in refused.stderr or "planned under this key" in refused.stderr
+
+
 def test_a_bad_failure_record_is_quarantined_too(campaign, caplog):
     spec, store, keys = campaign
     root = Path(store.url.removeprefix("file://"))
