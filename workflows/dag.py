@@ -30,12 +30,14 @@ def run_step_key(job_key: str) -> str:
 
 def run_groups(spec: CampaignSpec, jobs: Sequence[Job]) -> list[list[Job]]:
     """The jobs of each run step: consecutive chunks of `spec.jobs_per_step` jobs of one model and
-    task category (a step has one image and one resource group), in the plan's order."""
+    task category (a step has one image and one resource group), in the plan's order within a
+    category; the categories whose jobs run longest first (`Category.start_order`)."""
     by_kind: dict[tuple[str, str], list[Job]] = {}
     for job in jobs:
         by_kind.setdefault((job.model, job.instance.category.value), []).append(job)
     size = spec.jobs_per_step
-    return [group[start : start + size] for group in by_kind.values() for start in range(0, len(group), size)]
+    groups = [group[start : start + size] for group in by_kind.values() for start in range(0, len(group), size)]
+    return sorted(groups, key=lambda group: group[0].instance.category.start_order)  # stable: plan order kept
 
 
 def group_step_key(group: Sequence[Job]) -> str:

@@ -8,16 +8,25 @@ Scores are always recomputed from the raw results; none is stored as the only co
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import html
 import io
 import json
+import logging
 import os
 import re
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
+import lambench_core
 from lambench_core.campaign import CampaignContext, CampaignSpec, Job
+from lambench_core.data.manifest import ManifestDocument
+from lambench_core.hashing import sha256_json
 from lambench_core.metrics.table import table_to_parquet
 from lambench_core.report.leaderboard import Leaderboard, build_leaderboard
 from lambench_core.report.markdown import to_markdown
@@ -29,6 +38,8 @@ LEADERBOARD_JSON = "leaderboard.json"
 METRICS_PARQUET = "metrics.parquet"
 RECORDS_PARQUET = "records.parquet"
 SITE = "site"
+
+log = logging.getLogger(__name__)
 
 
 # The published files that are text, where the home directory may appear (in HTML or JSON escaping).
@@ -120,16 +131,81 @@ def records_parquet(results: Sequence[TaskResult], jobs: Sequence[Job]) -> bytes
     return buffer.getvalue()
 
 
+# The code that turns results into scores: an edit to it makes every cached aggregate stale.
+SCORING_SOURCES = ("report", "metrics", "categories.py", "domains.py")
+AGGREGATE_FILES = (LEADERBOARD_JSON, METRICS_PARQUET, RECORDS_PARQUET)
+
+
+@functools.cache
+def scoring_code_digest() -> str:
+    root = Path(__file__).resolve().parents[1]
+    files = sorted(
+        path
+        for name in SCORING_SOURCES
+        for path in ((root / name).rglob("*.py") if (root / name).is_dir() else [root / name])
+    )
+    return sha256_json({str(path.relative_to(root)): hashlib.sha256(path.read_bytes()).hexdigest() for path in files})
+
+
+def aggregate_inputs_digest(
+    spec: CampaignSpec, jobs: Sequence[Job], results: Sequence[TaskResult], manifest: ManifestDocument
+) -> str:
+    """Everything the leaderboard is computed from but the campaign's name and time: the models, the
+    jobs, every stored result's content, the manifest (dummy errors, names), the bootstrap settings
+    and the scoring code. Equal digests give equal leaderboards (the bootstrap is seeded)."""
+    return sha256_json(
+        {
+            "models": list(spec.models),
+            "replicates": spec.bootstrap_replicates,
+            "jobs": [job.model_dump(mode="json") for job in jobs],
+            "results": sorted(hashlib.sha256(r.model_dump_json().encode()).hexdigest() for r in results),
+            "manifest": sha256_json([entry.model_dump(mode="json") for entry in manifest.entries()]),
+            "code": scoring_code_digest(),
+            "version": lambench_core.__version__,
+        }
+    )
+
+
+def _cached_aggregate(store: ResultStore, digest: str, spec: CampaignSpec) -> dict[str, bytes] | None:
+    """The campaign files of an earlier aggregate of the same inputs, renamed to this campaign."""
+    files = {name: store.get_aggregate_file(digest, name) for name in AGGREGATE_FILES}
+    if any(data is None for data in files.values()):
+        return None
+    try:
+        board = Leaderboard.model_validate_json(files[LEADERBOARD_JSON] or b"")
+    except ValidationError:
+        return None  # an unreadable cache entry is recomputed (and overwritten) below
+    board = board.model_copy(update={"campaign": spec.campaign_id, "created_at": datetime.now(UTC)})
+    return {name: data or b"" for name, data in files.items()} | {
+        LEADERBOARD_JSON: board.model_dump_json(indent=1).encode()
+    }
+
+
 def aggregate_campaign(spec: CampaignSpec, jobs: Sequence[Job], store: ResultStore) -> Leaderboard:
+    """The campaign's leaderboard and exports, stored beside its plan. When an earlier campaign
+    aggregated the same inputs (a rerun that computed nothing), its files are reused: the bootstrap
+    is the cost of an aggregate, and it would give the same numbers."""
     context = CampaignContext(spec)
     results = collect_results(jobs, store)
-    board, table = build_leaderboard(
-        spec.campaign_id, spec.models, results, jobs, context.manifest, n_replicates=spec.bootstrap_replicates
-    )
-    store.put_campaign_file(spec.campaign_id, LEADERBOARD_JSON, board.model_dump_json(indent=1).encode())
-    store.put_campaign_file(spec.campaign_id, METRICS_PARQUET, table_to_parquet(table))
-    store.put_campaign_file(spec.campaign_id, RECORDS_PARQUET, records_parquet(results, jobs))
-    return board
+    digest = aggregate_inputs_digest(spec, jobs, results, context.manifest)
+    files = _cached_aggregate(store, digest, spec)
+    board: Leaderboard | None = None
+    if files is None:
+        board, table = build_leaderboard(
+            spec.campaign_id, spec.models, results, jobs, context.manifest, n_replicates=spec.bootstrap_replicates
+        )
+        files = {
+            LEADERBOARD_JSON: board.model_dump_json(indent=1).encode(),
+            METRICS_PARQUET: table_to_parquet(table),
+            RECORDS_PARQUET: records_parquet(results, jobs),
+        }
+        for name, data in files.items():
+            store.put_aggregate_file(digest, name, data)
+    else:
+        log.info("aggregate of %s reused from %s/aggregates/%s: no input changed", spec.campaign_id, store.url, digest)
+    for name, data in files.items():
+        store.put_campaign_file(spec.campaign_id, name, data)
+    return board if board is not None else Leaderboard.model_validate_json(files[LEADERBOARD_JSON])
 
 
 def site_files(board: Leaderboard, metrics: bytes, records: bytes, markdown: str | None = None) -> dict[str, bytes]:

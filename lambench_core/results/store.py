@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 RESULTS = "results"
 FAILURES = "failures"
 CAMPAIGNS = "campaigns"
+AGGREGATES = "aggregates"  # aggregates/<inputs digest>/<file>: reused while no input changed
 QUARANTINE = "quarantine"
 
 
@@ -250,6 +251,15 @@ class ResultStore:
         path = f"{CAMPAIGNS}/{campaign}/{name}"
         self.backend.write_bytes(path, data)
         return path
+
+    def put_aggregate_file(self, digest: str, name: str, data: bytes) -> None:
+        self.backend.write_bytes(f"{AGGREGATES}/{digest}/{name}", data)
+
+    def get_aggregate_file(self, digest: str, name: str) -> bytes | None:
+        try:
+            return self.backend.read_bytes(f"{AGGREGATES}/{digest}/{name}")
+        except UnreadableObject:
+            return None
 
     def get_campaign_file(self, campaign: str, name: str) -> bytes | None:
         try:
