@@ -31,6 +31,7 @@ from lambench_core.metrics.table import table_to_parquet
 from lambench_core.report.leaderboard import Leaderboard, build_leaderboard
 from lambench_core.report.markdown import to_markdown
 from lambench_core.report.site import render_site
+from lambench_core.report.views import RecordIndex
 from lambench_core.results.record import TaskResult
 from lambench_core.results.store import ResultStore
 
@@ -219,7 +220,7 @@ def site_files(board: Leaderboard, metrics: bytes, records: bytes, markdown: str
         "metrics": [row.model_dump(mode="json", exclude={"replicates"}) for row in board.table.rows],
     }
     # Compact JSON: the C encoder (an indented dump is Python's, 5× slower on a large board).
-    files = render_site(board) | {
+    files = render_site(board, RecordIndex.from_parquet(board, records)) | {
         "results.json": json.dumps(results, separators=(",", ":")).encode(),
         "rankings.json": board.scoreboard.model_dump_json(indent=1).encode(),
         METRICS_PARQUET: metrics,

@@ -22,6 +22,7 @@ from lambench_core.report import formatting as fmt
 from lambench_core.report.leaderboard import BenchmarkInfo, ConvergenceInfo, Leaderboard, ModelInfo
 from lambench_core.report.markdown import LEVEL_NOTE, footnotes, has_levels, level_marker
 from lambench_core.report.site_assets import SCRIPT, STYLE, plotly_javascript
+from lambench_core.report.views import RecordIndex, benchmark_views, render_views
 
 EXPORTS = (
     ("results.json", "raw metrics per model and task, and every job's outcome"),
@@ -567,8 +568,9 @@ def _convergence(info: ConvergenceInfo | None) -> str:
     )
 
 
-def task_page(board: Leaderboard, benchmark: BenchmarkInfo) -> bytes:
-    figures = _task_bars(board, benchmark)
+def task_page(board: Leaderboard, benchmark: BenchmarkInfo, records: RecordIndex | None = None) -> bytes:
+    views = benchmark_views(board, benchmark, records or RecordIndex())
+    figures = _task_bars(board, benchmark) + [figure for view in views for figure in view.figures]
     definition = _kv(
         [
             ("Kind", benchmark.kind),
@@ -620,13 +622,19 @@ def task_page(board: Leaderboard, benchmark: BenchmarkInfo) -> bytes:
         f"<h2>Definition</h2>{definition}"
         + (f"<p>Normalized by the dummy model's values: {e(dummies)}.</p>" if dummies else "")
         + f"<h2>References</h2>{datasets or '<p class=muted>Reference values are part of the task itself.</p>'}"
-        + f"<h2>Results</h2>{table}{_plot_divs(figures)}"
+        + f"<h2>Results</h2>{table}{_plot_divs(_task_bars_only(figures))}"
+        + render_views(views)
     )
     return _page(board, f"Task {benchmark.name}", body, 1, figures)
 
 
-def render_site(board: Leaderboard) -> dict[str, bytes]:
-    """Relative path → content of every file of the site except the data exports."""
+def _task_bars_only(figures: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [f for f in figures if str(f["id"]).startswith("plot-task-")]
+
+
+def render_site(board: Leaderboard, records: RecordIndex | None = None) -> dict[str, bytes]:
+    """Relative path → content of every file of the site except the data exports; `records` (the
+    campaign's per-structure records) draw the task pages' views."""
     files = {
         "index.html": index_page(board),
         "assets/site.css": STYLE.encode(),
@@ -636,5 +644,5 @@ def render_site(board: Leaderboard) -> dict[str, bytes]:
     for scores in board.scoreboard.models:
         files[f"models/{slug(scores.model)}.html"] = model_page(board, scores)
     for benchmark in board.benchmarks:
-        files[f"tasks/{slug(benchmark.name)}.html"] = task_page(board, benchmark)
+        files[f"tasks/{slug(benchmark.name)}.html"] = task_page(board, benchmark, records)
     return files

@@ -33,7 +33,9 @@ def test_builtin_suite_loads_with_every_category():
 def test_quick_profile_shrinks_applicability_and_probes_with_ridge_only(shipped):
     quick = TaskSuite.default(shipped, "quick")
     efficiency = quick.get("efficiency").params
-    assert efficiency == defaults("efficiency") | {"max_atoms": 600, "time_budget_s": 60.0, "warmup": 1, "repeats": 3}
+    assert efficiency == defaults("efficiency") | {
+        "max_atoms": 300, "eta_window": [100, 300], "time_budget_s": 60.0, "warmup": 1, "repeats": 3
+    }
     md = quick.get("md_stability").params
     assert md["steps"] == 200 and md["log_interval"] == 5
     assert {(s["dataset"], s["frame"]) for s in md["systems"]} >= {("cu_bulk_pbe", 0), ("molecules_small_pbe", 28)}

@@ -1,0 +1,541 @@
+"""Pictures of where a model fails, drawn from the campaign's per-structure records (records.parquet):
+parity plots of each force-field set, efficiency curves, MD stability traces and survival, and the
+property curves (EOS, torsion profiles, S22x5 dissociation, phonon frequencies).
+
+Each view is a `View`: a stable name (the page's `data-view` marker), a title, a note and Plotly
+figures. The builders are a registry keyed by task name (force-field sets by their category), so a
+new task adds its view by registering a builder, not by a branch here. A builder reads only records,
+so the site can be rebuilt from the exports alone.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import io
+import json
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import jinja2
+import numpy as np
+
+from lambench_core.categories import Category
+from lambench_core.metrics.force_field import element_shifts
+from lambench_core.report.leaderboard import BenchmarkInfo, Leaderboard
+
+Record = dict[str, Any]
+ModelRecords = dict[str, list[Record]]  # model → its records on one benchmark
+MAX_PARITY_POINTS = 2000  # per model and panel: a larger set is thinned evenly (the page stays light)
+MAX_TRACE_POINTS = 400  # per MD energy trace
+
+
+@dataclass
+class View:
+    name: str  # the `data-view` marker: stable for tests and scripts
+    title: str
+    note: str
+    figures: list[dict[str, Any]] = field(default_factory=list)
+
+
+class RecordIndex:
+    """Records by (benchmark, model), read from records.parquet and mapped to benchmarks by job key."""
+
+    def __init__(self, by_benchmark: dict[str, ModelRecords] | None = None) -> None:
+        self._by_benchmark = by_benchmark or {}
+
+    @classmethod
+    def from_parquet(cls, board: Leaderboard, data: bytes) -> RecordIndex:
+        if not data:
+            return cls()
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(io.BytesIO(data), columns=["model", "job_key", "record"])
+        benchmark_of = {job.key: job.benchmark for job in board.jobs}
+        found: dict[str, ModelRecords] = {}
+        for model, key, text in zip(
+            *(table.column(c).to_pylist() for c in ("model", "job_key", "record")), strict=True
+        ):
+            benchmark = benchmark_of.get(key)
+            if benchmark is not None:
+                found.setdefault(benchmark, {}).setdefault(model, []).append(json.loads(text))
+        return cls(found)
+
+    def of(self, benchmark: str, models: Iterable[str]) -> ModelRecords:
+        """The records of `models` (in that order) on `benchmark`; models without any are left out."""
+        records = self._by_benchmark.get(benchmark, {})
+        return {model: records[model] for model in models if records.get(model)}
+
+
+def _text(value: Any) -> str:
+    """Plotly renders a little HTML in names, labels and hover text: user text is escaped for it."""
+    return html.escape(str(value), quote=False)
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
+
+
+def _thin(items: Sequence[Any], limit: int) -> list[Any]:
+    if len(items) <= limit:
+        return list(items)
+    step = len(items) / limit
+    return [items[int(i * step)] for i in range(limit)]
+
+
+def _panel(title: str, x: str, y: str, log: bool = False) -> dict[str, Any]:
+    axis = {"type": "log"} if log else {}
+    return {
+        "title": {"text": title},
+        "xaxis": {"title": {"text": x}, **axis},
+        "yaxis": {"title": {"text": y}, **axis},
+        # Below the axis title, as many rows as it needs: a view may have a trace per model and system.
+        "legend": {"orientation": "h", "y": -0.2, "yanchor": "top"},
+        "height": 560,
+    }
+
+
+# ---------------------------------------------------------------------------------------------------
+# Force-field sets: energy parity per model
+
+
+def energy_parity(records: Sequence[Record]) -> tuple[list[float], list[float], list[str]]:
+    """(reference, predicted) energies per atom of each frame after the scoring's per-element bias
+    removal, both relative to a per-element fit of the reference (so frames of every composition
+    share one axis), and the frame names."""
+    usable = [r for r in records if _number(r.get("e_pred")) is not None and _number(r.get("e_ref")) is not None]
+    if not usable:
+        return [], [], []
+    counts = [r["counts"] for r in usable]
+    bias = element_shifts(counts, [r["e_pred"] - r["e_ref"] for r in usable])
+    reference_fit = element_shifts(counts, [r["e_ref"] for r in usable])
+    reference, predicted = [], []
+    for record in usable:
+        n = record["n_atoms"]
+        baseline = sum(reference_fit[e] * c for e, c in record["counts"].items())
+        correction = sum(bias[e] * c for e, c in record["counts"].items())
+        reference.append((record["e_ref"] - baseline) / n)
+        predicted.append((record["e_pred"] - correction - baseline) / n)
+    return reference, predicted, [str(r.get("item", "")) for r in usable]
+
+
+def parity_view(benchmark: BenchmarkInfo, records: ModelRecords) -> View | None:
+    figures = []
+    for index, (model, model_records) in enumerate(records.items()):
+        reference, predicted, names = energy_parity(_thin(model_records, MAX_PARITY_POINTS))
+        if not reference:
+            continue
+        errors = np.asarray(predicted) - np.asarray(reference)
+        rmse = float(np.sqrt(np.mean(errors**2))) * 1000
+        low, high = min(reference + predicted), max(reference + predicted)
+        layout = _panel(_text(model), "reference E/atom (eV, composition fit removed)", "predicted E/atom (eV)")
+        layout["annotations"] = [
+            {
+                "text": f"RMSE {rmse:.1f} meV/atom",
+                "xref": "paper",
+                "yref": "paper",
+                "x": 0.02,
+                "y": 0.98,
+                "showarrow": False,
+            }
+        ]
+        figures.append(
+            {
+                "id": f"parity-{index}",
+                "data": [
+                    {
+                        "type": "scatter",
+                        "mode": "lines",
+                        "x": [low, high],
+                        "y": [low, high],
+                        "name": "y = x",
+                        "line": {"dash": "dot", "color": "#888"},
+                        "hoverinfo": "skip",
+                    },
+                    {
+                        "type": "scatter",
+                        "mode": "markers",
+                        "x": reference,
+                        "y": predicted,
+                        "text": [_text(n) for n in names],
+                        "name": _text(model),
+                        "hovertemplate": "%{text}<br>ref %{x:.4f}<br>pred %{y:.4f}",
+                    },
+                ],
+                "layout": layout,
+            }
+        )
+    if not figures:
+        return None
+    return View(
+        "parity",
+        "Parity: energy per atom",
+        "One panel per model; each point is a frame (hover names it). Energies after the per-element bias "
+        "removal the scores use; forces and virials are scored from per-frame sums, so only energies are drawn.",
+        figures,
+    )
+
+
+# ---------------------------------------------------------------------------------------------------
+# Efficiency: µs/atom against atoms, memory against atoms
+
+
+def efficiency_view(benchmark: BenchmarkInfo, records: ModelRecords) -> View | None:
+    speed: list[dict[str, Any]] = []
+    memory: list[dict[str, Any]] = []
+    for model, model_records in records.items():
+        for record in model_records:
+            sizes = [s for s in record.get("sizes") or [] if _number(s.get("us_per_atom")) is not None]
+            if not sizes:
+                continue
+            atoms = [s["n_atoms"] for s in sizes]
+            label = _text(f"{model} · {record.get('formula') or record.get('item')}")
+            exponent = ""
+            if len(sizes) >= 2:
+                seconds = [s["us_per_atom"] * s["n_atoms"] for s in sizes]
+                slope = np.polyfit(np.log(atoms), np.log(seconds), 1)[0]
+                exponent = f" (exponent {slope:.2f})"
+            stop = _text(f"stopped at {max(atoms)} atoms: {record.get('stop_reason') or 'finished'}")
+            speed.append(
+                {
+                    "type": "scatter",
+                    "mode": "lines+markers",
+                    "x": atoms,
+                    "y": [s["us_per_atom"] for s in sizes],
+                    "name": label + exponent,
+                    "legendgroup": _text(model),
+                    "hovertemplate": f"%{{x}} atoms: %{{y:.0f}} µs/atom<br>{stop}",
+                }
+            )
+            rss = [_number(s.get("device_peak_mib")) or _number(s.get("rss_mib")) for s in sizes]
+            memory.append(
+                {
+                    "type": "scatter",
+                    "mode": "lines+markers",
+                    "x": atoms,
+                    "y": rss,
+                    "name": label,
+                    "legendgroup": _text(model),
+                }
+            )
+    if not speed:
+        return None
+    return View(
+        "efficiency-curve",
+        "Efficiency curves",
+        "Median time per atom of energy + forces (+ stress) against supercell size, log–log, with the fitted "
+        "scaling exponent per system; hover a point for the largest size reached and why the sweep stopped. "
+        "Memory: the device peak on GPU, the process RSS on CPU.",
+        [
+            {"id": "efficiency-speed", "data": speed, "layout": _panel("µs/atom", "atoms", "µs/atom", log=True)},
+            {
+                "id": "efficiency-memory",
+                "data": memory,
+                "layout": _panel("memory", "atoms", "MiB") | {"xaxis": {"type": "log", "title": {"text": "atoms"}}},
+            },
+        ],
+    )
+
+
+# ---------------------------------------------------------------------------------------------------
+# MD stability: energy traces and survival
+
+
+def survival_curve(runs: Sequence[Record]) -> tuple[list[float], list[float]]:
+    """(time in ps, fraction of runs still alive) as a step curve over the runs' end times."""
+    ends = []
+    for run in runs:
+        requested, done = run.get("steps_requested") or 0, run.get("steps_completed") or 0
+        simulated = _number(run.get("simulated_time_ps")) or 0.0
+        failed = run.get("status") != "completed" or (requested and done < requested)
+        ends.append((simulated, failed))
+    if not ends:
+        return [], []
+    total = len(ends)
+    horizon = max(t for t, _ in ends) or 0.0
+    times, alive = [0.0], [1.0]
+    remaining = total
+    for time_ps, failed in sorted(ends):
+        if failed:
+            times += [time_ps, time_ps]
+            alive += [remaining / total, (remaining - 1) / total]
+            remaining -= 1
+    times.append(horizon)
+    alive.append(remaining / total)
+    return times, alive
+
+
+def stability_view(benchmark: BenchmarkInfo, records: ModelRecords) -> View | None:
+    survival, traces = [], []
+    for model, runs in records.items():
+        times, alive = survival_curve(runs)
+        if times:
+            survival.append({"type": "scatter", "mode": "lines", "x": times, "y": alive, "name": _text(model)})
+        for run in runs:
+            samples = run.get("energy_samples") or {}
+            time_ps, energy = samples.get("time_ps") or [], samples.get("total_energy_per_atom") or []
+            if len(time_ps) < 2 or len(time_ps) != len(energy):
+                continue
+            start = energy[0]
+            points = _thin(list(zip(time_ps, energy, strict=True)), MAX_TRACE_POINTS)
+            traces.append(
+                {
+                    "type": "scatter",
+                    "mode": "lines",
+                    "x": [p[0] for p in points],
+                    "y": [(p[1] - start) * 1000 for p in points],
+                    "name": _text(f"{model} · {run.get('item')}"),
+                    "legendgroup": _text(model),
+                }
+            )
+    if not survival:
+        return None
+    return View(
+        "md-survival",
+        "MD stability",
+        "Survival: the fraction of a model's NVE runs still alive (finite, within the energy-change limit) "
+        "against simulated time. Traces: total energy per atom relative to its first sample.",
+        [
+            {
+                "id": "md-survival",
+                "data": survival,
+                "layout": _panel("survival", "simulated time (ps)", "fraction alive")
+                | {"yaxis": {"range": [0, 1.05], "title": {"text": "fraction alive"}}},
+            },
+            {"id": "md-drift", "data": traces, "layout": _panel("energy drift", "time (ps)", "ΔE (meV/atom)")},
+        ],
+    )
+
+
+# ---------------------------------------------------------------------------------------------------
+# Property curves: one figure per task, a menu over its items
+
+
+def _menu_figure(
+    figure_id: str, title: str, x: str, y: str, items: Mapping[str, list[dict[str, Any]]]
+) -> dict[str, Any] | None:
+    """One figure whose dropdown shows one item's traces at a time (first item shown)."""
+    names = [name for name, traces in items.items() if traces]
+    if not names:
+        return None
+    data, owner = [], []
+    for name in names:
+        for trace in items[name]:
+            data.append(trace | {"visible": name == names[0]})
+            owner.append(name)
+    buttons = [
+        {
+            "label": name,
+            "method": "update",
+            "args": [{"visible": [o == name for o in owner]}, {"title": {"text": f"{title}: {name}"}}],
+        }
+        for name in names
+    ]
+    layout = _panel(f"{title}: {names[0]}", x, y)
+    layout["updatemenus"] = [{"buttons": buttons, "x": 1.0, "xanchor": "right", "y": 1.15, "yanchor": "top"}]
+    return {"id": figure_id, "data": data, "layout": layout}
+
+
+def _birch_murnaghan(volumes: np.ndarray, v0: float, b0_gpa: float, b1: float) -> np.ndarray:
+    """E(V) − E(V0) in eV/atom of the third-order Birch–Murnaghan EOS (B0 in GPa)."""
+    b0 = b0_gpa / 160.21766208  # GPa → eV/Å³
+    eta = (v0 / volumes) ** (2 / 3)
+    return 9 * v0 * b0 / 16 * ((eta - 1) ** 3 * b1 + (eta - 1) ** 2 * (6 - 4 * eta))
+
+
+def eos_figure(records: ModelRecords) -> dict[str, Any] | None:
+    items: dict[str, list[dict[str, Any]]] = {}
+    for model, model_records in records.items():
+        for record in model_records:
+            volumes, energies = record.get("volumes") or [], record.get("energies") or []
+            if len(volumes) < 2 or len(volumes) != len(energies):
+                continue
+            element = _text(record.get("item"))
+            lowest = min(energies)
+            traces = items.setdefault(element, [])
+            if not traces and all(_number(record.get(k)) for k in ("v0_ref", "b0_ref", "b1_ref")):
+                grid = np.linspace(min(volumes), max(volumes), 40)
+                curve = _birch_murnaghan(grid, record["v0_ref"], record["b0_ref"], record["b1_ref"])
+                traces.append(
+                    {
+                        "type": "scatter",
+                        "mode": "lines",
+                        "x": grid.tolist(),
+                        "y": curve.tolist(),
+                        "name": "WIEN2k (Birch–Murnaghan)",
+                        "line": {"color": "#222", "dash": "dash"},
+                    }
+                )
+            traces.append(
+                {
+                    "type": "scatter",
+                    "mode": "markers+lines",
+                    "x": volumes,
+                    "y": [e - lowest for e in energies],
+                    "name": _text(model),
+                }
+            )
+    return _menu_figure("eos-curves", "EOS", "volume (Å³/atom)", "E − E_min (eV/atom)", items)
+
+
+def torsion_figure(records: ModelRecords) -> dict[str, Any] | None:
+    items: dict[str, list[dict[str, Any]]] = {}
+    for model, model_records in records.items():
+        for record in model_records:
+            angles, reference, predicted = (record.get(k) or [] for k in ("dihedral_deg", "reference", "predicted"))
+            if not angles or len(angles) != len(predicted):
+                continue
+            traces = items.setdefault(_text(record.get("item")), [])
+            if not traces and len(reference) == len(angles):
+                traces.append(
+                    {
+                        "type": "scatter",
+                        "mode": "lines+markers",
+                        "x": angles,
+                        "y": reference,
+                        "name": "reference",
+                        "line": {"color": "#222", "dash": "dash"},
+                    }
+                )
+            traces.append(
+                {"type": "scatter", "mode": "lines+markers", "x": angles, "y": predicted, "name": _text(model)}
+            )
+    return _menu_figure("torsion-profiles", "Torsion profile", "dihedral (°)", "relative energy (kcal/mol)", items)
+
+
+def s22_figure(records: ModelRecords) -> dict[str, Any] | None:
+    items: dict[str, list[dict[str, Any]]] = {}
+    for model, model_records in records.items():
+        for record in model_records:
+            curve, reference = record.get("curve") or {}, record.get("curve_ref") or {}
+            if not curve:
+                continue
+            traces = items.setdefault(_text(record.get("item")), [])
+            if not traces and reference:
+                factors = sorted(reference, key=float)
+                traces.append(
+                    {
+                        "type": "scatter",
+                        "mode": "lines+markers",
+                        "x": [float(f) for f in factors],
+                        "y": [reference[f] for f in factors],
+                        "name": "reference (S22x5)",
+                        "line": {"color": "#222", "dash": "dash"},
+                    }
+                )
+            factors = sorted(curve, key=float)
+            traces.append(
+                {
+                    "type": "scatter",
+                    "mode": "lines+markers",
+                    "x": [float(f) for f in factors],
+                    "y": [curve[f] for f in factors],
+                    "name": _text(model),
+                }
+            )
+    return _menu_figure(
+        "s22-curves", "S22x5 dissociation", "distance ÷ equilibrium distance", "interaction energy (kcal/mol)", items
+    )
+
+
+def phonon_figure(records: ModelRecords) -> dict[str, Any] | None:
+    data: list[dict[str, Any]] = []
+    everything: list[float] = []
+    for model, model_records in records.items():
+        x, y, text = [], [], []
+        for record in model_records:
+            for ref_branch, branch in zip(
+                record.get("frequencies_ref") or [], record.get("frequencies") or [], strict=False
+            ):
+                for ref, value in zip(np.ravel(ref_branch), np.ravel(branch), strict=False):
+                    x.append(float(ref))
+                    y.append(float(value))
+                    text.append(_text(record.get("item")))
+        if x:
+            everything += x + y
+            data.append(
+                {
+                    "type": "scatter",
+                    "mode": "markers",
+                    "x": x,
+                    "y": y,
+                    "text": text,
+                    "name": _text(model),
+                    "hovertemplate": "%{text}: ref %{x:.2f}, model %{y:.2f} THz",
+                }
+            )
+    if not data:
+        return None
+    low, high = min(everything), max(everything)
+    data.insert(
+        0,
+        {
+            "type": "scatter",
+            "mode": "lines",
+            "x": [low, high],
+            "y": [low, high],
+            "name": "y = x",
+            "line": {"dash": "dot", "color": "#888"},
+            "hoverinfo": "skip",
+        },
+    )
+    return {
+        "id": "phonon-parity",
+        "data": data,
+        "layout": _panel("Phonon frequencies", "reference (THz)", "model (THz)"),
+    }
+
+
+PropertyFigure = Callable[[ModelRecords], dict[str, Any] | None]
+PROPERTY_FIGURES: dict[str, PropertyFigure] = {
+    "eos_dcdft": eos_figure,
+    "torsion_scans": torsion_figure,
+    "s22": s22_figure,
+    "phonons_phonopy": phonon_figure,
+}
+
+
+def property_view(benchmark: BenchmarkInfo, records: ModelRecords) -> View | None:
+    builder = PROPERTY_FIGURES.get(benchmark.task)
+    figure = builder(records) if builder is not None else None
+    if figure is None:
+        return None
+    return View(
+        "property-curves",
+        "Curves",
+        "The curve behind the number: each model against the reference; the menu picks the item.",
+        [figure],
+    )
+
+
+ViewBuilder = Callable[[BenchmarkInfo, ModelRecords], View | None]
+# By category; a property task has a view when PROPERTY_FIGURES knows its task.
+CATEGORY_VIEWS: dict[Category, ViewBuilder] = {
+    Category.FORCE_FIELD: parity_view,
+    Category.EFFICIENCY: efficiency_view,
+    Category.STABILITY: stability_view,
+    Category.PROPERTY: property_view,
+}
+
+
+def benchmark_views(board: Leaderboard, benchmark: BenchmarkInfo, index: RecordIndex) -> list[View]:
+    builder = CATEGORY_VIEWS.get(benchmark.kind)
+    if builder is None:
+        return []
+    records = index.of(benchmark.name, [scores.model for scores in board.scoreboard.models])
+    view = builder(benchmark, records) if records else None
+    return [view] if view is not None else []
+
+
+@functools.cache
+def _templates() -> jinja2.Environment:
+    # Autoescape everywhere: model, frame and task names are user text.
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("lambench_core.report", "templates"), autoescape=True, trim_blocks=True
+    )
+
+
+def render_views(views: Sequence[View]) -> str:
+    return _templates().get_template("views.html.j2").render(views=views)

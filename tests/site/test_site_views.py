@@ -1,0 +1,138 @@
+"""The task pages' pictures (#20): parity, efficiency curves, MD stability, property curves.
+
+The arithmetic of each view is checked on records whose answer is known; then a real campaign (dummy
+and EMT on a force-field set and every task with a view, run in this process) is published and each
+view opened from disk in Chromium: every plot has its traces, a property menu switches items, and a
+screenshot of each view goes to test-artifacts/."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lambench_core.campaign import CampaignSpec, execute_job, plan_campaign
+from lambench_core.report import views
+from lambench_core.report.publish import SITE, aggregate_campaign, publish_campaign
+from lambench_core.report.site import slug
+from lambench_core.results import ResultStore
+from tests.support.browser import chromium, screenshot, severe_console_errors, wait_for_plots
+
+HOSTILE = "<img src=x onerror=window.__pwned=1>"
+
+
+def frame(item: str, counts: dict[str, int], e_ref: float, e_pred: float) -> dict:
+    return {"item": item, "counts": counts, "n_atoms": sum(counts.values()), "e_ref": e_ref, "e_pred": e_pred}
+
+
+def test_parity_removes_the_per_element_bias_the_scores_remove():
+    # Predictions off by a per-element constant (Cu +2 eV, O −1 eV) are perfect after bias removal.
+    rng = np.random.default_rng(0)
+    records = []
+    for i in range(12):
+        counts = {"Cu": int(rng.integers(1, 5)), "O": int(rng.integers(0, 3))}
+        e_ref = -3.5 * counts["Cu"] - 4.0 * counts["O"] + float(rng.normal(0, 0.1))
+        records.append(frame(f"f{i}", counts, e_ref, e_ref + 2.0 * counts["Cu"] - 1.0 * counts["O"]))
+    reference, predicted, names = views.energy_parity(records)
+    assert np.allclose(reference, predicted, atol=1e-9) and names == [f"f{i}" for i in range(12)]
+    # Both axes are relative to the composition fit: the spread is the 0.1 eV noise, not −3.5 eV/atom.
+    assert max(abs(x) for x in reference) < 0.5
+    # One frame off by 0.3 eV moves that frame only.
+    records[3]["e_pred"] += 0.3
+    reference, predicted, _ = views.energy_parity(records)
+    errors = np.subtract(predicted, reference)
+    assert np.argmax(np.abs(errors)) == 3
+
+
+def test_survival_curve_steps_down_at_each_failure():
+    runs = [
+        {"status": "completed", "steps_requested": 200, "steps_completed": 200, "simulated_time_ps": 0.2},
+        {"status": "failed", "steps_requested": 200, "steps_completed": 50, "simulated_time_ps": 0.05},
+        {"status": "completed", "steps_requested": 200, "steps_completed": 200, "simulated_time_ps": 0.2},
+        {"status": "failed", "steps_requested": 200, "steps_completed": 100, "simulated_time_ps": 0.1},
+    ]
+    times, alive = views.survival_curve(runs)
+    assert times == [0.0, 0.05, 0.05, 0.1, 0.1, 0.2]
+    assert alive == [1.0, 1.0, 0.75, 0.75, 0.5, 0.5]
+    assert views.survival_curve([]) == ([], [])
+
+
+def test_the_reference_eos_has_its_minimum_at_v0():
+    grid = np.linspace(14.0, 20.0, 601)
+    energies = views._birch_murnaghan(grid, 17.0, 100.0, 4.5)
+    assert grid[np.argmin(energies)] == pytest.approx(17.0, abs=0.01) and energies.min() == pytest.approx(0, abs=1e-9)
+
+
+def test_names_inside_the_plots_are_escaped_for_plotly():
+    records = {HOSTILE: [frame(HOSTILE, {"Cu": 1}, -3.0, -2.9), frame("b", {"Cu": 2}, -7.0, -6.9)]}
+    view = views.parity_view(None, records)  # type: ignore[arg-type]
+    text = json.dumps(view.figures)
+    assert "<img" not in text and "&lt;img" in text
+    assert "&lt;img" in views.render_views([views.View(HOSTILE, HOSTILE, HOSTILE)]).replace(HOSTILE, "")
+
+
+# ---------------------------------------------------------------------------------------------------
+# A real campaign, published and opened in a browser
+
+TASKS = ["force_field/cu_bulk", "efficiency", "md_stability", "eos_dcdft", "s22", "torsion_scans", "phonons_phonopy"]
+EXPECTED_VIEWS = {
+    "cu_bulk": ("parity", ["parity-0"]),
+    "efficiency": ("efficiency-curve", ["efficiency-speed", "efficiency-memory"]),
+    "md_stability": ("md-survival", ["md-survival", "md-drift"]),
+    "eos_dcdft": ("property-curves", ["eos-curves"]),
+    "s22": ("property-curves", ["s22-curves"]),
+    "torsion_scans": ("property-curves", ["torsion-profiles"]),
+    "phonons_phonopy": ("property-curves", ["phonon-parity"]),
+}
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("views")
+    spec = CampaignSpec(
+        campaign_id="views", models=["dummy", "emt"], tasks=TASKS, store=str(root / "store"), bootstrap_replicates=20
+    )
+    store = ResultStore.open(spec.store)
+    plan = plan_campaign(spec, store)
+    for job in plan.to_run:
+        store.put(execute_job(spec, job))
+    aggregate_campaign(spec, plan.all_jobs, store)
+    publish_campaign(spec, store, root / SITE)
+    return root / SITE
+
+
+@pytest.mark.slow
+def test_every_view_opens_from_disk_with_its_traces(published):
+    from selenium.webdriver.common.by import By
+
+    with chromium() as driver:
+        for benchmark, (view, plots) in EXPECTED_VIEWS.items():
+            page = published / "tasks" / f"{slug(benchmark)}.html"
+            assert f'data-view="{view}"' in page.read_text(), benchmark
+            driver.get(page.as_uri())
+            drawn = wait_for_plots(driver)
+            assert set(plots) <= set(drawn), (benchmark, drawn)
+            traces = driver.execute_script(
+                "return Object.fromEntries(Array.from(document.querySelectorAll('.plot')).map(p => [p.id, p.data.length]))"
+            )
+            assert all(traces[plot] >= 1 for plot in plots), (benchmark, traces)
+            assert severe_console_errors(driver) == []
+            section = driver.find_element(By.CSS_SELECTOR, f"section[data-view='{view}']")
+            driver.execute_script("arguments[0].scrollIntoView()", section)
+            screenshot(driver, f"view-{view}-{benchmark}.png")
+
+        # A property menu shows one item at a time; choosing another item shows its traces instead.
+        driver.get((published / "tasks" / f"{slug('s22')}.html").as_uri())
+        wait_for_plots(driver)
+        visible = "return document.getElementById('s22-curves').data.map(t => t.visible)"
+        before = driver.execute_script(visible)
+        assert 0 < sum(before) < len(before)
+        driver.execute_script(
+            "var p = document.getElementById('s22-curves');"
+            "var b = p.layout.updatemenus[0].buttons[1];"
+            "Plotly.update(p, b.args[0], b.args[1]);"
+        )
+        after = driver.execute_script(visible)
+        assert after != before and sum(after) > 0
