@@ -22,7 +22,13 @@ from lambench_core.report import formatting as fmt
 from lambench_core.report.leaderboard import BenchmarkInfo, ConvergenceInfo, Leaderboard, ModelInfo
 from lambench_core.report.markdown import LEVEL_NOTE, footnotes, has_levels, level_marker
 from lambench_core.report.site_assets import SCRIPT, STYLE, plotly_javascript
-from lambench_core.report.views import RecordIndex, benchmark_views, render_views
+from lambench_core.report.views import (
+    RecordIndex,
+    benchmark_views,
+    element_map,
+    force_field_elements,
+    render_views,
+)
 
 EXPORTS = (
     ("results.json", "raw metrics per model and task, and every job's outcome"),
@@ -463,7 +469,9 @@ def _plain(value: Any) -> str:
     return str(value)
 
 
-def model_page(board: Leaderboard, scores: ModelScores) -> bytes:
+def model_page(board: Leaderboard, scores: ModelScores, records: RecordIndex | None = None) -> bytes:
+    records = records or RecordIndex()
+    elements_of = force_field_elements(board, records)
     info = board.lookup().models[scores.model]
     card = info.card or {}
     summary = _kv(
@@ -524,9 +532,10 @@ def model_page(board: Leaderboard, scores: ModelScores) -> bytes:
             f"{e(name)} = {e(fmt.estimate(estimate))} {e(units.get(name, ''))}" for name, estimate in estimates.items()
         )
         gap = " gap" if status in ("failed", "missing", "unsupported") else ""
+        elements = " ".join(sorted(elements_of.get(benchmark.name, ())))
         rows.append(
-            "<tr>"
-            f"<td class='name'><a href='../tasks/{slug(benchmark.name)}.html'>{e(benchmark.name)}</a></td>"
+            (f"<tr data-elements='{e(elements)}'>" if elements else "<tr>")
+            + f"<td class='name'><a href='../tasks/{slug(benchmark.name)}.html'>{e(benchmark.name)}</a></td>"
             f"<td class='name'>{e(benchmark.kind)}</td><td class='name{gap}'>{e(status)}</td>"
             f"<td class='name'>{metrics}</td><td>{fmt.number(success_rate, 2)}</td>"
             f"<td>{fmt.number(coverage, 2)}</td><td class='name'><code>{e(digest)}</code></td>"
@@ -539,7 +548,7 @@ def model_page(board: Leaderboard, scores: ModelScores) -> bytes:
     )
     body = (
         f"<h2>Scores</h2>{summary}{_level_section(info)}<h2>Model card</h2>{_kv(sorted(card.items()))}"
-        f"<h2>Provenance</h2>{provenance}<h2>Every task</h2>{table}"
+        f"<h2>Provenance</h2>{provenance}{element_map(board, records, scores.model)}<h2>Every task</h2>{table}"
     )
     return _page(board, f"Model {scores.model}", body, 1)
 
@@ -642,7 +651,7 @@ def render_site(board: Leaderboard, records: RecordIndex | None = None) -> dict[
         "assets/plotly.min.js": plotly_javascript().encode(),
     }
     for scores in board.scoreboard.models:
-        files[f"models/{slug(scores.model)}.html"] = model_page(board, scores)
+        files[f"models/{slug(scores.model)}.html"] = model_page(board, scores, records)
     for benchmark in board.benchmarks:
         files[f"tasks/{slug(benchmark.name)}.html"] = task_page(board, benchmark, records)
     return files

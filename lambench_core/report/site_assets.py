@@ -35,6 +35,16 @@ ul.notes li{margin:.2rem 0}
 code{background:#eef1f4;padding:0 .25rem;border-radius:3px}
 .badge{display:inline-block;margin-left:.4rem;padding:0 .4rem;border-radius:.7rem;font-size:.8em;cursor:help}
 .level-mismatch{background:#fff4e5;color:#9a4d00;border:1px solid #f5c48a}
+table.element-map{border-collapse:separate;border-spacing:2px;background:none}
+table.element-map td{width:3.1rem;height:2.6rem;padding:.1rem;text-align:center;font-weight:600;font-size:.85em;border:none}
+table.element-map td small{display:block;font-weight:400;font-size:.75em}
+table.element-map td.scored{color:#fff;cursor:pointer;text-shadow:0 0 2px #000}
+table.element-map td.unscored{background:#c8cdd2;color:#555;cursor:pointer}
+table.element-map td.absent{background:#f1f3f5;color:#b5bcc3}
+table.element-map td.selected{outline:3px solid var(--accent)}
+table.element-map tr.f-block-gap td{padding-top:.8rem}
+.swatch{display:inline-block;width:.9em;height:.9em;vertical-align:middle;border:1px solid var(--line)}
+tr.filtered-out{display:none}
 """
 
 SCRIPT = r"""
@@ -82,8 +92,25 @@ SCRIPT = r"""
         .then(function () { target.setAttribute("data-rendered", "true"); });
     });
   }
+  // Clicking an element of the element map shows only the table rows of sets containing it.
+  function elementFilter() {
+    var selected = null;
+    document.querySelectorAll("table.element-map td[data-element]").forEach(function (cell) {
+      cell.addEventListener("click", function () {
+        selected = selected === cell.dataset.element ? null : cell.dataset.element;
+        document.querySelectorAll("table.element-map td[data-element]").forEach(function (other) {
+          other.classList.toggle("selected", other.dataset.element === selected);
+        });
+        document.querySelectorAll("table.sortable-table tbody tr").forEach(function (row) {
+          var elements = (row.dataset.elements || "").split(" ");
+          row.classList.toggle("filtered-out", selected !== null && elements.indexOf(selected) < 0);
+        });
+      });
+    });
+  }
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll("table.sortable-table").forEach(makeSortable);
+    elementFilter();
     drawPlots();
   });
 })();

@@ -45,6 +45,8 @@ class RecordIndex:
 
     def __init__(self, by_benchmark: dict[str, ModelRecords] | None = None) -> None:
         self._by_benchmark = by_benchmark or {}
+        # The element map's colour scale over every model, computed on first use ([] until then).
+        self.bounds: list[tuple[float, float] | None] = []
 
     @classmethod
     def from_parquet(cls, board: Leaderboard, data: bytes) -> RecordIndex:
@@ -539,3 +541,170 @@ def _templates() -> jinja2.Environment:
 
 def render_views(views: Sequence[View]) -> str:
     return _templates().get_template("views.html.j2").render(views=views)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Per-element error map (a model page): force RMSE over the frames that contain each element
+
+
+@dataclass
+class ElementError:
+    symbol: str
+    force_rmse: float | None  # eV/Å over every force component of frames containing the element
+    energy_mae: float | None  # eV/atom, bias-removed, over the same frames
+    frames: int
+
+
+@dataclass
+class ElementCell:
+    symbol: str
+    row: int
+    column: int
+    error: ElementError | None  # None: in no scored frame of this model
+    in_sets: bool  # the element is in some force-field set of the campaign
+    colour: str = ""
+
+
+def element_position(z: int) -> tuple[int, int]:
+    """(row, column) of element `z` in the 18-column table; lanthanides and actinides in rows 9–10."""
+    if z == 1:
+        return 1, 1
+    if z == 2:
+        return 1, 18
+    starts = ((3, 2), (11, 3), (19, 4), (37, 5), (55, 6), (87, 7))
+    start, row = max((s for s in starts if s[0] <= z), key=lambda s: s[0])
+    offset = z - start
+    if row in (2, 3):
+        return row, offset + 1 if offset < 2 else offset + 11
+    if row in (6, 7):
+        if offset < 2:
+            return row, offset + 1
+        if offset < 17:  # La–Lu, Ac–Lr
+            return row + 3, offset + 1
+        return row, offset - 13
+    return row, offset + 1
+
+
+def element_errors(force_field_records: Iterable[Sequence[Record]]) -> dict[str, ElementError]:
+    """Per element, over one model's frames of every force-field set containing it."""
+    sse: dict[str, float] = {}
+    count: dict[str, float] = {}
+    energy: dict[str, list[float]] = {}
+    frames: dict[str, int] = {}
+    for records in force_field_records:
+        reference, predicted, names = energy_parity(records)
+        per_atom_error = dict(zip(names, np.abs(np.subtract(predicted, reference)).tolist(), strict=True))
+        for record in records:
+            for symbol in record.get("counts") or {}:
+                frames[symbol] = frames.get(symbol, 0) + 1
+                if record.get("force_n"):
+                    sse[symbol] = sse.get(symbol, 0.0) + float(record["force_sse"])
+                    count[symbol] = count.get(symbol, 0.0) + float(record["force_n"])
+                name = str(record.get("item", ""))
+                if name in per_atom_error:
+                    energy.setdefault(symbol, []).append(per_atom_error[name])
+    return {
+        symbol: ElementError(
+            symbol,
+            math.sqrt(sse[symbol] / count[symbol]) if count.get(symbol) else None,
+            float(np.mean(energy[symbol])) if energy.get(symbol) else None,
+            n,
+        )
+        for symbol, n in frames.items()
+    }
+
+
+# A colour-blind-safe sequential scale (low error → high error), interpolated on log(error).
+_SCALE = (
+    (0.0, (68, 1, 84)),
+    (0.25, (59, 82, 139)),
+    (0.5, (33, 145, 140)),
+    (0.75, (94, 201, 98)),
+    (1.0, (253, 231, 37)),
+)
+
+
+def _colour(fraction: float) -> str:
+    fraction = min(1.0, max(0.0, fraction))
+    for (a, low), (b, high) in zip(_SCALE, _SCALE[1:], strict=False):
+        if fraction <= b:
+            t = (fraction - a) / (b - a)
+            return "#" + "".join(f"{round(lo + t * (hi - lo)):02x}" for lo, hi in zip(low, high, strict=True))
+    return "#fde725"
+
+
+def element_cells(
+    errors: Mapping[str, ElementError], in_sets: set[str], bounds: tuple[float, float]
+) -> list[ElementCell]:
+    """The table's cells: every element up to Rn, coloured by force RMSE on a log scale over `bounds`."""
+    from ase.data import chemical_symbols
+
+    low, high = (math.log(b) for b in bounds)
+    cells = []
+    for z in range(1, 87):
+        symbol = chemical_symbols[z]
+        row, column = element_position(z)
+        error = errors.get(symbol)
+        cell = ElementCell(symbol, row, column, error, symbol in in_sets)
+        if error is not None and error.force_rmse:
+            span = (high - low) or 1.0
+            cell.colour = _colour((math.log(error.force_rmse) - low) / span)
+        cells.append(cell)
+    return cells
+
+
+def render_element_map(model: str, cells: Sequence[ElementCell], bounds: tuple[float, float]) -> str:
+    rows = [[None] * 18 for _ in range(10)]
+    for cell in cells:
+        rows[cell.row - 1][cell.column - 1] = cell  # type: ignore[call-overload]
+    return (
+        _templates()
+        .get_template("element_map.html.j2")
+        .render(
+            model=model,
+            rows=rows,
+            low=bounds[0] * 1000,
+            high=bounds[1] * 1000,
+            low_colour=_colour(0),
+            high_colour=_colour(1),
+        )
+    )
+
+
+def force_field_elements(board: Leaderboard, index: RecordIndex) -> dict[str, set[str]]:
+    """The elements of each force-field set, from every model's records of it."""
+    models = [scores.model for scores in board.scoreboard.models]
+    found: dict[str, set[str]] = {}
+    for benchmark in board.benchmarks_of(Category.FORCE_FIELD):
+        for records in index.of(benchmark.name, models).values():
+            for record in records:
+                found.setdefault(benchmark.name, set()).update(record.get("counts") or {})
+    return found
+
+
+def model_element_errors(board: Leaderboard, index: RecordIndex, model: str) -> dict[str, ElementError]:
+    sets = [index.of(b.name, [model]).get(model, []) for b in board.benchmarks_of(Category.FORCE_FIELD)]
+    return element_errors([records for records in sets if records])
+
+
+def element_map(board: Leaderboard, index: RecordIndex, model: str) -> str:
+    """The model page's element map ("" when the campaign has no force-field records)."""
+    in_sets = set().union(*force_field_elements(board, index).values())
+    bounds = _error_bounds(board, index)
+    if not in_sets or bounds is None:
+        return ""
+    cells = element_cells(model_element_errors(board, index, model), in_sets, bounds)
+    return render_element_map(model, cells, bounds)
+
+
+def _error_bounds(board: Leaderboard, index: RecordIndex) -> tuple[float, float] | None:
+    """The smallest and largest per-element force RMSE over every model (one colour scale for all)."""
+    if not index.bounds:
+        values = [
+            error.force_rmse
+            for scores in board.scoreboard.models
+            for error in model_element_errors(board, index, scores.model).values()
+            if error.force_rmse
+        ]
+        index.bounds.append((min(values), max(values)) if values else None)
+    return index.bounds[0]

@@ -59,6 +59,26 @@ def test_survival_curve_steps_down_at_each_failure():
     assert views.survival_curve([]) == ([], [])
 
 
+def test_element_errors_pool_the_frames_that_contain_each_element():
+    records = [
+        frame("a", {"Cu": 2}, -7.0, -7.0) | {"force_sse": 4.0, "force_n": 6},
+        frame("b", {"Cu": 1, "O": 1}, -8.0, -8.0) | {"force_sse": 2.0, "force_n": 6},
+    ]
+    errors = views.element_errors([records])
+    assert errors["Cu"].force_rmse == pytest.approx((6.0 / 12) ** 0.5) and errors["Cu"].frames == 2
+    assert errors["O"].force_rmse == pytest.approx((2.0 / 6) ** 0.5) and errors["O"].frames == 1
+
+
+def test_the_periodic_table_places_every_element_once():
+    from ase.data import chemical_symbols
+
+    positions = {views.element_position(z): chemical_symbols[z] for z in range(1, 87)}
+    assert len(positions) == 86
+    assert positions[1, 1] == "H" and positions[1, 18] == "He" and positions[2, 13] == "B"
+    assert positions[4, 11] == "Cu" and positions[6, 4] == "Hf" and positions[9, 3] == "La"
+    assert positions[6, 18] == "Rn" and positions[9, 17] == "Lu"
+
+
 def test_the_reference_eos_has_its_minimum_at_v0():
     grid = np.linspace(14.0, 20.0, 601)
     energies = views._birch_murnaghan(grid, 17.0, 100.0, 4.5)
@@ -122,6 +142,19 @@ def test_every_view_opens_from_disk_with_its_traces(published):
             section = driver.find_element(By.CSS_SELECTOR, f"section[data-view='{view}']")
             driver.execute_script("arguments[0].scrollIntoView()", section)
             screenshot(driver, f"view-{view}-{benchmark}.png")
+
+        # The element map on a model page: Cu coloured; clicking it keeps only the sets containing Cu.
+        driver.get((published / "models" / f"{slug('emt')}.html").as_uri())
+        cells = driver.find_elements(By.CSS_SELECTOR, "section[data-view='element-map'] td.scored")
+        assert [c.get_attribute("data-element") for c in cells] == ["Cu"]
+        assert cells[0].value_of_css_property("background-color") not in ("rgba(0, 0, 0, 0)", "")
+        rows = "return Array.from(document.querySelectorAll('table.sortable-table tbody tr')).filter(r => r.offsetParent !== null).length"
+        everything = driver.execute_script(rows)
+        cells[0].click()
+        assert driver.execute_script(rows) == 1 < everything
+        screenshot(driver, "view-element-map.png")
+        cells[0].click()
+        assert driver.execute_script(rows) == everything
 
         # A property menu shows one item at a time; choosing another item shows its traces instead.
         driver.get((published / "tasks" / f"{slug('s22')}.html").as_uri())
