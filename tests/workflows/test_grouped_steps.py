@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from lambench_core.campaign import CampaignSpec, Job, campaign_jobs
+from lambench_core.categories import Category
 from tests.reliability.test_faults import REPO, lambench_env, no_process_left
 from tests.support.fault_helpers import stand_in_family
 from workflows.dag import group_step_key, run_groups, run_step_key, run_step_keys
@@ -60,13 +61,28 @@ def test_groups_hold_one_model_and_category_and_one_job_steps_keep_their_keys():
 
     grouped = spec(3, ["dummy", "emt"])
     groups = run_groups(grouped, jobs)
-    assert [len(g) for g in groups] == [3, 1, 1, 3, 1, 1]  # 4 force-field jobs → 3 + 1; s22 alone
+    # 4 force-field jobs → 3 + 1; s22 alone, and first: property steps run longer than force-field ones.
+    assert [len(g) for g in groups] == [1, 1, 3, 1, 3, 1]
+    assert [(g[0].model, g[0].instance.name) for g in groups[:2]] == [("dummy", "s22"), ("emt", "s22")]
     for group in groups:
         assert len({(job.model, job.instance.category) for job in group}) == 1
     keys = run_step_keys(grouped, jobs)
     assert len(set(keys.values())) == 6 and all(k.startswith("run-") and len(k) <= 63 for k in keys.values())
-    reordered: list[Job] = [groups[0][1], groups[0][0], groups[0][2]]
-    assert group_step_key(reordered) != group_step_key(groups[0])  # a step's key is its jobs, in order
+    three = next(group for group in groups if len(group) == 3)
+    reordered: list[Job] = [three[1], three[0], three[2]]
+    assert group_step_key(reordered) != group_step_key(three)  # a step's key is its jobs, in order
+
+
+def test_the_longest_categories_start_first_and_each_keeps_the_plan_order():
+    tasks = [*TASKS.split(","), "s22", "torsion_scans", "md_stability", "adapt_g2_formation_enthalpy", "efficiency"]
+    defaults = CampaignSpec(campaign_id="c", models=["dummy", "emt"], tasks=tasks, store="/x", jobs_per_step=6)
+    jobs = campaign_jobs(defaults)
+    groups = run_groups(defaults, jobs)
+    orders = [group[0].instance.category.start_order for group in groups]
+    assert orders == sorted(orders) and groups[0][0].instance.name == "efficiency"
+    assert [job.key for group in groups for job in group if job.instance.category == Category.FORCE_FIELD] == [
+        job.key for job in jobs if job.instance.category == Category.FORCE_FIELD
+    ]
 
 
 @pytest.mark.slow
