@@ -28,6 +28,7 @@ from lambench_core.report.views import (
     element_map,
     force_field_elements,
     render_views,
+    render_weights,
 )
 
 EXPORTS = (
@@ -451,7 +452,7 @@ def index_page(board: Leaderboard) -> bytes:
         f"<h2>Leaderboard</h2><p class='muted'>Click a column to sort. Values in brackets are "
         f"{board.scoreboard.confidence:.0%} bootstrap intervals over structures "
         f"({board.scoreboard.n_replicates} replicates). Gaps are shown, never averaged away.</p>"
-        f"{_leaderboard_table(board)}{level_note}<h2>Plots</h2>{_plot_divs(figures)}"
+        f"{_leaderboard_table(board)}{level_note}{render_weights(board)}<h2>Plots</h2>{_plot_divs(figures)}"
         f"<h2 id='tasks'>Tasks</h2>{_benchmark_list(board)}"
         f"<h2 id='downloads'>Downloads</h2><ul>{downloads}</ul><h2>Notes</h2><ul class='notes'>{notes}</ul>"
     )

@@ -36,7 +36,8 @@ code{background:#eef1f4;padding:0 .25rem;border-radius:3px}
 .badge{display:inline-block;margin-left:.4rem;padding:0 .4rem;border-radius:.7rem;font-size:.8em;cursor:help}
 .level-mismatch{background:#fff4e5;color:#9a4d00;border:1px solid #f5c48a}
 table.element-map{border-collapse:separate;border-spacing:2px;background:none}
-table.element-map td{width:3.1rem;height:2.6rem;padding:.1rem;text-align:center;font-weight:600;font-size:.85em;border:none}
+table.element-map td{width:3.1rem;height:2.6rem;padding:.1rem;text-align:center;font-weight:600;font-size:.85em;
+  border:none}
 table.element-map td small{display:block;font-weight:400;font-size:.75em}
 table.element-map td.scored{color:#fff;cursor:pointer;text-shadow:0 0 2px #000}
 table.element-map td.unscored{background:#c8cdd2;color:#555;cursor:pointer}
@@ -45,6 +46,10 @@ table.element-map td.selected{outline:3px solid var(--accent)}
 table.element-map tr.f-block-gap td{padding-top:.8rem}
 .swatch{display:inline-block;width:.9em;height:.9em;vertical-align:middle;border:1px solid var(--line)}
 tr.filtered-out{display:none}
+.weights{display:flex;flex-wrap:wrap;gap:1rem;align-items:flex-start}
+.weights fieldset{border:1px solid var(--line);background:#fff}
+.weights label{display:block;margin:.2rem 0}
+.weights output{display:inline-block;width:2.5em;text-align:right}
 """
 
 SCRIPT = r"""
@@ -108,9 +113,66 @@ SCRIPT = r"""
       });
     });
   }
+  // The weights view: re-rank from the domain scores whenever a slider moves.
+  function weightedMean(values, weights) {
+    var total = 0, weight = 0;
+    for (var domain in weights) {
+      if (weights[domain] === 0) { continue; }
+      var value = values[domain];
+      if (value === null || value === undefined) { return null; }
+      total += weights[domain] * value;
+      weight += weights[domain];
+    }
+    return weight > 0 ? total / weight : 0;
+  }
+  function reweighting() {
+    var source = document.getElementById("weights-data");
+    if (!source) { return; }
+    var data = JSON.parse(source.textContent);
+    var inputs = Array.from(document.querySelectorAll("input[data-weight]"));
+    var body = document.querySelector("table.reweighted tbody");
+    function rerank() {
+      var weights = {ff: {}, pc: {}}, mix = 1;
+      inputs.forEach(function (input) {
+        input.nextElementSibling.textContent = input.value;
+        if (input.dataset.weight === "mix") { mix = parseFloat(input.value); }
+        else { weights[input.dataset.weight][input.dataset.domain] = parseFloat(input.value); }
+      });
+      var rows = data.models.filter(function (m) { return m.ranked; }).map(function (m) {
+        var ff = weightedMean(m.ff, weights.ff);
+        var pc = mix < 1 ? weightedMean(m.pc, weights.pc) : 0;
+        var score = (ff === null || pc === null) ? null : mix * ff + (1 - mix) * pc;
+        return {model: m.model, score: score, tie: m.m_pc === null ? Infinity : m.m_pc,
+                official: data.official.indexOf(m.model) + 1};
+      });
+      rows.sort(function (a, b) {
+        if (a.score === null || b.score === null) { return (a.score === null) - (b.score === null); }
+        return a.score - b.score || a.tie - b.tie || a.official - b.official;
+      });
+      body.textContent = "";
+      rows.forEach(function (row, index) {
+        var tr = document.createElement("tr");
+        tr.dataset.model = row.model;
+        [index + 1, row.model, row.score === null ? "—" : row.score.toFixed(3), row.official].forEach(function (v, i) {
+          var td = document.createElement("td");
+          td.textContent = String(v);
+          if (i === 1) { td.className = "name"; }
+          tr.appendChild(td);
+        });
+        body.appendChild(tr);
+      });
+    }
+    inputs.forEach(function (input) { input.addEventListener("input", rerank); });
+    document.getElementById("weights-reset").addEventListener("click", function () {
+      inputs.forEach(function (input) { input.value = input.defaultValue; });
+      rerank();
+    });
+    rerank();
+  }
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll("table.sortable-table").forEach(makeSortable);
     elementFilter();
+    reweighting();
     drawPlots();
   });
 })();

@@ -708,3 +708,35 @@ def _error_bounds(board: Leaderboard, index: RecordIndex) -> tuple[float, float]
         ]
         index.bounds.append((min(values), max(values)) if values else None)
     return index.bounds[0]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Reweightable score (index page): the browser recomputes the ranking from the domain scores
+
+
+def weights_data(board: Leaderboard) -> dict[str, Any]:
+    """What the weights view needs: each model's per-domain normalized errors (the scores' own
+    point values) and whether its M_FF is complete (only those are ranked, as in the official table)."""
+    scoreboard = board.scoreboard
+    return {
+        "ff_domains": [str(d) for d in scoreboard.force_field_domains],
+        "pc_domains": [str(d) for d in scoreboard.property_domains],
+        "models": [
+            {
+                "model": s.model,
+                "ranked": s.rank is not None,
+                "ff": {str(d): e.value for d, e in s.ff_domains.items()},
+                "pc": {str(d): e.value for d, e in s.pc_domains.items()},
+                "m_pc": s.m_pc.value,
+            }
+            for s in scoreboard.models
+        ],
+        "official": [s.model for s in scoreboard.models if s.rank is not None],
+    }
+
+
+def render_weights(board: Leaderboard) -> str:
+    data = weights_data(board)
+    if not data["official"]:
+        return ""
+    return _templates().get_template("weights.html.j2").render(data=data)

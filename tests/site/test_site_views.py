@@ -169,3 +169,51 @@ def test_every_view_opens_from_disk_with_its_traces(published):
         )
         after = driver.execute_script(visible)
         assert after != before and sum(after) > 0
+
+
+@pytest.fixture(scope="module")
+def crossing_site(tmp_path_factory) -> Path:
+    """The synthetic board with alpha made poor on molecules (0.9) and good on catalysis (0.2): its
+    M_FF (0.55) ranks it behind the hostile-named model (0.5), but catalysis alone ranks it first."""
+    from lambench_core.metrics.table import table_to_parquet
+    from lambench_core.report.leaderboard import leaderboard_from_table
+    from lambench_core.report.publish import site_files, write_folder
+    from tests.support.site_tables import synthetic_table
+
+    table = synthetic_table()
+    rows = [
+        row.model_copy(update={"value": 0.9 * row.dummy, "replicates": [0.9 * row.dummy] * 200})
+        if row.model == "alpha" and row.benchmark == "mol_set"
+        else row
+        for row in table.rows
+    ]
+    table = table.model_copy(update={"rows": rows})
+    folder = tmp_path_factory.mktemp("crossing")
+    write_folder(site_files(leaderboard_from_table("crossing", table), table_to_parquet(table), b""), folder)
+    return folder
+
+
+def test_weight_sliders_rerank_in_the_browser_and_the_defaults_restore_the_official_ranking(crossing_site):
+    from selenium.webdriver.common.by import By
+
+    from tests.support.site_tables import HOSTILE, QUOTED
+
+    reweighted = "return Array.from(document.querySelectorAll('table.reweighted tbody tr')).map(r => r.dataset.model)"
+    official = "return Array.from(document.querySelectorAll('#leaderboard tbody tr')).map(r => r.dataset.model)"
+    with chromium() as driver:
+        driver.get((crossing_site / "index.html").as_uri())
+        driver.find_element(By.CSS_SELECTOR, "section[data-view='weights']")
+        assert driver.execute_script(official) == [HOSTILE, "alpha", QUOTED]
+        assert driver.execute_script(reweighted) == [HOSTILE, "alpha", QUOTED]  # the defaults are official
+        assert driver.execute_script("return typeof window.__pwned") == "undefined"
+
+        molecules = driver.find_element(By.CSS_SELECTOR, "input[data-weight='ff'][data-domain='molecules']")
+        driver.execute_script("arguments[0].value = '0'; arguments[0].dispatchEvent(new Event('input'))", molecules)
+        assert driver.execute_script(reweighted) == ["alpha", HOSTILE, QUOTED]
+        section = driver.find_element(By.CSS_SELECTOR, "section[data-view='weights']")
+        driver.execute_script("arguments[0].scrollIntoView()", section)
+        screenshot(driver, "view-weights.png")
+
+        driver.find_element(By.ID, "weights-reset").click()
+        assert driver.execute_script(reweighted) == [HOSTILE, "alpha", QUOTED]
+        assert severe_console_errors(driver) == []
