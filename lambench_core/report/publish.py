@@ -220,7 +220,7 @@ def site_files(board: Leaderboard, metrics: bytes, records: bytes, markdown: str
         "metrics": [row.model_dump(mode="json", exclude={"replicates"}) for row in board.table.rows],
     }
     # Compact JSON: the C encoder (an indented dump is Python's, 5× slower on a large board).
-    files = render_site(board, RecordIndex.from_parquet(board, records)) | {
+    files = render_site(board, RecordIndex.from_parquet(board, records), metrics) | {
         "results.json": json.dumps(results, separators=(",", ":")).encode(),
         "rankings.json": board.scoreboard.model_dump_json(indent=1).encode(),
         METRICS_PARQUET: metrics,

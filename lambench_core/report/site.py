@@ -27,6 +27,7 @@ from lambench_core.report.views import (
     benchmark_views,
     element_map,
     force_field_elements,
+    render_head_to_head,
     render_views,
     render_weights,
 )
@@ -443,7 +444,7 @@ def _benchmark_list(board: Leaderboard) -> str:
     return "".join(parts)
 
 
-def index_page(board: Leaderboard) -> bytes:
+def index_page(board: Leaderboard, metrics_parquet: bytes = b"") -> bytes:
     figures = [f for f in (_radar(board), _pareto(board), _benchmark_overview(board)) if f is not None]
     downloads = "".join(f"<li><a href='{name}'>{name}</a>: {e(what)}</li>" for name, what in EXPORTS)
     notes = "".join(f"<li>{e(line)}</li>" for line in footnotes(board))
@@ -453,6 +454,7 @@ def index_page(board: Leaderboard) -> bytes:
         f"{board.scoreboard.confidence:.0%} bootstrap intervals over structures "
         f"({board.scoreboard.n_replicates} replicates). Gaps are shown, never averaged away.</p>"
         f"{_leaderboard_table(board)}{level_note}{render_weights(board)}<h2>Plots</h2>{_plot_divs(figures)}"
+        f"{render_head_to_head(board, metrics_parquet)}"
         f"<h2 id='tasks'>Tasks</h2>{_benchmark_list(board)}"
         f"<h2 id='downloads'>Downloads</h2><ul>{downloads}</ul><h2>Notes</h2><ul class='notes'>{notes}</ul>"
     )
@@ -642,11 +644,13 @@ def _task_bars_only(figures: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return [f for f in figures if str(f["id"]).startswith("plot-task-")]
 
 
-def render_site(board: Leaderboard, records: RecordIndex | None = None) -> dict[str, bytes]:
+def render_site(
+    board: Leaderboard, records: RecordIndex | None = None, metrics_parquet: bytes = b""
+) -> dict[str, bytes]:
     """Relative path → content of every file of the site except the data exports; `records` (the
     campaign's per-structure records) draw the task pages' views."""
     files = {
-        "index.html": index_page(board),
+        "index.html": index_page(board, metrics_parquet),
         "assets/site.css": STYLE.encode(),
         "assets/site.js": SCRIPT.encode(),
         "assets/plotly.min.js": plotly_javascript().encode(),

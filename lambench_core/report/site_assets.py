@@ -50,6 +50,8 @@ tr.filtered-out{display:none}
 .weights fieldset{border:1px solid var(--line);background:#fff}
 .weights label{display:block;margin:.2rem 0}
 .weights output{display:inline-block;width:2.5em;text-align:right}
+table.head-to-head tr.beyond-noise td.verdict{font-weight:600}
+table.head-to-head tr.hidden{display:none}
 """
 
 SCRIPT = r"""
@@ -169,10 +171,75 @@ SCRIPT = r"""
     });
     rerank();
   }
+  function percentile(sorted, q) {
+    var position = (sorted.length - 1) * q, low = Math.floor(position), high = Math.ceil(position);
+    return sorted[low] + (sorted[high] - sorted[low]) * (position - low);
+  }
+  function format(value) {
+    if (value === null || value === undefined) { return "—"; }
+    var tiny = value !== 0 && Math.abs(value) < 0.001;
+    return Math.abs(value) >= 1000 || tiny ? value.toExponential(2) : value.toFixed(3);
+  }
+  // Head to head: paired bootstrap differences of two models, recomputed when either is picked.
+  function headToHead() {
+    var source = document.getElementById("h2h-data");
+    if (!source) { return; }
+    var data = JSON.parse(source.textContent);
+    var tail = (1 - parseFloat(source.dataset.confidence)) / 2;
+    var pickA = document.getElementById("h2h-a"), pickB = document.getElementById("h2h-b");
+    var beyondOnly = document.getElementById("h2h-beyond");
+    var body = document.querySelector("table.head-to-head tbody");
+    function render() {
+      var a = pickA.value, b = pickB.value;
+      body.textContent = "";
+      data.rows.forEach(function (row) {
+        if (!(a in row.values) || !(b in row.values)) { return; }
+        var difference = row.values[b] - row.values[a], low = null, high = null;
+        var ra = row.replicates[a], rb = row.replicates[b];
+        if (ra && rb) {
+          var paired = [];
+          for (var i = 0; i < Math.min(ra.length, rb.length); i++) {
+            if (ra[i] !== null && rb[i] !== null) { paired.push(rb[i] - ra[i]); }
+          }
+          if (paired.length > 1) {
+            paired.sort(function (x, y) { return x - y; });
+            low = percentile(paired, tail);
+            high = percentile(paired, 1 - tail);
+          }
+        }
+        var beyond = low !== null && (low > 0 || high < 0);
+        var verdict = "within noise";
+        if (low === null) { verdict = "no interval"; }
+        else if (beyond) {
+          var bBetter = row.higher_is_better ? difference > 0 : difference < 0;
+          verdict = (bBetter ? "B" : "A") + " better";
+        }
+        var tr = document.createElement("tr");
+        tr.dataset.benchmark = row.benchmark;
+        tr.dataset.metric = row.metric;
+        if (beyond) { tr.className = "beyond-noise"; }
+        if (beyondOnly.checked && !beyond) { tr.classList.add("hidden"); }
+        var cells = [row.benchmark, row.metric + (row.unit ? " (" + row.unit + ")" : ""), format(row.values[a]),
+                     format(row.values[b]), format(difference),
+                     low === null ? "—" : "[" + format(low) + ", " + format(high) + "]", verdict];
+        cells.forEach(function (text, index) {
+          var td = document.createElement("td");
+          td.textContent = text;
+          if (index < 2) { td.className = "name"; }
+          if (index === 6) { td.className = "name verdict"; }
+          tr.appendChild(td);
+        });
+        body.appendChild(tr);
+      });
+    }
+    [pickA, pickB, beyondOnly].forEach(function (control) { control.addEventListener("change", render); });
+    render();
+  }
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll("table.sortable-table").forEach(makeSortable);
     elementFilter();
     reweighting();
+    headToHead();
     drawPlots();
   });
 })();

@@ -740,3 +740,69 @@ def render_weights(board: Leaderboard) -> str:
     if not data["official"]:
         return ""
     return _templates().get_template("weights.html.j2").render(data=data)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Head-to-head (index page): two models, every shared metric, paired-bootstrap differences
+
+H2H_REPLICATES = 200  # replicates per value carried to the page (the interval needs no more)
+H2H_MAX_NUMBERS = 1_000_000  # beyond this the page carries point values only (a note says so)
+H2H_MAX_ROWS = 50_000  # a larger table is left to `lambench compare` (the page would weigh tens of MB)
+HIGHER_IS_BETTER = frozenset({"m_e", "survival_fraction", "success_rate"})
+
+
+def _significant(value: float | None, digits: int = 5) -> float | None:
+    if value is None or not math.isfinite(value):
+        return None
+    return float(f"{value:.{digits}g}")
+
+
+def head_to_head_data(board: Leaderboard, metrics_parquet: bytes) -> dict[str, Any] | None:
+    """Every metric of the campaign with each model's value and bootstrap replicates. Replicate b of
+    every model on a benchmark resampled the same items, so B_b − A_b is a paired replicate of the
+    difference; the page takes its percentile interval."""
+    if not metrics_parquet:
+        return None
+    import pyarrow.parquet as pq
+
+    if pq.ParquetFile(io.BytesIO(metrics_parquet)).metadata.num_rows > H2H_MAX_ROWS:
+        return None
+    columns = ("model", "benchmark", "metric", "value", "unit", "replicates")
+    table = pq.read_table(io.BytesIO(metrics_parquet), columns=list(columns))
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    numbers = 0
+    carried = [table.column(c).to_pylist() for c in columns]
+    for model, benchmark, metric, value, unit, replicates in zip(*carried, strict=True):
+        if value is None:
+            continue
+        row = rows.setdefault(
+            (benchmark, metric),
+            {
+                "benchmark": benchmark,
+                "metric": metric,
+                "unit": unit or "",
+                "values": {},
+                "replicates": {},
+                "higher_is_better": metric in HIGHER_IS_BETTER,
+            },
+        )
+        row["values"][model] = _significant(value)
+        if replicates:
+            kept = [_significant(r) for r in replicates[:H2H_REPLICATES]]
+            row["replicates"][model] = kept
+            numbers += len(kept)
+    if not rows:
+        return None
+    point_only = numbers > H2H_MAX_NUMBERS
+    if point_only:
+        for row in rows.values():
+            row["replicates"] = {}
+    models = [s.model for s in board.scoreboard.models]
+    return {"models": models, "rows": list(rows.values()), "point_only": point_only}
+
+
+def render_head_to_head(board: Leaderboard, metrics_parquet: bytes) -> str:
+    data = head_to_head_data(board, metrics_parquet)
+    if data is None or len(data["models"]) < 2:
+        return ""
+    return _templates().get_template("head_to_head.html.j2").render(data=data, confidence=board.scoreboard.confidence)

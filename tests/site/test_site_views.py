@@ -217,3 +217,36 @@ def test_weight_sliders_rerank_in_the_browser_and_the_defaults_restore_the_offic
         driver.find_element(By.ID, "weights-reset").click()
         assert driver.execute_script(reweighted) == [HOSTILE, "alpha", QUOTED]
         assert severe_console_errors(driver) == []
+
+
+def test_head_to_head_shows_paired_differences_and_which_are_beyond_noise(crossing_site):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    from tests.support.site_tables import HOSTILE
+
+    rows = (
+        "return Array.from(document.querySelectorAll('table.head-to-head tbody tr'))"
+        ".filter(r => r.offsetParent !== null)"
+        ".map(r => [r.dataset.benchmark, r.dataset.metric, r.lastChild.textContent])"
+    )
+    with chromium() as driver:
+        driver.get((crossing_site / "index.html").as_uri())
+        driver.find_element(By.CSS_SELECTOR, "section[data-view='head-to-head']")
+        Select(driver.find_element(By.ID, "h2h-a")).select_by_visible_text("alpha")
+        Select(driver.find_element(By.ID, "h2h-b")).select_by_visible_text(HOSTILE)
+        verdicts = {(b, m): v for b, m, v in driver.execute_script(rows)}
+        # alpha is 0.9 × dummy on molecules and 0.2 × dummy on catalysis; the other model 0.5 on both.
+        assert verdicts["mol_set", "force_rmse"] == "B better"
+        assert verdicts["cat_set", "force_rmse"] == "A better"
+        assert verdicts["efficiency", "m_e"] == "A better"  # higher M_E is better: alpha 5 against 2
+        assert driver.execute_script("return typeof window.__pwned") == "undefined"
+        section = driver.find_element(By.CSS_SELECTOR, "section[data-view='head-to-head']")
+        driver.execute_script("arguments[0].scrollIntoView()", section)
+        screenshot(driver, "view-head-to-head.png")
+        # The same model on both sides: every difference is 0, none beyond noise; the filter hides all.
+        Select(driver.find_element(By.ID, "h2h-b")).select_by_visible_text("alpha")
+        assert {v for _, _, v in driver.execute_script(rows)} == {"within noise"}
+        driver.find_element(By.ID, "h2h-beyond").click()
+        assert driver.execute_script(rows) == []
+        assert severe_console_errors(driver) == []
