@@ -59,7 +59,8 @@ class ModelScores(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: str
-    rank: int | None = Field(description="Only models with a complete M_FF are ranked")
+    rank: int | None = Field(description="Only models with a complete M_FF are ranked (baselines never)")
+    baseline: bool = Field(default=False, description="A reference row (the dummy, a classical potential)")
     rank_low: int | None = None
     rank_high: int | None = None
     tied_with: list[str] = Field(default_factory=list, description="Ranked models whose M_FF interval overlaps")
@@ -311,6 +312,7 @@ def _sort_key(scores: ModelScores) -> tuple[object, ...]:
         return (estimate.value is None, partial, sign * (estimate.value or 0.0))
 
     return (
+        scores.baseline,  # reference rows after every model they are the reference for
         *part(scores.m_ff, scores.m_ff_partial, 1.0),
         *part(scores.m_pc, scores.m_pc_partial, 1.0),
         *part(scores.m_is, False, 1.0),
@@ -371,6 +373,7 @@ def score_table(table: MetricsTable, confidence: float = DEFAULT_CONFIDENCE) -> 
     replicate is scored from the subsets that enter a score; of each replicate only the values the
     intervals need are kept (memory O(replicates × models × domains), not × rows)."""
     models = table.models
+    baselines = set(table.baselines)
     n = table.n_replicates
     label_metrics = set(LABEL_METRICS.values())
     own_rows: dict[str, list[RawMetric]] = {}
@@ -427,6 +430,7 @@ def score_table(table: MetricsTable, confidence: float = DEFAULT_CONFIDENCE) -> 
             ModelScores(
                 model=model,
                 rank=None,
+                baseline=model in baselines,
                 m_ff=_estimate(ff.m_ff, m_ff_replicates[model], confidence),
                 m_ff_partial=ff.partial,
                 ff_domains={
@@ -449,7 +453,7 @@ def score_table(table: MetricsTable, confidence: float = DEFAULT_CONFIDENCE) -> 
             )
         )
     board.sort(key=_sort_key)
-    ranked = [s for s in board if s.m_ff.value is not None and not s.m_ff_partial]
+    ranked = [s for s in board if s.m_ff.value is not None and not s.m_ff_partial and not s.baseline]
     for rank, scores in enumerate(ranked, start=1):
         scores.rank = rank
     _rank_intervals(ranked, m_ff_replicates, confidence)

@@ -62,6 +62,10 @@ class MetricsTable(BaseModel):
 
     models: list[str]
     rows: list[RawMetric]
+    baselines: list[str] = Field(
+        default_factory=list,
+        description="Models shown as reference rows (the normalizing dummy, classical potentials): never ranked",
+    )
     _notes: list[str] = PrivateAttr(default_factory=list)
 
     @property
@@ -82,7 +86,7 @@ class MetricsTable(BaseModel):
             else r.model_copy(update={"replicates": None, "dummy_replicates": None})
             for r in self.rows
         ]
-        return MetricsTable(models=self.models, rows=stripped)
+        return MetricsTable(models=self.models, rows=stripped, baselines=self.baselines)
 
 
 def _from_rows(rows: Iterable[dict], models: Sequence[str] | None, source: str) -> MetricsTable:
@@ -114,6 +118,7 @@ class _TableDocument(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     models: Any = None
+    baselines: Any = None
     rows: list[RawMetric] | None = None
     metrics: list[RawMetric] | None = None
 
@@ -121,14 +126,14 @@ class _TableDocument(BaseModel):
 _ROW_LIST = TypeAdapter(list[RawMetric])
 
 
-def _json_fast(data: bytes) -> tuple[list[RawMetric], Any] | None:
+def _json_fast(data: bytes) -> tuple[list[RawMetric], Any, Any] | None:
     """The rows and models of a well-formed JSON table, validated in one pass from the bytes (no
     intermediate Python objects; repeated strings shared). None when anything is off: the caller then
     takes the slow path, which names the file, the row and the field."""
     first = data.lstrip()[:1]
     try:
         if first == b"[":
-            return _ROW_LIST.validate_json(data), None
+            return _ROW_LIST.validate_json(data), None, None
         if first == b"{":
             document = _TableDocument.model_validate_json(data)
             if "rows" in document.model_fields_set:
@@ -137,7 +142,7 @@ def _json_fast(data: bytes) -> tuple[list[RawMetric], Any] | None:
                 rows = document.metrics
             else:
                 return None
-            return (rows, document.models) if rows is not None else None
+            return (rows, document.models, document.baselines) if rows is not None else None
     except ValidationError:
         return None
     return None
@@ -209,14 +214,15 @@ def read_table(path: Path) -> MetricsTable:
             raise LambenchError(f"{path}: not a readable Parquet file ({exc})") from None
         table = _from_rows(_parquet_rows(path, notes), models, str(path))
         table.notes.extend(notes)
+        table.baselines = _names(read_parquet_metadata(path, b"baselines"))
         return table
     data = path.read_bytes()
     fast = _json_fast(data)
     if fast is not None:
-        rows, models = fast
+        rows, models, baselines = fast
         models = models if isinstance(models, list) else None
         names = list(models) if models else list(dict.fromkeys(r.model for r in rows))
-        return MetricsTable(models=names, rows=rows)
+        return MetricsTable(models=names, rows=rows, baselines=_names(baselines))
     try:
         document = json.loads(data.decode())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -227,7 +233,9 @@ def read_table(path: Path) -> MetricsTable:
         listed = document.get("rows", document.get("metrics"))
         if isinstance(listed, list):
             models = document.get("models")
-            return _from_rows(listed, models if isinstance(models, list) else None, str(path))
+            table = _from_rows(listed, models if isinstance(models, list) else None, str(path))
+            table.baselines = _names(document.get("baselines"))
+            return table
     raise LambenchError(f"{path}: expected a list of metric rows or an object with a 'rows' list")
 
 
@@ -247,7 +255,7 @@ def table_to_parquet(table: MetricsTable) -> bytes:
     columns["domain"] = [d.value if d is not None else None for d in columns["domain"]]
     schema = pa.schema(
         [(name, pa.list_(pa.float32()) if name in REPLICATE_FIELDS else _arrow_type(name)) for name in _PARQUET_FIELDS],
-        metadata={"models": json.dumps(table.models)},
+        metadata={"models": json.dumps(table.models), "baselines": json.dumps(table.baselines)},
     )
     buffer = io.BytesIO()
     pq.write_table(pa.table(columns, schema=schema), buffer, compression="zstd")
@@ -260,9 +268,18 @@ def _arrow_type(name: str):  # noqa: ANN202 (pyarrow types are untyped)
     return pa.float64() if name in ("value", "dummy", "success_rate", "coverage") else pa.string()
 
 
-def read_parquet_models(path: Path) -> list[str] | None:
+def read_parquet_metadata(path: Path, key: bytes) -> Any:
     import pyarrow.parquet as pq
 
     metadata = pq.read_schema(path).metadata or {}
-    raw = metadata.get(b"models")
+    raw = metadata.get(key)
     return json.loads(raw) if raw else None
+
+
+def read_parquet_models(path: Path) -> list[str] | None:
+    return read_parquet_metadata(path, b"models")
+
+
+def _names(value: Any) -> list[str]:
+    """A list of model names as a table declares it; anything else (absent, malformed) is none."""
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []

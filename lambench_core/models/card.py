@@ -105,6 +105,11 @@ class ModelCard(BaseModel):
         "training data's level of theory (e.g. 'PBE/PBE+U (MPtrj)', 'r2SCAN (MatPES)', "
         "'ωB97x/6-31G(d) (ANI-1x)', 'GFN2-xTB'); `levels` gives the label-set key of each domain.",
     )
+    baseline: bool = Field(
+        default=False,
+        description="A reference, not a contender (the normalizing dummy, a classical potential): the "
+        "leaderboard shows it as a reference row, never ranked and never on the Pareto front",
+    )
     weights: Weights | None = None
     heads: dict[Domain, str] = Field(
         default_factory=dict, description="Head (or fidelity/modal) to use per domain."

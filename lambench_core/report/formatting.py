@@ -29,6 +29,8 @@ def estimate(value: Estimate, digits: int = 3) -> str:
 
 
 def rank(scores: ModelScores) -> str:
+    if scores.baseline:
+        return "ref."
     if scores.rank is None:
         return "–"
     spread = ""

@@ -324,6 +324,7 @@ def build_leaderboard(
     manifest: ManifestDocument,
     n_replicates: int = DEFAULT_REPLICATES,
     confidence: float = DEFAULT_CONFIDENCE,
+    baselines: Sequence[str] = (),
 ) -> tuple[Leaderboard, MetricsTable]:
     """The leaderboard and the full metrics table (with bootstrap replicates) it was scored from.
 
@@ -340,6 +341,7 @@ def build_leaderboard(
         jobs_of.setdefault(job.model, []).append(job)
     bootstrap_notes: list[str] = []
     table = metrics_table(models, jobs, by_key, manifest, n_replicates, bootstrap_notes)
+    table.baselines = [model for model in models if model in set(baselines)]
     scoreboard = score_table(table, confidence)
     notes = bootstrap_notes + sorted(
         {

@@ -211,6 +211,12 @@ def footnotes(board: Leaderboard) -> list[str]:
         "`*` some structures were skipped or failed; `failed`, `missing` and `unsupported` (the model lacks the "
         "set's elements) are gaps, never zeros, and make a score partial.",
     ]
+    references = [scores.model for scores in board.scoreboard.models if scores.baseline]
+    if references:
+        lines.append(
+            f"`ref.`: {', '.join(references)} — reference rows (baselines), shown for scale, never ranked and "
+            "never on the Pareto front."
+        )
     for scores in board.scoreboard.models:
         if scores.tied_with:
             lines.append(f"{scores.model} is tied on M_FF with {', '.join(scores.tied_with)}")

@@ -149,7 +149,11 @@ def scoring_code_digest() -> str:
 
 
 def aggregate_inputs_digest(
-    spec: CampaignSpec, jobs: Sequence[Job], results: Sequence[TaskResult], manifest: ManifestDocument
+    spec: CampaignSpec,
+    jobs: Sequence[Job],
+    results: Sequence[TaskResult],
+    manifest: ManifestDocument,
+    baselines: Sequence[str] = (),
 ) -> str:
     """Everything the leaderboard is computed from but the campaign's name and time: the models, the
     jobs, every stored result's content, the manifest (dummy errors, names), the bootstrap settings
@@ -157,6 +161,7 @@ def aggregate_inputs_digest(
     return sha256_json(
         {
             "models": list(spec.models),
+            "baselines": list(baselines),
             "replicates": spec.bootstrap_replicates,
             "jobs": [job.model_dump(mode="json") for job in jobs],
             "results": sorted(hashlib.sha256(r.model_dump_json().encode()).hexdigest() for r in results),
@@ -188,12 +193,19 @@ def aggregate_campaign(spec: CampaignSpec, jobs: Sequence[Job], store: ResultSto
     is the cost of an aggregate, and it would give the same numbers."""
     context = CampaignContext(spec)
     results = collect_results(jobs, store)
-    digest = aggregate_inputs_digest(spec, jobs, results, context.manifest)
+    baselines = [card.name for card in context.catalog.select(spec.models) if card.baseline]
+    digest = aggregate_inputs_digest(spec, jobs, results, context.manifest, baselines)
     files = _cached_aggregate(store, digest, spec)
     board: Leaderboard | None = None
     if files is None:
         board, table = build_leaderboard(
-            spec.campaign_id, spec.models, results, jobs, context.manifest, n_replicates=spec.bootstrap_replicates
+            spec.campaign_id,
+            spec.models,
+            results,
+            jobs,
+            context.manifest,
+            n_replicates=spec.bootstrap_replicates,
+            baselines=baselines,
         )
         files = {
             LEADERBOARD_JSON: board.model_dump_json(indent=1).encode(),
@@ -216,6 +228,7 @@ def site_files(board: Leaderboard, metrics: bytes, records: bytes, markdown: str
         "campaign": board.campaign,
         "created_at": board.created_at.isoformat(),
         "models": board.table.models,
+        "baselines": board.table.baselines,
         "jobs": [job.model_dump(mode="json") for job in board.jobs],
         "metrics": [row.model_dump(mode="json", exclude={"replicates"}) for row in board.table.rows],
     }

@@ -175,7 +175,8 @@ def _leaderboard_table(board: Leaderboard) -> str:
             cells.append(_estimate_td(estimate, gap=gap, digits=1 if metric == "eta_us_per_atom" else 3))
         tied = ", ".join(scores.tied_with)
         cells.append(f"<td class='name tie' data-value='{e(tied)}'>{e(tied)}</td>")
-        rows.append(f"<tr data-model='{e(scores.model)}'>{''.join(cells)}</tr>")
+        reference = " class='baseline' title='a reference row: shown, never ranked'" if scores.baseline else ""
+        rows.append(f"<tr data-model='{e(scores.model)}'{reference}>{''.join(cells)}</tr>")
     return (
         "<div class='table-wrap'><table id='leaderboard' class='sortable-table'>"
         f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
@@ -330,13 +331,15 @@ def _pareto(board: Leaderboard) -> dict[str, Any] | None:
     scored = [s for s in board.scoreboard.models if s.m_ff.value is not None and s.m_e.value]
     if not scored:
         return None
-    complete = [s for s in scored if not s.m_ff_partial]
-    partial = [s for s in scored if s.m_ff_partial]
+    complete = [s for s in scored if not s.m_ff_partial and not s.baseline]
+    partial = [s for s in scored if s.m_ff_partial and not s.baseline]
     front = set(pareto_front((s.model, s.m_e.value or 0.0, s.m_ff.value or 0.0) for s in complete))
     traces = [
         _scatter_trace("on the Pareto front", [s for s in complete if s.model in front], "star"),
         _scatter_trace("complete M_FF", [s for s in complete if s.model not in front], "circle"),
         _scatter_trace("partial M_FF", partial, "circle-open"),
+        # Baselines are references for the eye, never part of the front.
+        _scatter_trace("reference (not ranked)", [s for s in scored if s.baseline], "diamond-open"),
     ]
     ordered = sorted((s for s in complete if s.model in front), key=lambda s: s.m_e.value or 0.0)
     traces.append(

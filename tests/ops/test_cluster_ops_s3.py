@@ -51,7 +51,8 @@ def test_campaign_steps_on_s3_and_the_nightly_comparison(s3_env, tmp_path, monke
     site = "campaigns/nightly/night-1/site"
     assert store.backend.read_bytes(f"{site}/index.html").startswith(b"<!doctype html>")
     rankings = json.loads(store.backend.read_bytes(f"{site}/rankings.json"))
-    assert [m["model"] for m in rankings["models"]] == ["emt", "dummy", "mace-mp-0-medium"]
+    # The failed contender first (unranked), then the baselines as reference rows.
+    assert [m["model"] for m in rankings["models"]] == ["mace-mp-0-medium", "emt", "dummy"]
     assert store.backend.read_bytes(f"{site}/assets/plotly.min.js")
     assert json.loads(store.get_campaign_file("nightly", "latest.json"))["run"] == "night-1"
     assert store.get_campaign_file("nightly/night-1", "comparison.md") is None  # nothing to compare with yet

@@ -111,8 +111,11 @@ def test_leaderboard_matches_independent_computation(campaign):
     # Normalized by its own errors on every resample, the dummy scores exactly 1 with no spread.
     assert rows["dummy"]["m_ff"] == pytest.approx({"value": 1.0, "low": 1.0, "high": 1.0})
     assert rows["chgnet-0.3.0"]["m_ff"]["value"] < rows["emt"]["m_ff"]["value"] < 1.0
-    ranked = [scores["model"] for scores in board["scoreboard"]["models"]]
-    assert ranked[:3] == ["chgnet-0.3.0", "emt", "dummy"]
+    shown = board["scoreboard"]["models"]
+    # The baselines (dummy, EMT) are reference rows after the contenders: shown, never ranked.
+    assert [s["model"] for s in shown if s["rank"] is not None] == ["chgnet-0.3.0"]
+    assert [s["model"] for s in shown if s["baseline"]] == ["emt", "dummy"] == [s["model"] for s in shown[-2:]]
+    assert all(s["rank"] is None for s in shown if s["baseline"])
 
 
 def test_a_failing_model_is_shown_and_does_not_sink_the_campaign(campaign):
