@@ -21,6 +21,7 @@ from lambench_core.metrics.scoring import Estimate, ModelScores
 from lambench_core.report import formatting as fmt
 from lambench_core.report.leaderboard import BenchmarkInfo, ConvergenceInfo, Leaderboard, ModelInfo
 from lambench_core.report.markdown import LEVEL_NOTE, footnotes, has_levels, level_marker
+from lambench_core.report.rendering import labelled
 from lambench_core.report.site_assets import SCRIPT, STYLE, plotly_javascript
 from lambench_core.report.views import (
     RecordIndex,
@@ -465,14 +466,7 @@ def index_page(board: Leaderboard, metrics_parquet: bytes = b"") -> bytes:
 
 
 def _kv(pairs: Iterable[tuple[str, Any]]) -> str:
-    rows = "".join(f"<dt>{e(str(k))}</dt><dd>{e(_plain(v))}</dd>" for k, v in pairs if v not in (None, "", {}, []))
-    return f"<dl class='kv'>{rows}</dl>"
-
-
-def _plain(value: Any) -> str:
-    if isinstance(value, dict | list):
-        return json.dumps(value, sort_keys=True, default=str)
-    return str(value)
+    return labelled(pairs)
 
 
 def model_page(board: Leaderboard, scores: ModelScores, records: RecordIndex | None = None) -> bytes:

@@ -46,6 +46,9 @@ table.element-map td.selected{outline:3px solid var(--accent)}
 table.element-map tr.f-block-gap td{padding-top:.8rem}
 .swatch{display:inline-block;width:.9em;height:.9em;vertical-align:middle;border:1px solid var(--line)}
 tr.filtered-out{display:none}
+table.labelled{margin:0}
+table.labelled th,table.labelled td{padding:.1rem .5rem;white-space:normal}
+table.labelled th{position:static;font-weight:600}
 tr.baseline td{background:#f4f6f8;color:var(--muted);font-style:italic}
 .weights{display:flex;flex-wrap:wrap;gap:1rem;align-items:flex-start}
 .weights fieldset{border:1px solid var(--line);background:#fff}

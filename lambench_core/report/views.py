@@ -10,7 +10,6 @@ so the site can be rebuilt from the exports alone.
 
 from __future__ import annotations
 
-import functools
 import html
 import io
 import json
@@ -19,12 +18,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import jinja2
 import numpy as np
 
 from lambench_core.categories import Category
 from lambench_core.metrics.force_field import element_shifts
 from lambench_core.report.leaderboard import BenchmarkInfo, Leaderboard
+from lambench_core.report.rendering import render
 
 Record = dict[str, Any]
 ModelRecords = dict[str, list[Record]]  # model → its records on one benchmark
@@ -531,16 +530,8 @@ def benchmark_views(board: Leaderboard, benchmark: BenchmarkInfo, index: RecordI
     return [view] if view is not None else []
 
 
-@functools.cache
-def _templates() -> jinja2.Environment:
-    # Autoescape everywhere: model, frame and task names are user text.
-    return jinja2.Environment(
-        loader=jinja2.PackageLoader("lambench_core.report", "templates"), autoescape=True, trim_blocks=True
-    )
-
-
 def render_views(views: Sequence[View]) -> str:
-    return _templates().get_template("views.html.j2").render(views=views)
+    return render("views.html.j2", views=views)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -657,17 +648,14 @@ def render_element_map(model: str, cells: Sequence[ElementCell], bounds: tuple[f
     rows = [[None] * 18 for _ in range(10)]
     for cell in cells:
         rows[cell.row - 1][cell.column - 1] = cell  # type: ignore[call-overload]
-    return (
-        _templates()
-        .get_template("element_map.html.j2")
-        .render(
-            model=model,
-            rows=rows,
-            low=bounds[0] * 1000,
-            high=bounds[1] * 1000,
-            low_colour=_colour(0),
-            high_colour=_colour(1),
-        )
+    return render(
+        "element_map.html.j2",
+        model=model,
+        rows=rows,
+        low=bounds[0] * 1000,
+        high=bounds[1] * 1000,
+        low_colour=_colour(0),
+        high_colour=_colour(1),
     )
 
 
@@ -739,7 +727,7 @@ def render_weights(board: Leaderboard) -> str:
     data = weights_data(board)
     if not data["official"]:
         return ""
-    return _templates().get_template("weights.html.j2").render(data=data)
+    return render("weights.html.j2", data=data)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -805,4 +793,4 @@ def render_head_to_head(board: Leaderboard, metrics_parquet: bytes) -> str:
     data = head_to_head_data(board, metrics_parquet)
     if data is None or len(data["models"]) < 2:
         return ""
-    return _templates().get_template("head_to_head.html.j2").render(data=data, confidence=board.scoreboard.confidence)
+    return render("head_to_head.html.j2", data=data, confidence=board.scoreboard.confidence)

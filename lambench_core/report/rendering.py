@@ -1,0 +1,31 @@
+"""The site's Jinja2 templates (lambench_core/report/templates/), autoescaped: every model, frame, task
+and card string is user text, so escaping is the default and `|safe` is never used on it."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable
+from typing import Any
+
+import jinja2
+
+
+@functools.cache
+def environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("lambench_core.report", "templates"),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,  # a misspelt field is an error, not an empty cell
+    )
+
+
+def render(template: str, **context: Any) -> str:
+    return environment().get_template(template).render(**context)
+
+
+def labelled(pairs: Iterable[tuple[str, Any]]) -> str:
+    """Labelled values as a definition list; a nested mapping (hardware, packages, capabilities) as a
+    table of its own, a list as its items: never a JSON dump. Empty values are left out."""
+    return render("labelled.html.j2", pairs=[(k, v) for k, v in pairs if v not in (None, "", {}, [])])
