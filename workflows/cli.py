@@ -167,8 +167,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     from workflows.cluster_cli import add_cluster_commands
+    from workflows.serve import add_serve_command
 
     add_cluster_commands(commands)
+    add_serve_command(commands)
 
     models = commands.add_parser("models", help="list the model cards; `models check NAME`: sanity-check one")
     _add_catalog_options(models)
@@ -580,10 +582,17 @@ COMMANDS = {
     "run": command_run,
     "aggregate": command_aggregate,
     "compare": command_compare,
+    "serve": lambda args, console: _serve(args),
     "models": command_models,
     "tasks": command_tasks,
     "data": command_data,
 }
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from workflows.serve import command_serve
+
+    return command_serve(args)
 
 
 def _command(name: str):  # noqa: ANN202
