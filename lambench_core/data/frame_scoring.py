@@ -70,6 +70,18 @@ def predict_frame(calculator: BaseCalculator, frame: Frame, padding: float, card
     return checked_prediction(frame, card, atoms, energy, forces, stress)
 
 
+# Force components kept per frame for the site's parity plot (evenly spaced over the frame's 3N): enough
+# to show a model's spread, small enough that a large set's records stay light.
+PARITY_FORCE_COMPONENTS = 24
+
+
+def _parity_pairs(reference: np.ndarray, predicted: np.ndarray, limit: int) -> list[list[float]]:
+    """[reference, predicted] pairs of up to `limit` evenly spaced components, rounded to 0.1 meV."""
+    flat_reference, flat_predicted = reference.ravel(), predicted.ravel()
+    picks = np.unique(np.linspace(0, flat_reference.size - 1, min(limit, flat_reference.size)).round().astype(int))
+    return [[round(float(flat_reference[i]), 4), round(float(flat_predicted[i]), 4)] for i in picks]
+
+
 def frame_record(frame: Frame, prediction: dict[str, Any], seconds: float) -> dict[str, Any]:
     """The frame's error record, as `metrics.force_field.force_field_metrics` reads it."""
     record: dict[str, Any] = {
@@ -87,6 +99,8 @@ def frame_record(frame: Frame, prediction: dict[str, Any], seconds: float) -> di
             "force_sse": float(np.sum(difference**2)),
             "force_sae": float(np.sum(np.abs(difference))),
             "force_n": int(difference.size),
+            # [reference, predicted] force components (eV/Å) for the parity plot; not scored
+            "force_parity": _parity_pairs(frame.forces, prediction["forces"], PARITY_FORCE_COMPONENTS),
         }
     if frame.virial is not None and "virial" in prediction:
         per_atom = (prediction["virial"] - frame.virial) / frame.n_atoms
@@ -94,5 +108,7 @@ def frame_record(frame: Frame, prediction: dict[str, Any], seconds: float) -> di
             "virial_sse": float(np.sum(per_atom**2)),
             "virial_sae": float(np.sum(np.abs(per_atom))),
             "virial_n": int(per_atom.size),
+            # [reference, predicted] virial components per atom (eV/atom) for the parity plot; not scored
+            "virial_parity": _parity_pairs(frame.virial / frame.n_atoms, prediction["virial"] / frame.n_atoms, 9),
         }
     return record

@@ -168,15 +168,71 @@ def parity_view(benchmark: BenchmarkInfo, records: ModelRecords) -> View | None:
                 "layout": layout,
             }
         )
+    for label, record_field, unit in (
+        ("Force components", "force_parity", "eV/Å"),
+        ("Virial per atom", "virial_parity", "eV/atom"),
+    ):
+        figure = component_parity(records, label, record_field, unit)
+        if figure is not None:
+            figures.append(figure)
     if not figures:
         return None
     return View(
         "parity",
-        "Parity: energy per atom",
-        "One panel per model; each point is a frame (hover names it). Energies after the per-element bias "
-        "removal the scores use; forces and virials are scored from per-frame sums, so only energies are drawn.",
+        "Parity",
+        "Energy: one panel per model, each point a frame (hover names it), after the per-element bias removal "
+        "the scores use. Force components (up to 24 per frame, evenly spaced) and virial components per atom: "
+        "one trace per model (click the legend to show one). The RMSE in each legend is over the points drawn; "
+        "the table's RMSE is over every component.",
         figures,
     )
+
+
+def component_parity(records: ModelRecords, label: str, record_field: str, unit: str) -> dict[str, Any] | None:
+    """Reference against predicted components (force or virial) of every frame, a trace per model."""
+    data: list[dict[str, Any]] = []
+    extent: list[float] = []
+    for model, model_records in records.items():
+        x, y, names = [], [], []
+        for record in model_records:
+            for reference, predicted in record.get(record_field) or []:
+                x.append(reference)
+                y.append(predicted)
+                names.append(_text(record.get("item")))
+        if not x:
+            continue
+        x, y, names = (_thin(values, MAX_PARITY_POINTS * 2) for values in (x, y, names))
+        rmse = float(np.sqrt(np.mean((np.asarray(y) - np.asarray(x)) ** 2)))
+        extent += [min(x + y), max(x + y)]
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "markers",
+                "x": x,
+                "y": y,
+                "text": names,
+                "name": f"{_text(model)} (RMSE {rmse:.3g} {unit})",
+                "marker": {"size": 4, "opacity": 0.6},
+                "hovertemplate": "%{text}<br>ref %{x:.3f}<br>pred %{y:.3f}",
+            }
+        )
+    if not data:
+        return None
+    low, high = min(extent), max(extent)
+    diagonal = {
+        "type": "scatter",
+        "mode": "lines",
+        "x": [low, high],
+        "y": [low, high],
+        "name": "y = x",
+        "line": {"dash": "dot", "color": "#888"},
+        "hoverinfo": "skip",
+    }
+    return {
+        "id": f"parity-{record_field}",
+        "data": [diagonal, *data],
+        "layout": _panel(label, f"reference ({unit})", f"predicted ({unit})"),
+    }
 
 
 # ---------------------------------------------------------------------------------------------------

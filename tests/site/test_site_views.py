@@ -46,6 +46,26 @@ def test_parity_removes_the_per_element_bias_the_scores_remove():
     assert np.argmax(np.abs(errors)) == 3
 
 
+def test_force_field_records_carry_parity_pairs_of_the_scored_components():
+    from ase.build import bulk
+
+    from lambench_core.data.frame_scoring import PARITY_FORCE_COMPONENTS, frame_record
+    from lambench_core.data.frames import Frame
+
+    atoms = bulk("Cu", cubic=True).repeat((3, 3, 3))  # 108 atoms: 324 components, 24 kept
+    rng = np.random.default_rng(1)
+    forces = rng.normal(size=(len(atoms), 3))
+    virial = rng.normal(size=(3, 3))
+    frame = Frame(frame_id="f", atoms=atoms, energy=-100.0, forces=forces, virial=virial)
+    predicted = {"energy": -99.0, "forces": forces + 0.1, "virial": virial + 1.08}
+    record = frame_record(frame, predicted, 0.0)
+    pairs = np.array(record["force_parity"])
+    assert len(pairs) == PARITY_FORCE_COMPONENTS and np.allclose(pairs[:, 1] - pairs[:, 0], 0.1, atol=2e-4)
+    assert pairs[0, 0] == round(forces.ravel()[0], 4) and pairs[-1, 0] == round(forces.ravel()[-1], 4)
+    virials = np.array(record["virial_parity"])
+    assert virials.shape == (9, 2) and np.allclose(virials[:, 1] - virials[:, 0], 0.01, atol=2e-4)
+
+
 def test_survival_curve_steps_down_at_each_failure():
     runs = [
         {"status": "completed", "steps_requested": 200, "steps_completed": 200, "simulated_time_ps": 0.2},
@@ -98,7 +118,7 @@ def test_names_inside_the_plots_are_escaped_for_plotly():
 
 TASKS = ["force_field/cu_bulk", "efficiency", "md_stability", "eos_dcdft", "s22", "torsion_scans", "phonons_phonopy"]
 EXPECTED_VIEWS = {
-    "cu_bulk": ("parity", ["parity-0"]),
+    "cu_bulk": ("parity", ["parity-0", "parity-force_parity", "parity-virial_parity"]),
     "efficiency": ("efficiency-curve", ["efficiency-speed", "efficiency-memory"]),
     "md_stability": ("md-survival", ["md-survival", "md-drift"]),
     "eos_dcdft": ("property-curves", ["eos-curves"]),
