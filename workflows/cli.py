@@ -146,6 +146,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     aggregate.add_argument("--out", type=arguments.folder, help="also write the site and exports to this folder")
     aggregate.add_argument(
+        "--records",
+        type=arguments.path,
+        help="a run's records.parquet: the site (--out) then draws its parity, element, efficiency, MD and "
+        "property views, so a published run's site can be rebuilt from its exports alone",
+    )
+    aggregate.add_argument(
         "--confidence",
         type=arguments.finite_float(gt=0, lt=1, rule="must lie between 0 and 1"),
         default=0.95,
@@ -556,12 +562,29 @@ def command_aggregate(args: argparse.Namespace, console: Console) -> int:
         markdown = to_markdown(board)
         print(markdown, end="")
         if args.out is not None:
-            write_folder(site_files(board, table_to_parquet(table), b"", markdown), args.out)
+            records = _records_file(args.records) if args.records is not None else b""
+            write_folder(site_files(board, table_to_parquet(table), records, markdown), args.out)
             print(f"wrote the site and exports to {args.out}")
     finally:
         if collecting:
             gc.enable()
     return 0
+
+
+def _records_file(path: Path) -> bytes:
+    """The bytes of a records.parquet, checked to be one (named in one line otherwise)."""
+    import pyarrow.parquet as pq
+
+    try:
+        names = pq.read_schema(path).names
+    except FileNotFoundError:
+        raise InputError("--records", None, f"{path}: no such file") from None
+    except Exception as exc:  # pyarrow's errors name no file
+        raise InputError("--records", None, f"{path}: not a readable Parquet file ({one_line(str(exc))})") from None
+    missing = {"model", "record"} - set(names)
+    if missing:
+        raise InputError("--records", None, f"{path}: not a records.parquet (no {', '.join(sorted(missing))} column)")
+    return path.read_bytes()
 
 
 def command_compare(args: argparse.Namespace, console: Console) -> int:

@@ -28,6 +28,7 @@ from lambench_core.campaign import CampaignContext, CampaignSpec, Job
 from lambench_core.data.manifest import ManifestDocument
 from lambench_core.hashing import sha256_json
 from lambench_core.metrics.table import table_to_parquet
+from lambench_core.report.collect import benchmark_of
 from lambench_core.report.leaderboard import Leaderboard, build_leaderboard
 from lambench_core.report.markdown import to_markdown
 from lambench_core.report.site import render_site
@@ -114,21 +115,31 @@ def collect_results(jobs: Sequence[Job], store: ResultStore) -> list[TaskResult]
 
 
 def records_parquet(results: Sequence[TaskResult], jobs: Sequence[Job]) -> bytes:
-    """Every per-structure record, one row each; the record itself as JSON (tasks differ in fields)."""
+    """Every per-structure record, one row each: model, task, benchmark (the leaderboard column it
+    belongs to), job key and item as dictionary-encoded strings, the record itself as JSON (tasks
+    differ in fields). The site's views are drawn from this file alone."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    task_of = {job.key: job.instance.name for job in jobs}
-    columns: dict[str, list] = {"model": [], "task": [], "job_key": [], "item": [], "record": []}
+    by_key = {job.key: job for job in jobs}
+    columns: dict[str, list] = {"model": [], "task": [], "benchmark": [], "job_key": [], "item": [], "record": []}
     for result in results:
+        job = by_key.get(result.key)
+        task = job.instance.name if job is not None else result.task
+        benchmark = benchmark_of(job) if job is not None else result.task
         for record in result.records:
             columns["model"].append(result.model)
-            columns["task"].append(task_of.get(result.key, result.task))
+            columns["task"].append(task)
+            columns["benchmark"].append(benchmark)
             columns["job_key"].append(result.key)
             columns["item"].append(str(record.get("item", "")))
             columns["record"].append(json.dumps(redact_home(record), default=str))
+    arrays = {
+        name: pa.array(values, pa.string()) if name == "record" else pa.array(values, pa.string()).dictionary_encode()
+        for name, values in columns.items()
+    }
     buffer = io.BytesIO()
-    pq.write_table(pa.table({k: pa.array(v, pa.string()) for k, v in columns.items()}), buffer, compression="zstd")
+    pq.write_table(pa.table(arrays), buffer, compression="zstd")
     return buffer.getvalue()
 
 

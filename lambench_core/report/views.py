@@ -49,17 +49,22 @@ class RecordIndex:
 
     @classmethod
     def from_parquet(cls, board: Leaderboard, data: bytes) -> RecordIndex:
+        """From a campaign's records.parquet: by its benchmark column (files from before it existed:
+        by job key, through the board's jobs)."""
         if not data:
             return cls()
         import pyarrow.parquet as pq
 
-        table = pq.read_table(io.BytesIO(data), columns=["model", "job_key", "record"])
-        benchmark_of = {job.key: job.benchmark for job in board.jobs}
+        table = pq.read_table(io.BytesIO(data))
+        models = table.column("model").to_pylist()
+        texts = table.column("record").to_pylist()
+        if "benchmark" in table.column_names:
+            benchmarks = table.column("benchmark").to_pylist()
+        else:
+            benchmark_of = {job.key: job.benchmark for job in board.jobs}
+            benchmarks = [benchmark_of.get(key) for key in table.column("job_key").to_pylist()]
         found: dict[str, ModelRecords] = {}
-        for model, key, text in zip(
-            *(table.column(c).to_pylist() for c in ("model", "job_key", "record")), strict=True
-        ):
-            benchmark = benchmark_of.get(key)
+        for model, benchmark, text in zip(models, benchmarks, texts, strict=True):
             if benchmark is not None:
                 found.setdefault(benchmark, {}).setdefault(model, []).append(json.loads(text))
         return cls(found)
