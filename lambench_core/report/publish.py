@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from markupsafe import escape
 from pydantic import ValidationError
 
 import lambench_core
@@ -51,14 +52,16 @@ TEXT_SUFFIXES = (".html", ".json", ".md", ".js", ".css", ".svg", ".txt", ".csv")
 def _home_spellings() -> set[str]:
     home = os.path.expanduser("~")
     homes = {h.rstrip("/") for h in (home, os.path.realpath(home)) if h.rstrip("/")}
-    # As written, and as a JSON string, an HTML page or a page's script data (site._json_for_script)
-    # escapes it.
+    # As written, and as a JSON string, an HTML page (html.escape, or markupsafe in the templates) or a
+    # page's script data (site._json_for_script, Jinja's tojson) escapes it.
     spellings = set()
     for h in homes:
         as_json = json.dumps(h)[1:-1]
         in_script = as_json.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+        in_template_script = in_script.replace("'", "\\u0027")  # Jinja's tojson
         as_utf8_json = json.dumps(h, ensure_ascii=False)[1:-1]
-        spellings |= {h, as_json, as_utf8_json, html.escape(h), html.escape(h, False), in_script}
+        spellings |= {h, as_json, as_utf8_json, html.escape(h), html.escape(h, False), in_script, in_template_script}
+        spellings.add(str(escape(h)))  # markupsafe's, as the site's templates escape text
     return spellings
 
 

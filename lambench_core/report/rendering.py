@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import jinja2
+from markupsafe import Markup
 
 
 @functools.cache
@@ -21,11 +22,13 @@ def environment() -> jinja2.Environment:
     )
 
 
-def render(template: str, **context: Any) -> str:
-    return environment().get_template(template).render(**context)
+def render(template: str, **context: Any) -> Markup:
+    """The template's output, marked safe: it was escaped while rendering, so a page template that
+    includes it (a view section inside a page) places it as it is instead of escaping it twice."""
+    return Markup(environment().get_template(template).render(**context))
 
 
-def labelled(pairs: Iterable[tuple[str, Any]]) -> str:
+def labelled(pairs: Iterable[tuple[str, Any]]) -> Markup:
     """Labelled values as a definition list; a nested mapping (hardware, packages, capabilities) as a
     table of its own, a list as its items: never a JSON dump. Empty values are left out."""
     return render("labelled.html.j2", pairs=[(k, v) for k, v in pairs if v not in (None, "", {}, [])])

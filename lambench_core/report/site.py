@@ -14,14 +14,17 @@ import json
 import math
 import re
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
+
+from markupsafe import Markup
 
 from lambench_core.categories import Category
 from lambench_core.metrics.scoring import Estimate, ModelScores
 from lambench_core.report import formatting as fmt
 from lambench_core.report.leaderboard import BenchmarkInfo, ConvergenceInfo, Leaderboard, ModelInfo
 from lambench_core.report.markdown import LEVEL_NOTE, footnotes, has_levels, level_marker
-from lambench_core.report.rendering import labelled
+from lambench_core.report.rendering import render
 from lambench_core.report.site_assets import SCRIPT, STYLE, plotly_javascript
 from lambench_core.report.views import (
     RecordIndex,
@@ -78,42 +81,60 @@ def _json_for_script(value: Any) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def _page(board: Leaderboard, title: str, body: str, depth: int, figures: Sequence[dict[str, Any]] = ()) -> bytes:
-    up = "../" * depth
-    plots = ""
-    if figures:
-        plots = (
-            f'<script type="application/json" id="plot-data">{_json_for_script(list(figures))}</script>'
-            f'<script src="{up}assets/plotly.min.js"></script>'
-        )
-    document = (
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-        "<meta name='viewport' content='width=device-width,initial-scale=1'>"
-        f"<title>{e(title)} — lambench</title><link rel='stylesheet' href='{up}assets/site.css'></head><body>"
-        f"<header><h1>{e(title)}</h1><nav><a href='{up}index.html'>Leaderboard</a>"
-        f"<a href='{up}index.html#tasks'>Tasks</a><a href='{up}index.html#downloads'>Downloads</a></nav>"
-        f"<div class='muted'>Campaign {e(board.campaign)} · {e(board.created_at.isoformat(timespec='seconds'))}"
-        "</div></header>"
-        f"<main>{body}</main>{plots}<script src='{up}assets/site.js'></script></body></html>\n"
+def _page(
+    board: Leaderboard, template: str, title: str, depth: int, plotted: Sequence[dict[str, Any]], **context: Any
+) -> bytes:
+    """A page from its template (which extends base.html.j2): title, links `depth` folders up, and the
+    plot figures as JSON the page script draws (escaped by `_json_for_script`, so it cannot close its
+    script element)."""
+    document = render(
+        template,
+        title=title,
+        up="../" * depth,
+        campaign=board.campaign,
+        created_at=board.created_at.isoformat(timespec="seconds"),
+        # Script-safe JSON (no <, >, & left): markup the template may place verbatim.
+        plot_data=Markup(_json_for_script(list(plotted))) if plotted else None,
+        **context,
     )
-    return document.encode()
+    return (document + "\n").encode()
 
 
-def _td(text: str, value: float | str | None, classes: str = "", title: str = "") -> str:
-    attr = "" if value is None else f" data-value='{e(str(value))}'"
-    tip = f" title='{e(title)}'" if title else ""
-    cls = f" class='{classes}'" if classes else ""
-    return f"<td{cls}{attr}{tip}>{text}</td>"
+@dataclass
+class Cell:
+    """One table cell as the templates draw it (`_macros.td`): text, sort value, class, tooltip, a
+    bootstrap interval, a link and a level-of-theory badge (marker, tooltip)."""
+
+    text: str
+    value: float | str | None = None
+    classes: str = ""
+    title: str = ""
+    ci: str = ""
+    link: str = ""
+    badge: tuple[str, str] | None = None
+    lines: list[str] = field(default_factory=list)  # shown one per line instead of `text`
 
 
-def _estimate_td(estimate: Estimate, partial: bool = False, gap: str = "missing", digits: int = 3) -> str:
+@dataclass
+class Head:
+    text: str
+    name: bool = False  # a text column (left-aligned)
+
+
+@dataclass
+class Row:
+    cells: list[Cell]
+    attributes: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _estimate_cell(estimate: Estimate, partial: bool = False, gap: str = "missing", digits: int = 3) -> Cell:
     if estimate.value is None:
-        return _td(e(gap), None, "gap")
+        return Cell(gap, None, "gap")
     ci = ""
     if estimate.low is not None and estimate.high is not None:
-        ci = f"<span class='ci'>[{fmt.number(estimate.low, digits)}, {fmt.number(estimate.high, digits)}]</span>"
+        ci = f"[{fmt.number(estimate.low, digits)}, {fmt.number(estimate.high, digits)}]"
     mark = " (partial)" if partial else ""
-    return _td(f"{fmt.number(estimate.value, digits)}{mark}{ci}", estimate.value, "partial" if partial else "")
+    return Cell(f"{fmt.number(estimate.value, digits)}{mark}", estimate.value, "partial" if partial else "", ci=ci)
 
 
 def _applicability_estimate(
@@ -127,14 +148,14 @@ def _applicability_estimate(
     return estimate, (job.status if job and job.status in ("failed", "unsupported") else "missing")
 
 
-def _leaderboard_table(board: Leaderboard) -> str:
+def _leaderboard_rows(board: Leaderboard) -> tuple[list[Head], list[Row]]:
     board_scores = board.scoreboard
     show_levels = has_levels(board)
-    heads = ["Rank", "Model", *(["Level of theory"] if show_levels else []), "M_FF ↓"]
-    heads += [f"FF {d.value}" for d in board_scores.force_field_domains]
+    titles = ["Rank", "Model", *(["Level of theory"] if show_levels else []), "M_FF ↓"]
+    titles += [f"FF {d.value}" for d in board_scores.force_field_domains]
     has_pc = bool(board.benchmarks_of(Category.PROPERTY))
     if has_pc:
-        heads += ["M_PC ↓", *[f"PC {d.value}" for d in board_scores.property_domains]]
+        titles += ["M_PC ↓", *[f"PC {d.value}" for d in board_scores.property_domains]]
     applicability = [
         (kind, metric, title)
         for kind, metric, title in (
@@ -147,74 +168,62 @@ def _leaderboard_table(board: Leaderboard) -> str:
     ]
     has_ad = bool(board.benchmarks_of(Category.ADAPTABILITY))
     if has_ad:
-        heads.append("M_AD ↓")
-    heads += [title for *_, title in applicability] + ["Tied with"]
-    head = "".join(
-        f"<th class='sortable{' name' if h in ('Model', 'Level of theory') else ''}' scope='col'>{e(h)}</th>"
-        for h in heads
-    )
+        titles.append("M_AD ↓")
+    titles += [title for *_, title in applicability] + ["Tied with"]
+    heads = [Head(title, title in ("Model", "Level of theory")) for title in titles]
     infos = {m.name: m for m in board.models}
     rows = []
     for scores in board_scores.models:
         cells = [
-            _td(e(fmt.rank(scores)), scores.rank, "", _rank_title(scores)),
-            f"<td class='name' data-value='{e(scores.model)}'><a href='models/{slug(scores.model)}.html'>"
-            f"{e(scores.model)}</a></td>",
-            *([_level_td(infos.get(scores.model))] if show_levels else []),
-            _estimate_td(scores.m_ff, scores.m_ff_partial, _gap(board, scores.model, Category.FORCE_FIELD)),
-            *(_estimate_td(scores.ff_domains[d]) for d in board_scores.force_field_domains),
+            Cell(fmt.rank(scores), scores.rank, "", _rank_title(scores)),
+            Cell(scores.model, scores.model, "name", link=f"models/{slug(scores.model)}.html"),
+            *([_level_cell(infos.get(scores.model))] if show_levels else []),
+            _estimate_cell(scores.m_ff, scores.m_ff_partial, _gap(board, scores.model, Category.FORCE_FIELD)),
+            *(_estimate_cell(scores.ff_domains[d]) for d in board_scores.force_field_domains),
         ]
         if has_pc:
-            cells.append(_estimate_td(scores.m_pc, scores.m_pc_partial, _gap(board, scores.model, Category.PROPERTY)))
-            cells += [_estimate_td(scores.pc_domains[d]) for d in board_scores.property_domains]
+            cells.append(_estimate_cell(scores.m_pc, scores.m_pc_partial, _gap(board, scores.model, Category.PROPERTY)))
+            cells += [_estimate_cell(scores.pc_domains[d]) for d in board_scores.property_domains]
         if has_ad:
             cells.append(
-                _estimate_td(scores.m_ad, scores.m_ad_partial, _gap(board, scores.model, Category.ADAPTABILITY))
+                _estimate_cell(scores.m_ad, scores.m_ad_partial, _gap(board, scores.model, Category.ADAPTABILITY))
             )
         for kind, metric, _ in applicability:
             estimate, gap = _applicability_estimate(board, scores, kind, metric)
-            cells.append(_estimate_td(estimate, gap=gap, digits=1 if metric == "eta_us_per_atom" else 3))
+            cells.append(_estimate_cell(estimate, gap=gap, digits=1 if metric == "eta_us_per_atom" else 3))
         tied = ", ".join(scores.tied_with)
-        cells.append(f"<td class='name tie' data-value='{e(tied)}'>{e(tied)}</td>")
-        reference = " class='baseline' title='a reference row: shown, never ranked'" if scores.baseline else ""
-        rows.append(f"<tr data-model='{e(scores.model)}'{reference}>{''.join(cells)}</tr>")
-    return (
-        "<div class='table-wrap'><table id='leaderboard' class='sortable-table'>"
-        f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
-    )
+        cells.append(Cell(tied, tied, "name tie"))
+        attributes = [("data-model", scores.model)]
+        if scores.baseline:
+            attributes += [("class", "baseline"), ("title", "a reference row: shown, never ranked")]
+        rows.append(Row(cells, attributes))
+    return heads, rows
 
 
-def _level_badge(info: ModelInfo | None) -> str:
-    """A visible 'scored on pbe labels' badge whose tooltip lists the mismatched reference sets."""
+def _level_badge(info: ModelInfo | None) -> tuple[str, str] | None:
+    """A visible 'scored on pbe labels' badge (marker, tooltip listing the mismatched reference sets)."""
     marker = level_marker(info)
     if info is None or not marker:
-        return ""
-    tip = f"No label set at this model's level; {marker}: {', '.join(info.level_mismatches)}"
-    return f"<span class='badge level-mismatch' title='{e(tip)}'>{e(marker)}</span>"
+        return None
+    return marker, f"No label set at this model's level; {marker}: {', '.join(info.level_mismatches)}"
 
 
-def _level_td(info: ModelInfo | None) -> str:
+def _level_cell(info: ModelInfo | None) -> Cell:
     level = info.level_of_theory if info is not None else None
-    return _td(f"{e(level or fmt.GAP)}{_level_badge(info)}", level, "name level")
+    return Cell(level or fmt.GAP, level, "name level", badge=_level_badge(info))
 
 
-def _level_section(info: ModelInfo) -> str:
+def _level_section(info: ModelInfo) -> dict[str, Any] | None:
     """The model's level of theory, its label level per domain, and the sets scored at another level."""
     if not info.level_of_theory and not info.level_mismatches:
-        return ""
+        return None
     levels = (info.card or {}).get("levels") or {}
     per_domain = ", ".join(f"{domain}: {level}" for domain, level in sorted(levels.items())) or "pbe (every domain)"
-    section = "<h2>Level of theory</h2>" + _kv(
-        [("Level of theory", info.level_of_theory or fmt.GAP), ("Label level per domain", per_domain)]
-    )
-    if info.level_mismatches:
-        items = "".join(f"<li>{e(name)}</li>" for name in info.level_mismatches)
-        section += (
-            f"<p>{_level_badge(info)} No label set at the model's own level exists for these reference sets, so it "
-            "was scored on the labels named (per-element energy offsets refitted; the rest of the difference "
-            f"between the levels counts as error):</p><ul class='level-mismatches'>{items}</ul>"
-        )
-    return section
+    return {
+        "pairs": [("Level of theory", info.level_of_theory or fmt.GAP), ("Label level per domain", per_domain)],
+        "mismatches": info.level_mismatches,
+        "badge": _level_badge(info),
+    }
 
 
 def _gap(board: Leaderboard, model: str, kind: Category) -> str:
@@ -429,44 +438,54 @@ def _task_bars(board: Leaderboard, benchmark: BenchmarkInfo) -> list[dict[str, A
     return figures
 
 
-def _plot_divs(figures: Sequence[dict[str, Any]]) -> str:
-    return "<div class='plots'>" + "".join(f"<div class='plot' id='{f['id']}'></div>" for f in figures) + "</div>"
-
-
-def _benchmark_list(board: Leaderboard) -> str:
-    parts = []
+def _benchmark_groups(board: Leaderboard) -> list[dict[str, Any]]:
+    groups = []
     for kind in Category:
         members = board.benchmarks_of(kind)
-        if not members:
-            continue
-        items = "".join(
-            f"<li><a href='tasks/{slug(b.name)}.html'>{e(b.name)}</a> <span class='muted'>({e(b.domain.value)})</span>"
-            "</li>"
-            for b in members
-        )
-        parts.append(f"<h3>{e(kind.title)}</h3><ul>{items}</ul>")
-    return "".join(parts)
+        if members:
+            groups.append(
+                {
+                    "title": kind.title,
+                    "members": [{"name": b.name, "slug": slug(b.name), "domain": b.domain.value} for b in members],
+                }
+            )
+    return groups
 
 
 def index_page(board: Leaderboard, metrics_parquet: bytes = b"") -> bytes:
     figures = [f for f in (_radar(board), _pareto(board), _benchmark_overview(board)) if f is not None]
-    downloads = "".join(f"<li><a href='{name}'>{name}</a>: {e(what)}</li>" for name, what in EXPORTS)
-    notes = "".join(f"<li>{e(line)}</li>" for line in footnotes(board))
-    level_note = f"<p class='muted'>{e(LEVEL_NOTE)}</p>" if any(m.level_mismatches for m in board.models) else ""
-    body = (
-        f"<h2>Leaderboard</h2><p class='muted'>Click a column to sort. Values in brackets are "
-        f"{board.scoreboard.confidence:.0%} bootstrap intervals over structures "
-        f"({board.scoreboard.n_replicates} replicates). Gaps are shown, never averaged away.</p>"
-        f"{_leaderboard_table(board)}{level_note}{render_weights(board)}<h2>Plots</h2>{_plot_divs(figures)}"
-        f"{render_head_to_head(board, metrics_parquet)}"
-        f"<h2 id='tasks'>Tasks</h2>{_benchmark_list(board)}"
-        f"<h2 id='downloads'>Downloads</h2><ul>{downloads}</ul><h2>Notes</h2><ul class='notes'>{notes}</ul>"
+    heads, rows = _leaderboard_rows(board)
+    return _page(
+        board,
+        "index.html.j2",
+        "lambench leaderboard",
+        0,
+        figures,
+        confidence=f"{board.scoreboard.confidence:.0%}",
+        replicates=board.scoreboard.n_replicates,
+        heads=heads,
+        rows=rows,
+        level_note=LEVEL_NOTE if any(m.level_mismatches for m in board.models) else "",
+        weights=render_weights(board),
+        figures=figures,
+        head_to_head=render_head_to_head(board, metrics_parquet),
+        benchmark_groups=_benchmark_groups(board),
+        exports=EXPORTS,
+        notes=footnotes(board),
     )
-    return _page(board, "lambench leaderboard", body, 0, figures)
 
 
-def _kv(pairs: Iterable[tuple[str, Any]]) -> str:
-    return labelled(pairs)
+MODEL_TASK_HEADS = [
+    Head("Benchmark", True),
+    Head("Kind", True),
+    Head("Status", True),
+    Head("Metrics", True),
+    Head("Success rate"),
+    Head("Coverage"),
+    Head("Dataset sha256", True),
+    Head("Wall (s)"),
+    Head("Error", True),
+]
 
 
 def model_page(board: Leaderboard, scores: ModelScores, records: RecordIndex | None = None) -> bytes:
@@ -474,43 +493,28 @@ def model_page(board: Leaderboard, scores: ModelScores, records: RecordIndex | N
     elements_of = force_field_elements(board, records)
     info = board.lookup().models[scores.model]
     card = info.card or {}
-    summary = _kv(
-        [
-            ("Rank", fmt.rank(scores)),
-            ("M_FF", fmt.score(scores.m_ff, scores.m_ff_partial)),
-            ("M_PC", fmt.score(scores.m_pc, scores.m_pc_partial)),
-            ("M_AD", fmt.score(scores.m_ad, scores.m_ad_partial)),
-            ("M_IS", fmt.estimate(scores.m_is)),
-            ("M_E", fmt.estimate(scores.m_e)),
-            ("Tied with", ", ".join(scores.tied_with)),
-            ("Missing benchmark sets", ", ".join(scores.force_field.missing)),
-        ]
-    )
-    provenance = _kv(
-        [
-            ("lambench", info.lambench_version),
-            ("git commit", info.git_commit),
-            ("weights sha256", info.weights_sha256),
-            ("device", info.device),
-            ("dtype", info.dtype),
-            ("hardware", info.hardware),
-            ("python", info.python),
-            ("platform", info.platform),
-            ("packages", info.packages),
-            ("model time (s)", f"{info.compute_seconds:.1f}"),
-            ("wall time (s)", f"{info.wall_seconds:.1f}"),
-        ]
-    )
-    heads = [
-        "Benchmark",
-        "Kind",
-        "Status",
-        "Metrics",
-        "Success rate",
-        "Coverage",
-        "Dataset sha256",
-        "Wall (s)",
-        "Error",
+    summary = [
+        ("Rank", fmt.rank(scores)),
+        ("M_FF", fmt.score(scores.m_ff, scores.m_ff_partial)),
+        ("M_PC", fmt.score(scores.m_pc, scores.m_pc_partial)),
+        ("M_AD", fmt.score(scores.m_ad, scores.m_ad_partial)),
+        ("M_IS", fmt.estimate(scores.m_is)),
+        ("M_E", fmt.estimate(scores.m_e)),
+        ("Tied with", ", ".join(scores.tied_with)),
+        ("Missing benchmark sets", ", ".join(scores.force_field.missing)),
+    ]
+    provenance = [
+        ("lambench", info.lambench_version),
+        ("git commit", info.git_commit),
+        ("weights sha256", info.weights_sha256),
+        ("device", info.device),
+        ("dtype", info.dtype),
+        ("hardware", info.hardware),
+        ("python", info.python),
+        ("platform", info.platform),
+        ("packages", info.packages),
+        ("model time (s)", f"{info.compute_seconds:.1f}"),
+        ("wall time (s)", f"{info.wall_seconds:.1f}"),
     ]
     rows = []
     lookup = board.lookup()
@@ -528,72 +532,85 @@ def model_page(board: Leaderboard, scores: ModelScores, records: RecordIndex | N
             digest, wall, error = "", None, ""
         estimates = scores.metrics.get(benchmark.name, {})
         units = {name: info.unit for name, info in benchmark.metrics.items()}
-        metrics = "<br>".join(
-            f"{e(name)} = {e(fmt.estimate(estimate))} {e(units.get(name, ''))}" for name, estimate in estimates.items()
-        )
+        metrics = [
+            f"{name} = {fmt.estimate(estimate)} {units.get(name, '')}".rstrip() for name, estimate in estimates.items()
+        ]
         gap = " gap" if status in ("failed", "missing", "unsupported") else ""
         elements = " ".join(sorted(elements_of.get(benchmark.name, ())))
         rows.append(
-            (f"<tr data-elements='{e(elements)}'>" if elements else "<tr>")
-            + f"<td class='name'><a href='../tasks/{slug(benchmark.name)}.html'>{e(benchmark.name)}</a></td>"
-            f"<td class='name'>{e(benchmark.kind)}</td><td class='name{gap}'>{e(status)}</td>"
-            f"<td class='name'>{metrics}</td><td>{fmt.number(success_rate, 2)}</td>"
-            f"<td>{fmt.number(coverage, 2)}</td><td class='name'><code>{e(digest)}</code></td>"
-            f"<td>{fmt.number(wall, 1)}</td><td class='name'>{e(error)}</td></tr>"
+            Row(
+                [
+                    Cell(benchmark.name, classes="name", link=f"../tasks/{slug(benchmark.name)}.html"),
+                    Cell(benchmark.kind, classes="name"),
+                    Cell(status, classes=f"name{gap}"),
+                    Cell("", classes="name", lines=metrics),
+                    Cell(fmt.number(success_rate, 2)),
+                    Cell(fmt.number(coverage, 2)),
+                    Cell(digest, classes="name"),
+                    Cell(fmt.number(wall, 1)),
+                    Cell(error, classes="name"),
+                ],
+                [("data-elements", elements)] if elements else [],
+            )
         )
-    table = (
-        "<div class='table-wrap'><table class='sortable-table'><thead><tr>"
-        + "".join(f"<th>{e(h)}</th>" for h in heads)
-        + f"</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
+    return _page(
+        board,
+        "model.html.j2",
+        f"Model {scores.model}",
+        1,
+        (),
+        summary=summary,
+        level=_level_section(info),
+        card=sorted(card.items()),
+        provenance=provenance,
+        element_map=element_map(board, records, scores.model),
+        heads=MODEL_TASK_HEADS,
+        rows=rows,
     )
-    body = (
-        f"<h2>Scores</h2>{summary}{_level_section(info)}<h2>Model card</h2>{_kv(sorted(card.items()))}"
-        f"<h2>Provenance</h2>{provenance}{element_map(board, records, scores.model)}<h2>Every task</h2>{table}"
-    )
-    return _page(board, f"Model {scores.model}", body, 1)
 
 
-def _convergence(info: ConvergenceInfo | None) -> str:
+def _convergence(info: ConvergenceInfo | None) -> dict[str, Any] | None:
     """The set's convergence certificate: one row per criterion (worst frame, pass/fail)."""
     if info is None:
-        return ""
-    if info.verdict == "uncertified":
-        return (
-            "<p class='muted' data-certificate='uncertified'>"
-            "Convergence: uncertified (no certificate of these labels).</p>"
-        )
-    rows = "".join(
-        f"<tr><td class='name'>{e(c.criterion)}</td><td>≤ {c.limit:g}</td>"
-        f"<td>{fmt.GAP if c.worst is None else f'{c.worst:.3g}'}</td><td class='name'>{e(c.frame or fmt.GAP)}</td>"
-        f"<td class='name'>{'pass' if c.passed else 'FAIL'}</td></tr>"
-        for c in info.criteria
-    )
-    note = f"<p>{e(info.note)}</p>" if info.note else ""
-    return (
-        f"<h4>Convergence certificate: {e(info.verdict)}</h4>"
-        f"<p class='muted'>{e(info.protocol or '')}; {info.frames} frames recomputed.</p>"
-        f"<table data-certificate='{e(info.verdict)}'><thead><tr><th>criterion</th><th>limit</th><th>worst</th>"
-        f"<th>frame</th><th>verdict</th></tr></thead><tbody>{rows}</tbody></table>{note}"
-    )
+        return None
+    return {
+        "verdict": info.verdict,
+        "protocol": info.protocol,
+        "frames": info.frames,
+        "note": info.note,
+        "rows": [
+            {
+                "criterion": c.criterion,
+                "limit": f"{c.limit:g}",
+                "worst": fmt.GAP if c.worst is None else f"{c.worst:.3g}",
+                "frame": c.frame or fmt.GAP,
+                "verdict": "pass" if c.passed else "FAIL",
+            }
+            for c in info.criteria
+        ],
+    }
+
+
+def convergence_html(info: ConvergenceInfo | None) -> str:
+    """The certificate table of a reference set, as the task page shows it."""
+    return render("certificate.html.j2", c=_convergence(info))
 
 
 def task_page(board: Leaderboard, benchmark: BenchmarkInfo, records: RecordIndex | None = None) -> bytes:
     views = benchmark_views(board, benchmark, records or RecordIndex())
-    figures = _task_bars(board, benchmark) + [figure for view in views for figure in view.figures]
-    definition = _kv(
-        [
-            ("Kind", benchmark.kind),
-            ("Domain", benchmark.domain.value),
-            ("Task", benchmark.task),
-            ("Version", benchmark.version),
-            ("Definition", benchmark.description),
-            ("Parameters", benchmark.params),
-        ]
-    )
-    datasets = "".join(
-        f"<h3>{e(d.name)}</h3>"
-        + _kv(
-            [
+    bars = _task_bars(board, benchmark)
+    definition = [
+        ("Kind", benchmark.kind),
+        ("Domain", benchmark.domain.value),
+        ("Task", benchmark.task),
+        ("Version", benchmark.version),
+        ("Definition", benchmark.description),
+        ("Parameters", benchmark.params),
+    ]
+    datasets = [
+        {
+            "name": d.name,
+            "pairs": [
                 ("Reference level", d.level),
                 ("Level of theory", d.level_of_theory),
                 ("Source", d.source),
@@ -601,44 +618,43 @@ def task_page(board: Leaderboard, benchmark: BenchmarkInfo, records: RecordIndex
                 ("Licence", d.licence),
                 ("Description", d.description),
                 ("sha256", d.sha256),
-            ]
-        )
-        + _convergence(d.convergence)
+            ],
+            "convergence": _convergence(d.convergence),
+        }
         for d in benchmark.datasets
-    )
+    ]
     metric_names = list(benchmark.metrics)
-    heads = ["Model", "Status", *(f"{m} ({benchmark.metrics[m].unit})" for m in metric_names)]
+    heads = [Head("Model", True), Head("Status", True)]
+    heads += [Head(f"{m} ({benchmark.metrics[m].unit})") for m in metric_names]
     rows = []
     jobs = board.lookup().jobs
     for scores in board.scoreboard.models:
         job = jobs.get((scores.model, benchmark.name))
         status = job.status if job else "missing"
         estimates = scores.metrics.get(benchmark.name, {})
-        cells = "".join(_estimate_td(estimates.get(m, _NO_ESTIMATE), gap=status) for m in metric_names)
-        rows.append(
-            f"<tr><td class='name'><a href='../models/{slug(scores.model)}.html'>{e(scores.model)}</a></td>"
-            f"<td class='name'>{e(status)}</td>{cells}</tr>"
-        )
-    table = (
-        "<div class='table-wrap'><table class='sortable-table'><thead><tr>"
-        + "".join(f"<th class='sortable'>{e(h)}</th>" for h in heads)
-        + f"</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
-    )
+        cells = [
+            Cell(scores.model, classes="name", link=f"../models/{slug(scores.model)}.html"),
+            Cell(status, classes="name"),
+            *(_estimate_cell(estimates.get(m, _NO_ESTIMATE), gap=status) for m in metric_names),
+        ]
+        rows.append(Row(cells))
     dummies = ", ".join(
         f"{name} = {info.dummy:.4g} {info.unit}" for name, info in benchmark.metrics.items() if info.dummy is not None
     )
-    body = (
-        f"<h2>Definition</h2>{definition}"
-        + (f"<p>Normalized by the dummy model's values: {e(dummies)}.</p>" if dummies else "")
-        + f"<h2>References</h2>{datasets or '<p class=muted>Reference values are part of the task itself.</p>'}"
-        + f"<h2>Results</h2>{table}{_plot_divs(_task_bars_only(figures))}"
-        + render_views(views)
+    return _page(
+        board,
+        "task.html.j2",
+        f"Task {benchmark.name}",
+        1,
+        bars + [figure for view in views for figure in view.figures],
+        definition=definition,
+        dummies=dummies,
+        datasets=datasets,
+        heads=heads,
+        rows=rows,
+        bars=bars,
+        views=render_views(views),
     )
-    return _page(board, f"Task {benchmark.name}", body, 1, figures)
-
-
-def _task_bars_only(figures: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [f for f in figures if str(f["id"]).startswith("plot-task-")]
 
 
 def render_site(

@@ -173,12 +173,12 @@ def test_certify_runs_as_a_dag_writes_pins_and_reruns_from_the_cache(tmp_path):
     assert "tiny_h2_lda" in listed.stdout and ("certified (" in listed.stdout or "FAILED certificate (" in listed.stdout)
 
     from lambench_core.report.leaderboard import convergence_info
-    from lambench_core.report.site import _convergence
+    from lambench_core.report.site import convergence_html
 
     info = convergence_info(load_manifest(manifest), after)
     assert info is not None and info.verdict == verdict.lower() and info.frames == 3
     assert [c.criterion for c in info.criteria] == ["energy (meV/atom)", "force (eV/Å)", "stress (GPa)"]
-    html = _convergence(info)
+    html = convergence_html(info)
     assert f"data-certificate='{info.verdict}'" in html and "h2-" in html
 
     again = lambench("data", "certify", str(recipe), "--set-dir", str(out), "--cache", str(cache), cwd=tmp_path)

@@ -163,7 +163,7 @@ def test_site_shows_the_level_escaped_and_a_badge_listing_the_sets(board):
     heads = re.findall(r"<th[^>]*>([^<]*)</th>", index.split("id='leaderboard'")[1].split("</thead>")[0])
     assert heads[:4] == ["Rank", "Model", "Level of theory", "M_FF ↓"]
     assert HOSTILE_LEVEL not in index and "<b>" not in index
-    escaped = "r2SCAN &lt;b&gt;(MatPES)&lt;/b&gt; &amp; &#x27;co&#x27;"
+    escaped = "r2SCAN &lt;b&gt;(MatPES)&lt;/b&gt; &amp; &#39;co&#39;"
     rows = dict(re.findall(r"<tr data-model='([^']*)'>(.*?)</tr>", index))
     assert escaped in rows["r2scan-model"]
     badge = re.search(r"<span class='badge level-mismatch' title='([^']*)'>([^<]*)</span>", rows["r2scan-model"])

@@ -33,7 +33,7 @@ def test_every_page_escapes_user_text(files):
         assert "window.__pwned=1</script>" not in page, name
     index = pages["index.html"]
     assert "&lt;script&gt;window.__pwned=1&lt;/script&gt;" in index
-    assert "model &quot;quoted&quot; &amp; &#x27;apostrophes&#x27;" in index
+    assert "model &#34;quoted&#34; &amp; &#39;apostrophes&#39;" in index  # markupsafe's escapes
     # The plot data rides in a JSON script block that no string can close.
     block = re.search(r'<script type="application/json" id="plot-data">(.*?)</script>', index, re.S)
     assert block and "<" not in block.group(1) and "\\u0026lt;script\\u0026gt;window.__pwned" in block.group(1)
