@@ -144,7 +144,10 @@ def test_the_run_site_opens_in_a_browser_with_every_model_and_interval(campaign)
         chgnet = rows[0].text
         low, high = (f"{scores_of(board)['chgnet-0.3.0']['m_ff'][k]:.3f}" for k in ("low", "high"))
         assert f"[{low}, {high}]" in chgnet
-        assert "failed" in rows[-1].text  # mace: no weights here, shown as a gap
+        mace = next(r for r in rows if r.get_attribute("data-model") == "mace-mp-0-medium")
+        assert "failed" in mace.text  # no weights here, shown as a gap
+        assert [r.get_attribute("class") for r in rows[-2:]] == ["baseline", "baseline"]  # emt, dummy
+        assert rows[-1].text.startswith("ref. dummy")
         assert severe_console_errors(driver) == []
         screenshot(driver, "run-site-index.png")
         driver.find_element(By.LINK_TEXT, "molecules_small").click()
