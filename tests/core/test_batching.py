@@ -51,7 +51,9 @@ def record_arrays(records: list[dict]) -> dict[str, dict]:
 
 @pytest.mark.parametrize("card", sorted(BATCHING_CARDS.values()))
 @pytest.mark.parametrize(("dataset", "count"), [("molecules_small_pbe", 24), ("si_bulk_pbe", 8)])
-def test_batched_records_and_scores_equal_the_per_frame_ones(card, dataset, count):
+def test_batched_records_and_scores_equal_the_per_frame_ones(card, dataset, count, monkeypatch):
+    # Periodic frames too go in batches here (as on a GPU), so the batch path is what is compared.
+    monkeypatch.setattr("lambench_core.tasks.batching.batches_periodic", lambda device: True)
     loaded = model(card)
     frames = frames_of(dataset, count)
     task = ForceFieldTask()
@@ -87,3 +89,17 @@ def test_a_batch_the_model_cannot_run_is_computed_frame_by_frame_and_a_bad_frame
     assert issue.item == frames[2].frame_id and "overlap" in issue.reason and seconds > 0
     good, _ = evaluate_frames_in_batches(loaded, frames, 15.0, family("sevenn").batch_predict, quiet)
     assert [r["item"] for r in good.records] == [r["item"] for r in results.records]
+
+
+def test_on_a_cpu_periodic_frames_are_evaluated_one_by_one_and_molecules_in_batches():
+    loaded = model("sevennet-0")
+    seen: list[list[bool]] = []
+
+    def spy(model, structures):
+        seen.append([bool(atoms.pbc.any()) for atoms in structures])
+        return family("sevenn").batch_predict(model, structures)
+
+    frames = frames_of("si_bulk_pbe", 3) + frames_of("molecules_small_pbe", 4)
+    results, seconds = evaluate_frames_in_batches(loaded, frames, 15.0, spy, quiet)
+    assert loaded.device == "cpu" and seen == [[False] * 4]
+    assert [r["item"] for r in results.records] == [f.frame_id for f in frames] and seconds > 0
