@@ -3,9 +3,10 @@ parity plots of each force-field set, efficiency curves, MD stability traces and
 property curves (EOS, torsion profiles, S22x5 dissociation, phonon frequencies).
 
 Each view is a `View`: a stable name (the page's `data-view` marker), a title, a note and Plotly
-figures. The builders are a registry keyed by task name (force-field sets by their category), so a
-new task adds its view by registering a builder, not by a branch here. A builder reads only records,
-so the site can be rebuilt from the exports alone.
+figures. The builders are registries (`CATEGORY_VIEWS` by task category, `PROPERTY_FIGURES` by
+property task), so a new task adds its picture by registering a builder, not by a branch here. A
+builder reads only records, so the site can be rebuilt from the exports alone. The index page's
+weights and head-to-head views and the model pages' element map are here too.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ class View:
 
 
 class RecordIndex:
-    """Records by (benchmark, model), read from records.parquet and mapped to benchmarks by job key."""
+    """Records by (benchmark, model), read from records.parquet."""
 
     def __init__(self, by_benchmark: dict[str, ModelRecords] | None = None) -> None:
         self._by_benchmark = by_benchmark or {}
@@ -130,11 +131,12 @@ def energy_parity(records: Sequence[Record]) -> tuple[list[float], list[float], 
 def parity_view(benchmark: BenchmarkInfo, records: ModelRecords) -> View | None:
     figures = []
     for index, (model, model_records) in enumerate(records.items()):
-        reference, predicted, names = energy_parity(_thin(model_records, MAX_PARITY_POINTS))
-        if not reference:
+        # The bias fit and the RMSE over every frame, as the scores have them; only the points drawn are thinned.
+        every = energy_parity(model_records)
+        if not every[0]:
             continue
-        errors = np.asarray(predicted) - np.asarray(reference)
-        rmse = float(np.sqrt(np.mean(errors**2))) * 1000
+        rmse = float(np.sqrt(np.mean((np.asarray(every[1]) - np.asarray(every[0])) ** 2))) * 1000
+        reference, predicted, names = (_thin(values, MAX_PARITY_POINTS) for values in every)
         low, high = min(reference + predicted), max(reference + predicted)
         layout = _panel(_text(model), "reference E/atom (eV, composition fit removed)", "predicted E/atom (eV)")
         layout["annotations"] = [
