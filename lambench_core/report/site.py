@@ -1,8 +1,9 @@
 """The static leaderboard site: one folder of HTML pages, a stylesheet, a script and plotly.js.
 
 Pages work from file:// and from any object store (relative links only, no fetch, no CDN): plot
-figures travel inside each page as JSON. Every user-supplied string (model names, card fields,
-errors) is HTML-escaped in markup, and the embedded JSON is escaped so it cannot close its script.
+figures travel inside each page as JSON. The pages are Jinja2 templates (templates/, autoescaped):
+this module prepares their data (cells, figures) and never writes markup itself; the embedded JSON is
+escaped so it cannot close its script.
 """
 
 from __future__ import annotations
@@ -44,8 +45,6 @@ EXPORTS = (
     ("leaderboard.md", "the Markdown summary"),
     ("leaderboard.json", "everything this site shows"),
 )
-# Names, units and statuses repeat on every page: escape each distinct string once.
-e = functools.lru_cache(maxsize=1 << 16)(html.escape)
 _NO_ESTIMATE = Estimate(value=None)  # read only
 
 
