@@ -45,8 +45,10 @@ class RecordIndex:
 
     def __init__(self, by_benchmark: dict[str, ModelRecords] | None = None) -> None:
         self._by_benchmark = by_benchmark or {}
-        # The element map's colour scale over every model, computed on first use ([] until then).
+        # The element map's colour scale over every model and each set's elements, computed on first
+        # use ([] until then).
         self.bounds: list[tuple[float, float] | None] = []
+        self.elements: list[dict[str, set[str]]] = []
 
     @classmethod
     def from_parquet(cls, board: Leaderboard, data: bytes) -> RecordIndex:
@@ -72,7 +74,9 @@ class RecordIndex:
 
     def of(self, benchmark: str, models: Iterable[str]) -> ModelRecords:
         """The records of `models` (in that order) on `benchmark`; models without any are left out."""
-        records = self._by_benchmark.get(benchmark, {})
+        records = self._by_benchmark.get(benchmark)
+        if not records:
+            return {}
         return {model: records[model] for model in models if records.get(model)}
 
 
@@ -723,14 +727,16 @@ def render_element_map(model: str, cells: Sequence[ElementCell], bounds: tuple[f
 
 
 def force_field_elements(board: Leaderboard, index: RecordIndex) -> dict[str, set[str]]:
-    """The elements of each force-field set, from every model's records of it."""
-    models = [scores.model for scores in board.scoreboard.models]
-    found: dict[str, set[str]] = {}
-    for benchmark in board.benchmarks_of(Category.FORCE_FIELD):
-        for records in index.of(benchmark.name, models).values():
-            for record in records:
-                found.setdefault(benchmark.name, set()).update(record.get("counts") or {})
-    return found
+    """The elements of each force-field set, from every model's records of it (computed once per
+    index: every model page asks)."""
+    if not index.elements:
+        found: dict[str, set[str]] = {}
+        for benchmark in board.benchmarks_of(Category.FORCE_FIELD):
+            for records in index.of(benchmark.name, [scores.model for scores in board.scoreboard.models]).values():
+                for record in records:
+                    found.setdefault(benchmark.name, set()).update(record.get("counts") or {})
+        index.elements.append(found)
+    return index.elements[0]
 
 
 def model_element_errors(board: Leaderboard, index: RecordIndex, model: str) -> dict[str, ElementError]:
