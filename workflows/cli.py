@@ -545,7 +545,7 @@ def command_aggregate(args: argparse.Namespace, console: Console) -> int:
     from lambench_core.metrics.table import read_table, table_to_parquet
     from lambench_core.report.leaderboard import leaderboard_from_table
     from lambench_core.report.markdown import to_markdown
-    from lambench_core.report.publish import site_files, write_folder
+    from lambench_core.report.publish import iter_site_files, write_folder
 
     # A large table is millions of long-lived, acyclic objects: the cyclic collector would walk them
     # again and again as the scores and pages are built (a third of the time at 1M rows). Off for
@@ -563,7 +563,7 @@ def command_aggregate(args: argparse.Namespace, console: Console) -> int:
         print(markdown, end="")
         if args.out is not None:
             records = _records_file(args.records) if args.records is not None else b""
-            write_folder(site_files(board, table_to_parquet(table), records, markdown), args.out)
+            write_folder(iter_site_files(board, table_to_parquet(table), records, markdown), args.out)
             print(f"wrote the site and exports to {args.out}")
     finally:
         if collecting:

@@ -12,11 +12,12 @@ import functools
 import hashlib
 import html
 import io
+import itertools
 import json
 import logging
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ from lambench_core.metrics.table import table_to_parquet
 from lambench_core.report.collect import benchmark_of
 from lambench_core.report.leaderboard import Leaderboard, build_leaderboard
 from lambench_core.report.markdown import to_markdown
-from lambench_core.report.site import render_site
+from lambench_core.report.site import iter_site
 from lambench_core.report.views import RecordIndex
 from lambench_core.results.record import TaskResult
 from lambench_core.results.store import ResultStore
@@ -93,18 +94,19 @@ def redact_home(value: Any) -> Any:
 def redact_home_files(files: dict[str, bytes]) -> dict[str, bytes]:
     """The text files among `files` with the home directory shown as `~` (one pass over each
     file's text, whatever escaping its format applied, instead of over every object of the board)."""
+    return dict(redacted_home(files.items()))
+
+
+def redacted_home(files: Iterable[tuple[str, bytes]]) -> Iterator[tuple[str, bytes]]:
+    """`redact_home_files`, one file at a time."""
     spellings = _home_spellings()
     pattern = _home_pattern(spellings)
-    if pattern is None:
-        return files
     # A substring search first: the regex's look-behind tests every position of a large page.
     needles = [spelling.encode("utf-8") for spelling in spellings]
-    return {
-        name: pattern.sub("~", content.decode("utf-8")).encode("utf-8")
-        if name.endswith(TEXT_SUFFIXES) and any(needle in content for needle in needles)
-        else content
-        for name, content in files.items()
-    }
+    for name, content in files:
+        if pattern is not None and name.endswith(TEXT_SUFFIXES) and any(needle in content for needle in needles):
+            content = pattern.sub("~", content.decode("utf-8")).encode("utf-8")
+        yield name, content
 
 
 def collect_results(jobs: Sequence[Job], store: ResultStore) -> list[TaskResult]:
@@ -238,29 +240,40 @@ def aggregate_campaign(spec: CampaignSpec, jobs: Sequence[Job], store: ResultSto
 def site_files(board: Leaderboard, metrics: bytes, records: bytes, markdown: str | None = None) -> dict[str, bytes]:
     """The whole published folder: pages, assets and the data exports beside them (the home
     directory shown as `~`). `markdown`: the board's Markdown where the caller has rendered it."""
-    results = {
-        "campaign": board.campaign,
-        "created_at": board.created_at.isoformat(),
-        "models": board.table.models,
-        "baselines": board.table.baselines,
-        "jobs": [job.model_dump(mode="json") for job in board.jobs],
-        "metrics": [row.model_dump(mode="json", exclude={"replicates"}) for row in board.table.rows],
-    }
-    # Compact JSON: the C encoder (an indented dump is Python's, 5× slower on a large board).
-    files = render_site(board, RecordIndex.from_parquet(board, records), metrics) | {
-        "results.json": json.dumps(results, separators=(",", ":")).encode(),
-        "rankings.json": board.scoreboard.model_dump_json(indent=1).encode(),
-        METRICS_PARQUET: metrics,
-        RECORDS_PARQUET: records,
-        "leaderboard.md": (markdown if markdown is not None else to_markdown(board)).encode(),
-        LEADERBOARD_JSON: board.model_dump_json(indent=1).encode(),
-    }
-    return redact_home_files(files)
+    return dict(iter_site_files(board, metrics, records, markdown))
 
 
-def write_folder(files: dict[str, bytes], folder: Path) -> None:
-    """Each file written beside itself and renamed, so a reader never sees half a file."""
-    for name, content in files.items():
+def iter_site_files(
+    board: Leaderboard, metrics: bytes, records: bytes, markdown: str | None = None
+) -> Iterator[tuple[str, bytes]]:
+    """`site_files`, one file at a time, so that a writer holds one page of a large board at once."""
+
+    def exports() -> Iterator[tuple[str, bytes]]:
+        results = {
+            "campaign": board.campaign,
+            "created_at": board.created_at.isoformat(),
+            "models": board.table.models,
+            "baselines": board.table.baselines,
+            "jobs": [job.model_dump(mode="json") for job in board.jobs],
+            "metrics": [row.model_dump(mode="json", exclude={"replicates"}) for row in board.table.rows],
+        }
+        # Compact JSON: the C encoder (an indented dump is Python's, 5× slower on a large board).
+        yield "results.json", json.dumps(results, separators=(",", ":")).encode()
+        del results
+        yield "rankings.json", board.scoreboard.model_dump_json(indent=1).encode()
+        yield METRICS_PARQUET, metrics
+        yield RECORDS_PARQUET, records
+        yield "leaderboard.md", (markdown if markdown is not None else to_markdown(board)).encode()
+        yield LEADERBOARD_JSON, board.model_dump_json(indent=1).encode()
+
+    pages = iter_site(board, RecordIndex.from_parquet(board, records), metrics)
+    yield from redacted_home(itertools.chain(pages, exports()))
+
+
+def write_folder(files: Mapping[str, bytes] | Iterable[tuple[str, bytes]], folder: Path) -> None:
+    """Each file written beside itself and renamed, so a reader never sees half a file; `files` may
+    be a generator (one file in memory at a time)."""
+    for name, content in files.items() if isinstance(files, Mapping) else files:
         target = folder / name
         target.parent.mkdir(parents=True, exist_ok=True)
         temporary = target.with_name(f".{target.name}.tmp")

@@ -14,7 +14,7 @@ import html
 import json
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -656,19 +656,24 @@ def task_page(board: Leaderboard, benchmark: BenchmarkInfo, records: RecordIndex
     )
 
 
+def iter_site(
+    board: Leaderboard, records: RecordIndex | None = None, metrics_parquet: bytes = b""
+) -> Iterator[tuple[str, bytes]]:
+    """(relative path, content) of every file of the site except the data exports, one at a time (a
+    board of 500 models × 664 benchmarks is a gigabyte of pages: a writer keeps one of them in memory);
+    `records` (the campaign's per-structure records) draw the views."""
+    yield "index.html", index_page(board, metrics_parquet)
+    yield "assets/site.css", STYLE.encode()
+    yield "assets/site.js", SCRIPT.encode()
+    yield "assets/plotly.min.js", plotly_javascript().encode()
+    for scores in board.scoreboard.models:
+        yield f"models/{slug(scores.model)}.html", model_page(board, scores, records)
+    for benchmark in board.benchmarks:
+        yield f"tasks/{slug(benchmark.name)}.html", task_page(board, benchmark, records)
+
+
 def render_site(
     board: Leaderboard, records: RecordIndex | None = None, metrics_parquet: bytes = b""
 ) -> dict[str, bytes]:
-    """Relative path → content of every file of the site except the data exports; `records` (the
-    campaign's per-structure records) draw the task pages' views."""
-    files = {
-        "index.html": index_page(board, metrics_parquet),
-        "assets/site.css": STYLE.encode(),
-        "assets/site.js": SCRIPT.encode(),
-        "assets/plotly.min.js": plotly_javascript().encode(),
-    }
-    for scores in board.scoreboard.models:
-        files[f"models/{slug(scores.model)}.html"] = model_page(board, scores, records)
-    for benchmark in board.benchmarks:
-        files[f"tasks/{slug(benchmark.name)}.html"] = task_page(board, benchmark, records)
-    return files
+    """Relative path → content of every file of the site except the data exports."""
+    return dict(iter_site(board, records, metrics_parquet))
