@@ -101,7 +101,7 @@ def _page(
 
 @dataclass
 class Cell:
-    """One table cell as the templates draw it (`_macros.td`): text, sort value, class, tooltip, a
+    """One table cell as the templates draw it (`_macros.sortable_table`): text, sort value, class, tooltip, a
     bootstrap interval, a link and a level-of-theory badge (marker, tooltip)."""
 
     text: str
