@@ -231,7 +231,6 @@ def test_each_composition_has_its_own_offset_and_a_lone_frame_is_not_judged_on_e
 # says where each stands). The test below fails when a set lacks a certificate and is not listed,
 # and when a listed set has one: keep the list true.
 PENDING_CERTIFICATION = {
-    "elastic_cubic_pbe",
     "surfaces_cu_pbe",
     "torsion_scans_pbe",
     "torsion_scans_wb97",
