@@ -232,8 +232,6 @@ def test_each_composition_has_its_own_offset_and_a_lone_frame_is_not_judged_on_e
 # and when a listed set has one: keep the list true.
 PENDING_CERTIFICATION = {
     "surfaces_cu_pbe",
-    "torsion_scans_pbe",
-    "torsion_scans_wb97",
 }
 
 
