@@ -31,7 +31,6 @@ from lambench_core.report.views import (
     RecordIndex,
     benchmark_views,
     element_map,
-    force_field_elements,
     render_head_to_head,
     render_views,
     render_weights,
@@ -489,7 +488,7 @@ MODEL_TASK_HEADS = [
 
 def model_page(board: Leaderboard, scores: ModelScores, records: RecordIndex | None = None) -> bytes:
     records = records or RecordIndex()
-    elements_of = force_field_elements(board, records)
+    elements_of = records.set_elements
     info = board.lookup().models[scores.model]
     card = info.card or {}
     summary = [
@@ -562,7 +561,7 @@ def model_page(board: Leaderboard, scores: ModelScores, records: RecordIndex | N
         level=_level_section(info),
         card=sorted(card.items()),
         provenance=provenance,
-        element_map=element_map(board, records, scores.model),
+        element_map=element_map(records, scores.model),
         heads=MODEL_TASK_HEADS,
         rows=rows,
     )

@@ -43,12 +43,26 @@ class View:
 class RecordIndex:
     """Records by (benchmark, model), read from records.parquet."""
 
-    def __init__(self, by_benchmark: dict[str, ModelRecords] | None = None) -> None:
+    def __init__(self, by_benchmark: dict[str, ModelRecords] | None = None, board: Leaderboard | None = None) -> None:
         self._by_benchmark = by_benchmark or {}
-        # The element map's colour scale over every model and each set's elements, computed on first
-        # use ([] until then).
-        self.bounds: list[tuple[float, float] | None] = []
-        self.elements: list[dict[str, set[str]]] = []
+        # What every model page's element map reads, computed once: each force-field set's elements,
+        # each model's per-element errors and the colour scale over all models.
+        self.set_elements: dict[str, set[str]] = {}
+        self.element_errors: dict[str, dict[str, ElementError]] = {}
+        if board is not None:
+            self._summarize_elements(board)
+        rmses = [e.force_rmse for errors in self.element_errors.values() for e in errors.values() if e.force_rmse]
+        self.error_bounds = (min(rmses), max(rmses)) if rmses else None
+
+    def _summarize_elements(self, board: Leaderboard) -> None:
+        models = [scores.model for scores in board.scoreboard.models]
+        per_model: dict[str, list[list[Record]]] = {}
+        for benchmark in board.benchmarks_of(Category.FORCE_FIELD):
+            for model, records in self.of(benchmark.name, models).items():
+                per_model.setdefault(model, []).append(records)
+                for record in records:
+                    self.set_elements.setdefault(benchmark.name, set()).update(record.get("counts") or {})
+        self.element_errors = {model: element_errors(sets) for model, sets in per_model.items()}
 
     @classmethod
     def from_parquet(cls, board: Leaderboard, data: bytes) -> RecordIndex:
@@ -70,7 +84,7 @@ class RecordIndex:
         for model, benchmark, text in zip(models, benchmarks, texts, strict=True):
             if benchmark is not None:
                 found.setdefault(benchmark, {}).setdefault(model, []).append(json.loads(text))
-        return cls(found)
+        return cls(found, board)
 
     def of(self, benchmark: str, models: Iterable[str]) -> ModelRecords:
         """The records of `models` (in that order) on `benchmark`; models without any are left out."""
@@ -726,45 +740,13 @@ def render_element_map(model: str, cells: Sequence[ElementCell], bounds: tuple[f
     )
 
 
-def force_field_elements(board: Leaderboard, index: RecordIndex) -> dict[str, set[str]]:
-    """The elements of each force-field set, from every model's records of it (computed once per
-    index: every model page asks)."""
-    if not index.elements:
-        found: dict[str, set[str]] = {}
-        for benchmark in board.benchmarks_of(Category.FORCE_FIELD):
-            for records in index.of(benchmark.name, [scores.model for scores in board.scoreboard.models]).values():
-                for record in records:
-                    found.setdefault(benchmark.name, set()).update(record.get("counts") or {})
-        index.elements.append(found)
-    return index.elements[0]
-
-
-def model_element_errors(board: Leaderboard, index: RecordIndex, model: str) -> dict[str, ElementError]:
-    sets = [index.of(b.name, [model]).get(model, []) for b in board.benchmarks_of(Category.FORCE_FIELD)]
-    return element_errors([records for records in sets if records])
-
-
-def element_map(board: Leaderboard, index: RecordIndex, model: str) -> str:
+def element_map(index: RecordIndex, model: str) -> str:
     """The model page's element map ("" when the campaign has no force-field records)."""
-    in_sets = set().union(*force_field_elements(board, index).values())
-    bounds = _error_bounds(board, index)
-    if not in_sets or bounds is None:
+    in_sets = set().union(*index.set_elements.values())
+    if not in_sets or index.error_bounds is None:
         return ""
-    cells = element_cells(model_element_errors(board, index, model), in_sets, bounds)
-    return render_element_map(model, cells, bounds)
-
-
-def _error_bounds(board: Leaderboard, index: RecordIndex) -> tuple[float, float] | None:
-    """The smallest and largest per-element force RMSE over every model (one colour scale for all)."""
-    if not index.bounds:
-        values = [
-            error.force_rmse
-            for scores in board.scoreboard.models
-            for error in model_element_errors(board, index, scores.model).values()
-            if error.force_rmse
-        ]
-        index.bounds.append((min(values), max(values)) if values else None)
-    return index.bounds[0]
+    cells = element_cells(index.element_errors.get(model, {}), in_sets, index.error_bounds)
+    return render_element_map(model, cells, index.error_bounds)
 
 
 # ---------------------------------------------------------------------------------------------------
