@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import html
+
 from lambench_core.categories import Category
 from lambench_core.metrics.scoring import Estimate, ModelScores
 from lambench_core.metrics.table import RawMetric
 from lambench_core.report.collect import JobSummary
 
 GAP = "—"
+
+
+def plot_text(text: object) -> str:
+    """User text in a Plotly name, label or hover text: Plotly renders a little HTML there and decodes
+    &lt; &gt; &amp; but not &quot;."""
+    return html.escape(str(text), quote=False)
 
 
 def number(value: float | None, digits: int = 3) -> str:

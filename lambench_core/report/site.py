@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import html
 import json
 import math
 import re
@@ -23,6 +22,7 @@ from markupsafe import Markup
 from lambench_core.categories import Category
 from lambench_core.metrics.scoring import Estimate, ModelScores
 from lambench_core.report import formatting as fmt
+from lambench_core.report.formatting import plot_text
 from lambench_core.report.leaderboard import BenchmarkInfo, ConvergenceInfo, Leaderboard, ModelInfo
 from lambench_core.report.markdown import LEVEL_NOTE, footnotes, has_levels, level_marker
 from lambench_core.report.rendering import render
@@ -45,11 +45,6 @@ EXPORTS = (
     ("leaderboard.json", "everything this site shows"),
 )
 _NO_ESTIMATE = Estimate(value=None)  # read only
-
-
-def plot_text(text: str) -> str:
-    """Plotly renders a little HTML in labels and decodes &lt; &gt; &amp; but not &quot;."""
-    return html.escape(text, quote=False)
 
 
 @functools.lru_cache(maxsize=1 << 16)

@@ -11,7 +11,6 @@ weights and head-to-head views and the model pages' element map are here too.
 
 from __future__ import annotations
 
-import html
 import io
 import json
 import math
@@ -23,6 +22,7 @@ import numpy as np
 
 from lambench_core.categories import Category
 from lambench_core.metrics.force_field import element_shifts
+from lambench_core.report.formatting import plot_text
 from lambench_core.report.leaderboard import BenchmarkInfo, Leaderboard
 from lambench_core.report.rendering import render
 
@@ -94,11 +94,6 @@ class RecordIndex:
         return {model: records[model] for model in models if records.get(model)}
 
 
-def _text(value: Any) -> str:
-    """Plotly renders a little HTML in names, labels and hover text: user text is escaped for it."""
-    return html.escape(str(value), quote=False)
-
-
 def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
 
@@ -108,6 +103,23 @@ def _thin(items: Sequence[Any], limit: int) -> list[Any]:
         return list(items)
     step = len(items) / limit
     return [items[int(i * step)] for i in range(limit)]
+
+
+def _curve(x: Sequence[Any], y: Sequence[Any], name: str, mode: str = "lines+markers") -> dict[str, Any]:
+    return {"type": "scatter", "mode": mode, "x": list(x), "y": list(y), "name": name}
+
+
+def _reference_curve(x: Sequence[Any], y: Sequence[Any], name: str, mode: str = "lines+markers") -> dict[str, Any]:
+    """The reference of a property plot: one dashed dark line, the same on every page."""
+    return _curve(x, y, name, mode) | {"line": {"color": "#222", "dash": "dash"}}
+
+
+def _diagonal(low: float, high: float) -> dict[str, Any]:
+    """The y = x line of a parity plot over [low, high]."""
+    return _curve([low, high], [low, high], "y = x", "lines") | {
+        "line": {"dash": "dot", "color": "#888"},
+        "hoverinfo": "skip",
+    }
 
 
 def _panel(title: str, x: str, y: str, log: bool = False) -> dict[str, Any]:
@@ -156,7 +168,7 @@ def parity_view(benchmark: BenchmarkInfo, records: ModelRecords) -> View | None:
         rmse = float(np.sqrt(np.mean((np.asarray(every[1]) - np.asarray(every[0])) ** 2))) * 1000
         reference, predicted, names = (_thin(values, MAX_PARITY_POINTS) for values in every)
         low, high = min(reference + predicted), max(reference + predicted)
-        layout = _panel(_text(model), "reference E/atom (eV, composition fit removed)", "predicted E/atom (eV)")
+        layout = _panel(plot_text(model), "reference E/atom (eV, composition fit removed)", "predicted E/atom (eV)")
         layout["annotations"] = [
             {
                 "text": f"RMSE {rmse:.1f} meV/atom",
@@ -171,22 +183,14 @@ def parity_view(benchmark: BenchmarkInfo, records: ModelRecords) -> View | None:
             {
                 "id": f"parity-{index}",
                 "data": [
-                    {
-                        "type": "scatter",
-                        "mode": "lines",
-                        "x": [low, high],
-                        "y": [low, high],
-                        "name": "y = x",
-                        "line": {"dash": "dot", "color": "#888"},
-                        "hoverinfo": "skip",
-                    },
+                    _diagonal(low, high),
                     {
                         "type": "scatter",
                         "mode": "markers",
                         "x": reference,
                         "y": predicted,
-                        "text": [_text(n) for n in names],
-                        "name": _text(model),
+                        "text": [plot_text(n) for n in names],
+                        "name": plot_text(model),
                         "hovertemplate": "%{text}<br>ref %{x:.4f}<br>pred %{y:.4f}",
                     },
                 ],
@@ -223,7 +227,7 @@ def component_parity(records: ModelRecords, label: str, record_field: str, unit:
             for reference, predicted in record.get(record_field) or []:
                 x.append(reference)
                 y.append(predicted)
-                names.append(_text(record.get("item")))
+                names.append(plot_text(record.get("item")))
         if not x:
             continue
         x, y, names = (_thin(values, MAX_PARITY_POINTS * 2) for values in (x, y, names))
@@ -236,7 +240,7 @@ def component_parity(records: ModelRecords, label: str, record_field: str, unit:
                 "x": x,
                 "y": y,
                 "text": names,
-                "name": f"{_text(model)} (RMSE {rmse:.3g} {unit})",
+                "name": f"{plot_text(model)} (RMSE {rmse:.3g} {unit})",
                 "marker": {"size": 4, "opacity": 0.6},
                 "hovertemplate": "%{text}<br>ref %{x:.3f}<br>pred %{y:.3f}",
             }
@@ -244,18 +248,9 @@ def component_parity(records: ModelRecords, label: str, record_field: str, unit:
     if not data:
         return None
     low, high = min(extent), max(extent)
-    diagonal = {
-        "type": "scatter",
-        "mode": "lines",
-        "x": [low, high],
-        "y": [low, high],
-        "name": "y = x",
-        "line": {"dash": "dot", "color": "#888"},
-        "hoverinfo": "skip",
-    }
     return {
         "id": f"parity-{record_field}",
-        "data": [diagonal, *data],
+        "data": [_diagonal(low, high), *data],
         "layout": _panel(label, f"reference ({unit})", f"predicted ({unit})"),
     }
 
@@ -273,13 +268,13 @@ def efficiency_view(benchmark: BenchmarkInfo, records: ModelRecords) -> View | N
             if not sizes:
                 continue
             atoms = [s["n_atoms"] for s in sizes]
-            label = _text(f"{model} · {record.get('formula') or record.get('item')}")
+            label = plot_text(f"{model} · {record.get('formula') or record.get('item')}")
             exponent = ""
             if len(sizes) >= 2:
                 seconds = [s["us_per_atom"] * s["n_atoms"] for s in sizes]
                 slope = np.polyfit(np.log(atoms), np.log(seconds), 1)[0]
                 exponent = f" (exponent {slope:.2f})"
-            stop = _text(f"stopped at {max(atoms)} atoms: {record.get('stop_reason') or 'finished'}")
+            stop = plot_text(f"stopped at {max(atoms)} atoms: {record.get('stop_reason') or 'finished'}")
             speed.append(
                 {
                     "type": "scatter",
@@ -287,7 +282,7 @@ def efficiency_view(benchmark: BenchmarkInfo, records: ModelRecords) -> View | N
                     "x": atoms,
                     "y": [s["us_per_atom"] for s in sizes],
                     "name": label + exponent,
-                    "legendgroup": _text(model),
+                    "legendgroup": plot_text(model),
                     "hovertemplate": f"%{{x}} atoms: %{{y:.0f}} µs/atom<br>{stop}",
                 }
             )
@@ -299,7 +294,7 @@ def efficiency_view(benchmark: BenchmarkInfo, records: ModelRecords) -> View | N
                     "x": atoms,
                     "y": rss,
                     "name": label,
-                    "legendgroup": _text(model),
+                    "legendgroup": plot_text(model),
                 }
             )
     if not speed:
@@ -354,7 +349,7 @@ def stability_view(benchmark: BenchmarkInfo, records: ModelRecords) -> View | No
     for model, runs in records.items():
         times, alive = survival_curve(runs)
         if times:
-            survival.append({"type": "scatter", "mode": "lines", "x": times, "y": alive, "name": _text(model)})
+            survival.append({"type": "scatter", "mode": "lines", "x": times, "y": alive, "name": plot_text(model)})
         for run in runs:
             samples = run.get("energy_samples") or {}
             time_ps, energy = samples.get("time_ps") or [], samples.get("total_energy_per_atom") or []
@@ -368,8 +363,8 @@ def stability_view(benchmark: BenchmarkInfo, records: ModelRecords) -> View | No
                     "mode": "lines",
                     "x": [p[0] for p in points],
                     "y": [(p[1] - start) * 1000 for p in points],
-                    "name": _text(f"{model} · {run.get('item')}"),
-                    "legendgroup": _text(model),
+                    "name": plot_text(f"{model} · {run.get('item')}"),
+                    "legendgroup": plot_text(model),
                 }
             )
     if not survival:
@@ -434,31 +429,14 @@ def eos_figure(records: ModelRecords) -> dict[str, Any] | None:
             volumes, energies = record.get("volumes") or [], record.get("energies") or []
             if len(volumes) < 2 or len(volumes) != len(energies):
                 continue
-            element = _text(record.get("item"))
+            element = plot_text(record.get("item"))
             lowest = min(energies)
             traces = items.setdefault(element, [])
             if not traces and all(_number(record.get(k)) for k in ("v0_ref", "b0_ref", "b1_ref")):
                 grid = np.linspace(min(volumes), max(volumes), 40)
                 curve = _birch_murnaghan(grid, record["v0_ref"], record["b0_ref"], record["b1_ref"])
-                traces.append(
-                    {
-                        "type": "scatter",
-                        "mode": "lines",
-                        "x": grid.tolist(),
-                        "y": curve.tolist(),
-                        "name": "WIEN2k (Birch–Murnaghan)",
-                        "line": {"color": "#222", "dash": "dash"},
-                    }
-                )
-            traces.append(
-                {
-                    "type": "scatter",
-                    "mode": "markers+lines",
-                    "x": volumes,
-                    "y": [e - lowest for e in energies],
-                    "name": _text(model),
-                }
-            )
+                traces.append(_reference_curve(grid.tolist(), curve.tolist(), "WIEN2k (Birch–Murnaghan)", "lines"))
+            traces.append(_curve(volumes, [e - lowest for e in energies], plot_text(model)))
     return _menu_figure("eos-curves", "EOS", "volume (Å³/atom)", "E − E_min (eV/atom)", items)
 
 
@@ -469,22 +447,17 @@ def torsion_figure(records: ModelRecords) -> dict[str, Any] | None:
             angles, reference, predicted = (record.get(k) or [] for k in ("dihedral_deg", "reference", "predicted"))
             if not angles or len(angles) != len(predicted):
                 continue
-            traces = items.setdefault(_text(record.get("item")), [])
+            traces = items.setdefault(plot_text(record.get("item")), [])
             if not traces and len(reference) == len(angles):
-                traces.append(
-                    {
-                        "type": "scatter",
-                        "mode": "lines+markers",
-                        "x": angles,
-                        "y": reference,
-                        "name": "reference",
-                        "line": {"color": "#222", "dash": "dash"},
-                    }
-                )
-            traces.append(
-                {"type": "scatter", "mode": "lines+markers", "x": angles, "y": predicted, "name": _text(model)}
-            )
+                traces.append(_reference_curve(angles, reference, "reference"))
+            traces.append(_curve(angles, predicted, plot_text(model)))
     return _menu_figure("torsion-profiles", "Torsion profile", "dihedral (°)", "relative energy (kcal/mol)", items)
+
+
+def _by_factor(curve: Mapping[str, float]) -> tuple[list[float], list[float]]:
+    """A dissociation curve stored as {distance factor: energy}, in increasing distance."""
+    factors = sorted(curve, key=float)
+    return [float(f) for f in factors], [curve[f] for f in factors]
 
 
 def s22_figure(records: ModelRecords) -> dict[str, Any] | None:
@@ -494,29 +467,10 @@ def s22_figure(records: ModelRecords) -> dict[str, Any] | None:
             curve, reference = record.get("curve") or {}, record.get("curve_ref") or {}
             if not curve:
                 continue
-            traces = items.setdefault(_text(record.get("item")), [])
+            traces = items.setdefault(plot_text(record.get("item")), [])
             if not traces and reference:
-                factors = sorted(reference, key=float)
-                traces.append(
-                    {
-                        "type": "scatter",
-                        "mode": "lines+markers",
-                        "x": [float(f) for f in factors],
-                        "y": [reference[f] for f in factors],
-                        "name": "reference (S22x5)",
-                        "line": {"color": "#222", "dash": "dash"},
-                    }
-                )
-            factors = sorted(curve, key=float)
-            traces.append(
-                {
-                    "type": "scatter",
-                    "mode": "lines+markers",
-                    "x": [float(f) for f in factors],
-                    "y": [curve[f] for f in factors],
-                    "name": _text(model),
-                }
-            )
+                traces.append(_reference_curve(*_by_factor(reference), "reference (S22x5)"))
+            traces.append(_curve(*_by_factor(curve), plot_text(model)))
     return _menu_figure(
         "s22-curves", "S22x5 dissociation", "distance ÷ equilibrium distance", "interaction energy (kcal/mol)", items
     )
@@ -534,7 +488,7 @@ def phonon_figure(records: ModelRecords) -> dict[str, Any] | None:
                 for ref, value in zip(np.ravel(ref_branch), np.ravel(branch), strict=False):
                     x.append(float(ref))
                     y.append(float(value))
-                    text.append(_text(record.get("item")))
+                    text.append(plot_text(record.get("item")))
         if x:
             everything += x + y
             data.append(
@@ -544,25 +498,14 @@ def phonon_figure(records: ModelRecords) -> dict[str, Any] | None:
                     "x": x,
                     "y": y,
                     "text": text,
-                    "name": _text(model),
+                    "name": plot_text(model),
                     "hovertemplate": "%{text}: ref %{x:.2f}, model %{y:.2f} THz",
                 }
             )
     if not data:
         return None
     low, high = min(everything), max(everything)
-    data.insert(
-        0,
-        {
-            "type": "scatter",
-            "mode": "lines",
-            "x": [low, high],
-            "y": [low, high],
-            "name": "y = x",
-            "line": {"dash": "dot", "color": "#888"},
-            "hoverinfo": "skip",
-        },
-    )
+    data.insert(0, _diagonal(low, high))
     return {
         "id": "phonon-parity",
         "data": data,
