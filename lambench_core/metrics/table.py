@@ -209,12 +209,12 @@ def read_table(path: Path) -> MetricsTable:
     if path.suffix == ".parquet":
         notes: list[str] = []
         try:
-            models = read_parquet_models(path)
+            metadata = read_parquet_metadata(path)
         except Exception as exc:  # pyarrow's errors name no file
             raise LambenchError(f"{path}: not a readable Parquet file ({exc})") from None
-        table = _from_rows(_parquet_rows(path, notes), models, str(path))
+        table = _from_rows(_parquet_rows(path, notes), metadata.get("models"), str(path))
         table.notes.extend(notes)
-        table.baselines = _names(read_parquet_metadata(path, b"baselines"))
+        table.baselines = _names(metadata.get("baselines"))
         return table
     data = path.read_bytes()
     fast = _json_fast(data)
@@ -268,16 +268,12 @@ def _arrow_type(name: str):  # noqa: ANN202 (pyarrow types are untyped)
     return pa.float64() if name in ("value", "dummy", "success_rate", "coverage") else pa.string()
 
 
-def read_parquet_metadata(path: Path, key: bytes) -> Any:
+def read_parquet_metadata(path: Path) -> dict[str, Any]:
+    """The table's declared lists (models, baselines) from the Parquet schema, read once."""
     import pyarrow.parquet as pq
 
     metadata = pq.read_schema(path).metadata or {}
-    raw = metadata.get(key)
-    return json.loads(raw) if raw else None
-
-
-def read_parquet_models(path: Path) -> list[str] | None:
-    return read_parquet_metadata(path, b"models")
+    return {key.decode(): json.loads(raw) for key, raw in metadata.items() if key in (b"models", b"baselines") and raw}
 
 
 def _names(value: Any) -> list[str]:

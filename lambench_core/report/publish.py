@@ -91,14 +91,10 @@ def redact_home(value: Any) -> Any:
     return redact(value)
 
 
-def redact_home_files(files: dict[str, bytes]) -> dict[str, bytes]:
-    """The text files among `files` with the home directory shown as `~` (one pass over each
-    file's text, whatever escaping its format applied, instead of over every object of the board)."""
-    return dict(redacted_home(files.items()))
-
-
 def redacted_home(files: Iterable[tuple[str, bytes]]) -> Iterator[tuple[str, bytes]]:
-    """`redact_home_files`, one file at a time."""
+    """The text files among `files` with the home directory shown as `~` (one pass over each file's
+    text, whatever escaping its format applied, instead of over every object of the board), one file
+    at a time."""
     spellings = _home_spellings()
     pattern = _home_pattern(spellings)
     # A substring search first: the regex's look-behind tests every position of a large page.

@@ -4,7 +4,6 @@ and card string is user text, so escaping is the default and `|safe` is never us
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
 from typing import Any
 
 import jinja2
@@ -26,9 +25,3 @@ def render(template: str, **context: Any) -> Markup:
     """The template's output, marked safe: it was escaped while rendering, so a page template that
     includes it (a view section inside a page) places it as it is instead of escaping it twice."""
     return Markup(environment().get_template(template).render(**context))
-
-
-def labelled(pairs: Iterable[tuple[str, Any]]) -> Markup:
-    """Labelled values as a definition list; a nested mapping (hardware, packages, capabilities) as a
-    table of its own, a list as its items: never a JSON dump. Empty values are left out."""
-    return render("labelled.html.j2", pairs=[(k, v) for k, v in pairs if v not in (None, "", {}, [])])

@@ -664,10 +664,3 @@ def iter_site(
         yield f"models/{slug(scores.model)}.html", model_page(board, scores, records)
     for benchmark in board.benchmarks:
         yield f"tasks/{slug(benchmark.name)}.html", task_page(board, benchmark, records)
-
-
-def render_site(
-    board: Leaderboard, records: RecordIndex | None = None, metrics_parquet: bytes = b""
-) -> dict[str, bytes]:
-    """Relative path → content of every file of the site except the data exports."""
-    return dict(iter_site(board, records, metrics_parquet))

@@ -23,7 +23,7 @@ from lambench_core.metrics.scoring import Estimate, ModelScores, score_table
 from lambench_core.metrics.table import MetricsTable, RawMetric, read_table, table_to_parquet
 from lambench_core.report.leaderboard import leaderboard_from_table
 from lambench_core.report.markdown import to_markdown
-from lambench_core.report.site import pareto_front, render_site
+from lambench_core.report.site import iter_site, pareto_front
 from tests.support.site_tables import synthetic_table
 
 
@@ -109,7 +109,7 @@ def test_the_report_walks_the_rows_and_jobs_a_constant_number_of_times(n_models)
     board.table.rows = CountingList(board.table.rows)
     board.jobs = CountingList(board.jobs)
     to_markdown(board)
-    render_site(board)
+    dict(iter_site(board))
     # Once each to index the rows and the jobs (plus the footnotes' walk over the jobs), whatever the
     # size: a scan per cell would walk them models × benchmarks times.
     assert CountingList.walks <= 4

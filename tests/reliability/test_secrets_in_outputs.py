@@ -110,7 +110,9 @@ def test_the_home_directory_is_shown_as_a_tilde():
 
 @pytest.mark.parametrize("home", ["/home/o'brien & co <lab>", "/home/é 日本", '/home/q"uote\\'])
 def test_published_text_files_show_home_as_a_tilde_in_every_escaping(monkeypatch, home):
-    from lambench_core.report.publish import redact_home_files
+    from markupsafe import escape
+
+    from lambench_core.report.publish import redacted_home
     from lambench_core.report.site import _json_for_script
 
     monkeypatch.setenv("HOME", home)
@@ -121,9 +123,10 @@ def test_published_text_files_show_home_as_a_tilde_in_every_escaping(monkeypatch
         "c.md": f"| {path} |".encode(),
         "d.html": f"<script>const d = {_json_for_script({'e': path})};</script>".encode(),
         "e.parquet": path.encode(),  # binary exports are redacted where they are built
+        "f.html": f"<td title='{escape(path)}'>{escape(path)}</td>".encode(),  # as the site's templates escape
     }
-    redacted = redact_home_files(files)
-    for name in ("a.html", "b.json", "c.md", "d.html"):
+    redacted = dict(redacted_home(files.items()))
+    for name in ("a.html", "b.json", "c.md", "d.html", "f.html"):
         text = redacted[name].decode()
         assert "o'brien" not in text and "brien" not in text and "日本" not in text and "uote" not in text, text
         assert "~/.cache/w.pt" in text or "~\\/.cache" in text or "~/.cache" in text, text
