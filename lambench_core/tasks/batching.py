@@ -61,11 +61,10 @@ def evaluate_frames_in_batches(
     batch_predict: BatchPredictor,
     progress: ProgressCallback,
     limit: int | None = None,
-    periodic_in_batches: bool | None = None,
 ) -> tuple[ItemResults, float]:
     """The per-frame records and issues of `frames` (as `evaluate_items` would give them) and the
     seconds spent inside model calls. Periodic frames are batched only where that is faster
-    (`batches_periodic`, unless `periodic_in_batches` says)."""
+    (`batches_periodic`)."""
     results = ItemResults(n_items=len(frames))
     ready: list[tuple[Frame, Atoms]] = []
     for frame in frames:
@@ -80,13 +79,13 @@ def evaluate_frames_in_batches(
     records: dict[str, dict[str, Any]] = {}
     compute_seconds = 0.0
     done = len(frames) - len(ready)
-    periodic = batches_periodic(model.device) if periodic_in_batches is None else periodic_in_batches
-    alone = [member for member in ready if not periodic and member[1].pbc.any()]
-    if alone:
-        compute_seconds += _one_by_one(model, alone, padding, records, results)
-        done += len(alone)
-        progress(done, len(frames))
-        ready = [member for member in ready if periodic or not member[1].pbc.any()]
+    if not batches_periodic(model.device):
+        alone = [member for member in ready if member[1].pbc.any()]
+        ready = [member for member in ready if not member[1].pbc.any()]
+        if alone:
+            compute_seconds += _one_by_one(model, alone, padding, records, results)
+            done += len(alone)
+            progress(done, len(frames))
     for group in batches([len(atoms) for _, atoms in ready], limit or max_batch_atoms(model.device)):
         members = [ready[i] for i in group]
         start = time.perf_counter()
