@@ -184,8 +184,10 @@ def aggregate_inputs_digest(
     )
 
 
-def _cached_aggregate(store: ResultStore, digest: str, spec: CampaignSpec) -> dict[str, bytes] | None:
-    """The campaign files of an earlier aggregate of the same inputs, renamed to this campaign."""
+def _cached_aggregate(
+    store: ResultStore, digest: str, spec: CampaignSpec
+) -> tuple[Leaderboard, dict[str, bytes]] | None:
+    """The board and campaign files of an earlier aggregate of the same inputs, renamed to this campaign."""
     files = {name: store.get_aggregate_file(digest, name) for name in AGGREGATE_FILES}
     if any(data is None for data in files.values()):
         return None
@@ -194,7 +196,7 @@ def _cached_aggregate(store: ResultStore, digest: str, spec: CampaignSpec) -> di
     except ValidationError:
         return None  # an unreadable cache entry is recomputed (and overwritten) below
     board = board.model_copy(update={"campaign": spec.campaign_id, "created_at": datetime.now(UTC)})
-    return {name: data or b"" for name, data in files.items()} | {
+    return board, {name: data or b"" for name, data in files.items()} | {
         LEADERBOARD_JSON: board.model_dump_json(indent=1).encode()
     }
 
@@ -207,9 +209,8 @@ def aggregate_campaign(spec: CampaignSpec, jobs: Sequence[Job], store: ResultSto
     results = collect_results(jobs, store)
     baselines = [card.name for card in context.catalog.select(spec.models) if card.baseline]
     digest = aggregate_inputs_digest(spec, jobs, results, context.manifest, baselines)
-    files = _cached_aggregate(store, digest, spec)
-    board: Leaderboard | None = None
-    if files is None:
+    cached = _cached_aggregate(store, digest, spec)
+    if cached is None:
         board, table = build_leaderboard(
             spec.campaign_id,
             spec.models,
@@ -227,10 +228,11 @@ def aggregate_campaign(spec: CampaignSpec, jobs: Sequence[Job], store: ResultSto
         for name, data in files.items():
             store.put_aggregate_file(digest, name, data)
     else:
+        board, files = cached
         log.info("aggregate of %s reused from %s/aggregates/%s: no input changed", spec.campaign_id, store.url, digest)
     for name, data in files.items():
         store.put_campaign_file(spec.campaign_id, name, data)
-    return board if board is not None else Leaderboard.model_validate_json(files[LEADERBOARD_JSON])
+    return board
 
 
 def site_files(board: Leaderboard, metrics: bytes, records: bytes, markdown: str | None = None) -> dict[str, bytes]:
