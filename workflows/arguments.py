@@ -200,9 +200,9 @@ def finite_float(
     return _bounded(float, gt=gt, ge=ge, lt=lt, rule=rule, label="finite_float")
 
 
-def whole_number(*, ge: int, rule: str | None = None) -> Callable[[str], int]:
-    """An integer ≥ ge (no '2.5', no 'inf'); `rule` replaces the out-of-range reason."""
-    return _bounded(int, gt=None, ge=ge, lt=None, rule=rule, label="whole_number")  # type: ignore[return-value]
+def whole_number(*, ge: int, lt: int | None = None, rule: str | None = None) -> Callable[[str], int]:
+    """An integer ≥ ge (and < lt where given; no '2.5', no 'inf'); `rule` replaces the out-of-range reason."""
+    return _bounded(int, gt=None, ge=ge, lt=lt, rule=rule, label="whole_number")  # type: ignore[return-value]
 
 
 finite_positive_float = finite_float(gt=0)
