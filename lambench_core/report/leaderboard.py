@@ -341,7 +341,8 @@ def build_leaderboard(
         jobs_of.setdefault(job.model, []).append(job)
     bootstrap_notes: list[str] = []
     table = metrics_table(models, jobs, by_key, manifest, n_replicates, bootstrap_notes)
-    table.baselines = [model for model in models if model in set(baselines)]
+    references = set(baselines)
+    table.baselines = [model for model in models if model in references]
     scoreboard = score_table(table, confidence)
     notes = bootstrap_notes + sorted(
         {
