@@ -276,27 +276,11 @@ def efficiency_view(benchmark: BenchmarkInfo, records: ModelRecords) -> View | N
                 exponent = f" (exponent {slope:.2f})"
             stop = plot_text(f"stopped at {max(atoms)} atoms: {record.get('stop_reason') or 'finished'}")
             speed.append(
-                {
-                    "type": "scatter",
-                    "mode": "lines+markers",
-                    "x": atoms,
-                    "y": [s["us_per_atom"] for s in sizes],
-                    "name": label + exponent,
-                    "legendgroup": plot_text(model),
-                    "hovertemplate": f"%{{x}} atoms: %{{y:.0f}} µs/atom<br>{stop}",
-                }
+                _curve(atoms, [s["us_per_atom"] for s in sizes], label + exponent)
+                | {"legendgroup": plot_text(model), "hovertemplate": f"%{{x}} atoms: %{{y:.0f}} µs/atom<br>{stop}"}
             )
             rss = [_number(s.get("device_peak_mib")) or _number(s.get("rss_mib")) for s in sizes]
-            memory.append(
-                {
-                    "type": "scatter",
-                    "mode": "lines+markers",
-                    "x": atoms,
-                    "y": rss,
-                    "name": label,
-                    "legendgroup": plot_text(model),
-                }
-            )
+            memory.append(_curve(atoms, rss, label) | {"legendgroup": plot_text(model)})
     if not speed:
         return None
     return View(
@@ -349,7 +333,7 @@ def stability_view(benchmark: BenchmarkInfo, records: ModelRecords) -> View | No
     for model, runs in records.items():
         times, alive = survival_curve(runs)
         if times:
-            survival.append({"type": "scatter", "mode": "lines", "x": times, "y": alive, "name": plot_text(model)})
+            survival.append(_curve(times, alive, plot_text(model), "lines"))
         for run in runs:
             samples = run.get("energy_samples") or {}
             time_ps, energy = samples.get("time_ps") or [], samples.get("total_energy_per_atom") or []
@@ -357,16 +341,9 @@ def stability_view(benchmark: BenchmarkInfo, records: ModelRecords) -> View | No
                 continue
             start = energy[0]
             points = _thin(list(zip(time_ps, energy, strict=True)), MAX_TRACE_POINTS)
-            traces.append(
-                {
-                    "type": "scatter",
-                    "mode": "lines",
-                    "x": [p[0] for p in points],
-                    "y": [(p[1] - start) * 1000 for p in points],
-                    "name": plot_text(f"{model} · {run.get('item')}"),
-                    "legendgroup": plot_text(model),
-                }
-            )
+            name = plot_text(f"{model} · {run.get('item')}")
+            drift = [(p[1] - start) * 1000 for p in points]
+            traces.append(_curve([p[0] for p in points], drift, name, "lines") | {"legendgroup": plot_text(model)})
     if not survival:
         return None
     return View(
