@@ -119,6 +119,17 @@ SCRIPT = r"""
       });
     });
   }
+  // A table row of text cells (never HTML: names are user text), each with its class.
+  function tableRow(values, classes) {
+    var tr = document.createElement("tr");
+    values.forEach(function (value, index) {
+      var td = document.createElement("td");
+      td.textContent = String(value);
+      if (classes[index]) { td.className = classes[index]; }
+      tr.appendChild(td);
+    });
+    return tr;
+  }
   // The weights view: re-rank from the domain scores whenever a slider moves.
   function weightedMean(values, weights) {
     var total = 0, weight = 0;
@@ -157,14 +168,9 @@ SCRIPT = r"""
       });
       body.textContent = "";
       rows.forEach(function (row, index) {
-        var tr = document.createElement("tr");
+        var score = row.score === null ? "—" : row.score.toFixed(3);
+        var tr = tableRow([index + 1, row.model, score, row.official], ["", "name", "", ""]);
         tr.dataset.model = row.model;
-        [index + 1, row.model, row.score === null ? "—" : row.score.toFixed(3), row.official].forEach(function (v, i) {
-          var td = document.createElement("td");
-          td.textContent = String(v);
-          if (i === 1) { td.className = "name"; }
-          tr.appendChild(td);
-        });
         body.appendChild(tr);
       });
     }
@@ -218,21 +224,14 @@ SCRIPT = r"""
           var bBetter = row.higher_is_better ? difference > 0 : difference < 0;
           verdict = (bBetter ? "B" : "A") + " better";
         }
-        var tr = document.createElement("tr");
-        tr.dataset.benchmark = row.benchmark;
-        tr.dataset.metric = row.metric;
-        if (beyond) { tr.className = "beyond-noise"; }
-        if (beyondOnly.checked && !beyond) { tr.classList.add("hidden"); }
         var cells = [row.benchmark, row.metric + (row.unit ? " (" + row.unit + ")" : ""), format(row.values[a]),
                      format(row.values[b]), format(difference),
                      low === null ? "—" : "[" + format(low) + ", " + format(high) + "]", verdict];
-        cells.forEach(function (text, index) {
-          var td = document.createElement("td");
-          td.textContent = text;
-          if (index < 2) { td.className = "name"; }
-          if (index === 6) { td.className = "name verdict"; }
-          tr.appendChild(td);
-        });
+        var tr = tableRow(cells, ["name", "name", "", "", "", "", "name verdict"]);
+        tr.dataset.benchmark = row.benchmark;
+        tr.dataset.metric = row.metric;
+        if (beyond) { tr.classList.add("beyond-noise"); }
+        if (beyondOnly.checked && !beyond) { tr.classList.add("hidden"); }
         body.appendChild(tr);
       });
     }
