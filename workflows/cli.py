@@ -216,6 +216,16 @@ def build_parser() -> argparse.ArgumentParser:
     certify.add_argument("--cache", type=arguments.folder, help="label cache (default: ~/.cache/lambench/labels)")
     certify.add_argument("--workers", type=arguments.positive_int, default=2, help="labelling steps at once")
     certify.add_argument("--timeout", type=arguments.finite_positive_float, default=8 * 3600.0)
+    scan = data_commands.add_parser(
+        "scan", help="label a recipe's ideal structures once per settings variant and table how the labels move"
+    )
+    scan.add_argument("recipe", type=arguments.recipe, help="a shipped recipe name or a YAML path")
+    scan.add_argument(
+        "--grid", type=arguments.text_file, required=True, help="YAML: variant → settings (the last is the tightest)"
+    )
+    scan.add_argument("--level", type=arguments.name, help="reference level (default: the recipe's first)")
+    scan.add_argument("--cache", type=arguments.folder, help="label cache (default: ~/.cache/lambench/labels)")
+    scan.add_argument("--workers", type=arguments.positive_int, default=2, help="labelling processes at once")
     listing = data_commands.add_parser("list", help="list the datasets (--markdown: docs/datasets.md)")
     listing.add_argument("--markdown", action="store_true")
     listing.add_argument("--manifest", type=arguments.text_file, default=BUILTIN_MANIFEST)
@@ -404,6 +414,8 @@ def command_data(args: argparse.Namespace, console: Console) -> int:
         return command_data_certify(args, console)
     if args.data_command == "fetch":
         return command_data_fetch(args)
+    if args.data_command == "scan":
+        return command_data_scan(args)
     if args.data_command == "list":
         from lambench_core.data.catalog_doc import render
         from lambench_core.data.manifest import load_manifest
@@ -483,6 +495,20 @@ def command_data_build(args: argparse.Namespace, console: Console) -> int:
         return 1
     for level in plan.levels:
         console.print(Text(f"wrote {out_dir / (level + '.extxyz')} and {out_dir / (level + '.entry.yaml')}"))
+    return 0
+
+
+def command_data_scan(args: argparse.Namespace) -> int:
+    from lambench_core.data.labelling.recipe import load_recipe
+    from lambench_core.data.labelling.scan import load_grid, markdown, scan, validate_grid
+
+    recipe = load_recipe(args.recipe)
+    level = args.level or next(iter(recipe.references))
+    grid = load_grid(Path(args.grid))
+    validate_grid(recipe, level, grid, Path(args.grid))
+    cache = (args.cache or Path.home() / ".cache" / "lambench" / "labels").resolve()
+    scratch = DEFAULT_WORKDIR / "scan" / new_campaign_id()
+    print(markdown(scan(recipe, level, grid, cache, scratch.resolve(), args.workers), grid))
     return 0
 
 

@@ -55,8 +55,15 @@ class CalculatorFactory(Protocol):
 FeatureExtractor = Callable[["LoadedModel", Atoms], np.ndarray]
 # One structure's prediction: energy (eV), forces (eV/Å, n × 3), stress (eV/Å³, 3 × 3, ASE's sign) or None.
 Prediction = tuple[float, np.ndarray, np.ndarray | None]
-# Many structures in one forward pass, equal (within float tolerance) to calling the calculator on each.
-BatchPredictor = Callable[["LoadedModel", Sequence[Atoms]], list[Prediction]]
+
+
+class BatchPredictor(Protocol):
+    """Many structures in one forward pass, equal (within float tolerance) to calling the calculator on
+    each. `stress=False`: no structure of the batch has its virial scored, so a family may skip the
+    stress (CHGNet's strain derivative is a second backward pass); its
+    predictions then carry None there."""
+
+    def __call__(self, model: LoadedModel, structures: Sequence[Atoms], *, stress: bool) -> list[Prediction]: ...
 
 
 class RepresentationUnavailable(Exception):
@@ -120,7 +127,7 @@ class Family:
     - `install_command`: the command that installs the family when pip alone cannot (a source build
       against the installed torch); it replaces the pip hint;
     - `normalizer`: its results are the normalization baseline (errors are divided by its errors);
-    - `batch_predict(model, structures)`: many structures in one forward pass (None: one call per
+    - `batch_predict(model, structures, stress=...)`: many structures in one forward pass (None: one call per
       structure); tests/core/test_batching.py checks it against the calculator, family by family.
     """
 

@@ -15,7 +15,13 @@ from typing import Any
 
 from ase import Atoms
 
-from lambench_core.data.frame_scoring import checked_prediction, frame_record, predict_frame, prepared_atoms
+from lambench_core.data.frame_scoring import (
+    checked_prediction,
+    frame_record,
+    predict_frame,
+    prepared_atoms,
+    wants_virial,
+)
 from lambench_core.data.frames import Frame
 from lambench_core.models.family import BatchPredictor
 from lambench_core.models.loading import LoadedModel
@@ -80,8 +86,10 @@ def evaluate_frames_in_batches(
     compute_seconds = 0.0
     done = len(frames) - len(ready)
     if not batches_periodic(model.device):
-        alone = [member for member in ready if member[1].pbc.any()]
-        ready = [member for member in ready if not member[1].pbc.any()]
+        # The frame's own periodicity, not the prepared copy's: a family that needs a cell (CHGNet)
+        # gets each molecule in a vacuum box, and those boxes batch as well as bare molecules.
+        alone = [member for member in ready if member[0].periodic]
+        ready = [member for member in ready if not member[0].periodic]
         if alone:
             compute_seconds += _one_by_one(model, alone, padding, records, results)
             done += len(alone)
@@ -90,7 +98,8 @@ def evaluate_frames_in_batches(
         members = [ready[i] for i in group]
         start = time.perf_counter()
         try:
-            outputs = batch_predict(model, [atoms for _, atoms in members])
+            with_stress = any(wants_virial(frame, model.card) for frame, _ in members)
+            outputs = batch_predict(model, [atoms for _, atoms in members], stress=with_stress)
         except Exception:  # the batch as a whole cannot run: each frame on its own, failing alone
             outputs = None
         seconds = time.perf_counter() - start

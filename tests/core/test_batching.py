@@ -80,7 +80,7 @@ def test_a_batch_the_model_cannot_run_is_computed_frame_by_frame_and_a_bad_frame
     broken.positions[1] = broken.positions[0]  # overlapping atoms: refused before the model runs
     frames = [*frames[:2], replace(frames[2], atoms=broken), *frames[3:]]
 
-    def failing(model, structures):
+    def failing(model, structures, *, stress):
         raise RuntimeError("device out of memory")
 
     results, seconds = evaluate_frames_in_batches(loaded, frames, 15.0, failing, quiet)
@@ -91,15 +91,20 @@ def test_a_batch_the_model_cannot_run_is_computed_frame_by_frame_and_a_bad_frame
     assert [r["item"] for r in good.records] == [r["item"] for r in results.records]
 
 
-def test_on_a_cpu_periodic_frames_are_evaluated_one_by_one_and_molecules_in_batches():
-    loaded = model("sevennet-0")
-    seen: list[list[bool]] = []
+@pytest.mark.parametrize(("card", "molecule_pbc"), [("sevennet-0", False), ("chgnet-0.3.0", True)])
+def test_on_a_cpu_periodic_frames_are_evaluated_one_by_one_and_molecules_in_batches(card, molecule_pbc):
+    """Molecules batch even where the family gets them in vacuum boxes (CHGNet); none of them has a
+    virial, so the batch is asked for no stress."""
+    loaded = model(card)
+    batch_predict = family(loaded.card.family).batch_predict
+    seen: list[tuple[list[bool], bool]] = []
 
-    def spy(model, structures):
-        seen.append([bool(atoms.pbc.any()) for atoms in structures])
-        return family("sevenn").batch_predict(model, structures)
+    def spy(model, structures, *, stress):
+        seen.append(([bool(atoms.pbc.any()) for atoms in structures], stress))
+        return batch_predict(model, structures, stress=stress)
 
     frames = frames_of("si_bulk_pbe", 3) + frames_of("molecules_small_pbe", 4)
     results, seconds = evaluate_frames_in_batches(loaded, frames, 15.0, spy, quiet)
-    assert loaded.device == "cpu" and seen == [[False] * 4]
+    assert loaded.device == "cpu" and seen == [([molecule_pbc] * 4, False)]
     assert [r["item"] for r in results.records] == [f.frame_id for f in frames] and seconds > 0
+    assert all("virial_sse" in r for r in results.records[:3]) and not any("virial_sse" in r for r in results.records[3:])

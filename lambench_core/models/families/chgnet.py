@@ -58,7 +58,14 @@ def _crystal_features(network: Any, model: LoadedModel, graphs: Sequence[Any]) -
     return network.forward(list(graphs), task="e", return_crystal_feas=True)["crystal_fea"]
 
 
-def batch_predict(model: LoadedModel, structures: Sequence[Atoms]) -> list[Prediction]:
+def _stress(output: dict[str, Any], calculator: Any) -> np.ndarray | None:
+    if "s" not in output:
+        return None
+    stress = np.asarray(output["s"], float) * calculator.stress_weight
+    return voigt_6_to_full_3x3_stress(stress) if stress.shape == (6,) else stress
+
+
+def batch_predict(model: LoadedModel, structures: Sequence[Atoms], *, stress: bool) -> list[Prediction]:
     """One `predict_graph` call over all the structures' graphs, converted as CHGNetCalculator
     converts one (energy per atom × atoms when the model is intensive, stress × its stress weight)."""
     from pymatgen.io.ase import AseAtomsAdaptor
@@ -68,16 +75,13 @@ def batch_predict(model: LoadedModel, structures: Sequence[Atoms]) -> list[Predi
     graphs = [
         network.graph_converter(AseAtomsAdaptor.get_structure(atoms)).to(calculator.device) for atoms in structures
     ]
-    outputs = network.predict_graph(graphs, task="efs", batch_size=len(graphs))
+    outputs = network.predict_graph(graphs, task="efs" if stress else "ef", batch_size=len(graphs))
     if isinstance(outputs, dict):  # one graph: chgnet returns its dict itself
         outputs = [outputs]
     predictions: list[Prediction] = []
     for atoms, output in zip(structures, outputs, strict=True):
         factor = len(atoms) if network.is_intensive else 1
-        stress = np.asarray(output["s"], float) * calculator.stress_weight
-        if stress.shape == (6,):
-            stress = voigt_6_to_full_3x3_stress(stress)
-        predictions.append((float(output["e"]) * factor, np.asarray(output["f"], float), stress))
+        predictions.append((float(output["e"]) * factor, np.asarray(output["f"], float), _stress(output, calculator)))
     return predictions
 
 

@@ -93,9 +93,10 @@ def _last_block(network: Any) -> list[Any]:
     return [parameter for name, parameter in network.named_parameters() if name.startswith(last)]
 
 
-def batch_predict(model: LoadedModel, structures: Sequence[Atoms]) -> list[Prediction]:
+def batch_predict(model: LoadedModel, structures: Sequence[Atoms], *, stress: bool) -> list[Prediction]:
     """One forward pass over a batch of graphs (the network's batch mode, as in training), split back
-    per structure with the calculator's own conversions (stress sign and Voigt order)."""
+    per structure with the calculator's own conversions (stress sign and Voigt order). The network
+    derives stress in the same pass whatever `stress` says; it is returned only where asked for."""
     import sevenn._keys as KEY
     from sevenn.atom_graph_data import AtomGraphData
     from torch_geometric.data import Batch
@@ -121,9 +122,8 @@ def batch_predict(model: LoadedModel, structures: Sequence[Atoms]) -> list[Predi
     start = 0
     for index, atoms in enumerate(structures):
         voigt = stresses[index][[0, 1, 2, 4, 5, 3]]  # sevenn: xx yy zz xy yz zx → ASE's xx yy zz yz xz xy
-        predictions.append(
-            (float(energies[index]), forces[start : start + len(atoms)], voigt_6_to_full_3x3_stress(voigt))
-        )
+        full = voigt_6_to_full_3x3_stress(voigt) if stress else None
+        predictions.append((float(energies[index]), forces[start : start + len(atoms)], full))
         start += len(atoms)
     return predictions
 
