@@ -96,9 +96,9 @@ def scan(
     names = [(system, name) for system in structures for name in specs]
     failed = {pair: problem for pair, problem in zip(names, problems, strict=True) if problem is not None}
     last_name = list(specs)[-1]
-    if any(name == last_name for _, name in failed):
-        system, problem = next((pair, why) for pair, why in failed.items() if pair[1] == last_name)
-        raise LambenchError(f"scan {recipe.name}: the reference variant {last_name!r} failed on {system[0]}: {problem}")
+    for (where, name), problem in failed.items():
+        if name == last_name:
+            raise LambenchError(f"scan {recipe.name}: the reference variant {name!r} failed on {where}: {problem}")
 
     store = LabelCache(cache)
     rows: list[ScanRow] = []
