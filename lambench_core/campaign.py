@@ -23,7 +23,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 import lambench_core
 from lambench_core.data.checksums import dataset_digest, verify_dataset
-from lambench_core.data.loaders import load_directory, load_frames
 from lambench_core.data.manifest import BUILTIN_MANIFEST, DatasetEntry, ManifestDocument, load_datasets
 from lambench_core.errors import LambenchError
 from lambench_core.hashing import sha256_json
@@ -235,6 +234,10 @@ def set_threads(threads: int | None) -> int:
 
 def load_task_data(needs: TaskInput, manifest: ManifestDocument, entry: DatasetEntry | None, job: Job) -> TaskData:
     """The job's dataset in the form its task declares, checksums verified; nothing it does not read."""
+    # Imported here: the readers pull in ase.io (and through it scipy), half a second that the plan,
+    # aggregate and publish steps, which read no frames, would pay at every start.
+    from lambench_core.data.loaders import load_directory, load_frames
+
     match needs:
         case TaskInput.FRAMES:
             if entry is None:
