@@ -19,7 +19,7 @@ from tests.support.helpers import model, quiet
 
 # Families whose batch path is checked here against their calculator (every family that has one and a
 # card whose weights ship offline); test_every_batching_family_is_checked keeps this list whole.
-BATCHING_CARDS = {"chgnet": "chgnet-0.3.0", "sevenn": "sevennet-0"}
+BATCHING_CARDS = {"chgnet": "chgnet-0.3.0", "deepmd": "dpa4", "sevenn": "sevennet-0"}
 # Float tolerance of batched against per-frame output (float32 networks; summation order differs):
 # energy in eV, the squared-error sums of forces and virials relative.
 TOLERANCE = {"e_pred": 1e-5, "forces": 1e-4, "virial": 1e-3}

