@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -200,7 +201,9 @@ def run_child_dag(run_dir: Path, kind: str, workers: int, timeout: float, displa
                         timed_out = True
                         _stop(process)
                         break
-                    time.sleep(0.5)
+                    # Returns as soon as the DAG ends, where a sleep lost a quarter second per run.
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        process.wait(timeout=0.5)
                 display.refresh(final=True)
         except KeyboardInterrupt:
             _stop(process)
