@@ -43,10 +43,15 @@ class UnknownFamilyError(LambenchError):
     """A model family that no module registered; names the known ones."""
 
 
+SAFE_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def read_yaml(path: Path, what: str) -> object:
     """A YAML input file's content; a missing or unparsable file is one InputError naming it."""
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        # libyaml's loader where PyYAML has it: the same safe subset, parsed about 10× faster (a
+        # campaign reads every card, the suite and the manifest's entries at each start).
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=SAFE_LOADER)
     except FileNotFoundError:
         raise InputError(path, None, f"{what} not found") from None
     except IsADirectoryError:

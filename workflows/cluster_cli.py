@@ -16,14 +16,12 @@ from lambench_core.errors import LambenchError
 from lambench_core.results.store import ResultStore
 from lambench_core.tasks.suite import TaskSuite
 from workflows import arguments
-from workflows.argo import build_workflow, cron_workflow, validate_manifest
-from workflows.argo_client import ArgoClient, run_steps, workflow_spec_parameter
 from workflows.cluster_config import ClusterConfig, load_cluster_config
 from workflows.defaults import DEFAULT_MODELS, campaign_models, new_campaign_id, plain_console, split_names
-from workflows.driven import DrivenRun, print_status, replan, rerun
 
 
 def add_cluster_commands(commands: argparse._SubParsersAction) -> None:
+
     def with_config(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         parser.add_argument(
             "--config", type=arguments.text_file, help="cluster configuration YAML (overridable by LAMBENCH_CLUSTER__*)"
@@ -122,6 +120,8 @@ def _write(manifest: dict, output: Path | None) -> None:
 
 
 def command_export(args: argparse.Namespace) -> int:
+    from workflows.argo import build_workflow, validate_manifest
+
     config = load_cluster_config(args.config)
     spec = _spec(args, config)
     if args.slurm_script:
@@ -139,6 +139,9 @@ def command_export(args: argparse.Namespace) -> int:
 
 
 def command_submit(args: argparse.Namespace) -> int:
+    from workflows.argo import build_workflow, validate_manifest
+    from workflows.argo_client import ArgoClient
+
     config = load_cluster_config(args.config)
     spec = _spec(args, config)
     manifest = build_workflow(spec, config, slurm=args.executor == "slurm")
@@ -152,6 +155,9 @@ def command_submit(args: argparse.Namespace) -> int:
 
 
 def command_status(args: argparse.Namespace) -> int:
+    from workflows.argo_client import ArgoClient, run_steps
+    from workflows.driven import DrivenRun, print_status
+
     run = DrivenRun.find(args.workdir, args.workflow)
     if run is not None:
         return print_status(run, plain_console())
@@ -173,6 +179,8 @@ def command_status(args: argparse.Namespace) -> int:
 
 def _job_names(workflow: dict) -> dict[str, str]:
     """job key → "model × task", where this machine can plan the workflow's spec; else nothing."""
+    from workflows.argo_client import workflow_spec_parameter
+
     try:
         spec = CampaignSpec.model_validate_json(workflow_spec_parameter(workflow))
         return {job.key: f"{job.model} × {job.instance.name}" for job in campaign_jobs(spec)}
@@ -181,6 +189,9 @@ def _job_names(workflow: dict) -> dict[str, str]:
 
 
 def command_retry(args: argparse.Namespace) -> int:
+    from workflows.argo_client import ArgoClient, run_steps
+    from workflows.driven import DrivenRun, replan, rerun
+
     run = DrivenRun.find(args.workdir, args.workflow)
     if run is not None:
         # The same campaign, planned anew: jobs with a result are kept, the others run again.
@@ -195,6 +206,10 @@ def command_retry(args: argparse.Namespace) -> int:
 
 
 def command_resubmit(args: argparse.Namespace) -> int:
+    from workflows.argo import build_workflow, validate_manifest
+    from workflows.argo_client import ArgoClient, run_steps, workflow_spec_parameter
+    from workflows.driven import DrivenRun, rerun
+
     run = DrivenRun.find(args.workdir, args.workflow)
     if run is not None:
         campaign_id = new_campaign_id()
@@ -222,6 +237,9 @@ def command_resubmit(args: argparse.Namespace) -> int:
 
 
 def command_schedule(args: argparse.Namespace) -> int:
+    from workflows.argo import cron_workflow, validate_manifest
+    from workflows.argo_client import ArgoClient
+
     config = load_cluster_config(args.config)
     spec = _spec(args, config)
     if args.campaign is None:

@@ -22,7 +22,6 @@ from typing import Literal
 
 import numpy as np
 from ase import Atoms
-from ase.build import bulk, diamond100, fcc111, molecule
 from ase.calculators.calculator import Calculator
 from ase.stress import voigt_6_to_full_3x3_stress
 
@@ -127,19 +126,28 @@ def _slab(atoms: Atoms) -> Atoms:
     return atoms
 
 
+def _ase_build(name: str) -> Callable[..., Atoms]:
+    """An ase.build function, imported when a candidate is built: ase.build pulls in scipy, most of a
+    second that every `lambench` command would pay where its parser imports this module."""
+    import ase.build
+
+    builder: Callable[..., Atoms] = getattr(ase.build, name)
+    return builder
+
+
 # Order is preference: the first candidate of each kind within the card's elements is checked.
 CANDIDATES: tuple[Candidate, ...] = (
-    Candidate("molecule", "CH3CH2OH", lambda: molecule("CH3CH2OH")),
-    Candidate("molecule", "H2O", lambda: molecule("H2O")),
-    Candidate("molecule", "CH4", lambda: molecule("CH4")),
-    Candidate("molecule", "NH3", lambda: molecule("NH3")),
-    Candidate("bulk", "Si diamond", lambda: _strained(bulk("Si", "diamond", a=5.43))),
-    Candidate("bulk", "Cu fcc", lambda: _strained(bulk("Cu", "fcc", a=3.61, cubic=True))),
-    Candidate("bulk", "Al fcc", lambda: _strained(bulk("Al", "fcc", a=4.05, cubic=True))),
-    Candidate("bulk", "NaCl rocksalt", lambda: _strained(bulk("NaCl", "rocksalt", a=5.64))),
-    Candidate("slab", "Cu(111)", lambda: _slab(fcc111("Cu", size=(2, 2, 2), vacuum=6.0))),
-    Candidate("slab", "Al(111)", lambda: _slab(fcc111("Al", size=(2, 2, 2), vacuum=6.0))),
-    Candidate("slab", "Si(100)", lambda: _slab(diamond100("Si", size=(1, 1, 4), vacuum=6.0))),
+    Candidate("molecule", "CH3CH2OH", lambda: _ase_build("molecule")("CH3CH2OH")),
+    Candidate("molecule", "H2O", lambda: _ase_build("molecule")("H2O")),
+    Candidate("molecule", "CH4", lambda: _ase_build("molecule")("CH4")),
+    Candidate("molecule", "NH3", lambda: _ase_build("molecule")("NH3")),
+    Candidate("bulk", "Si diamond", lambda: _strained(_ase_build("bulk")("Si", "diamond", a=5.43))),
+    Candidate("bulk", "Cu fcc", lambda: _strained(_ase_build("bulk")("Cu", "fcc", a=3.61, cubic=True))),
+    Candidate("bulk", "Al fcc", lambda: _strained(_ase_build("bulk")("Al", "fcc", a=4.05, cubic=True))),
+    Candidate("bulk", "NaCl rocksalt", lambda: _strained(_ase_build("bulk")("NaCl", "rocksalt", a=5.64))),
+    Candidate("slab", "Cu(111)", lambda: _slab(_ase_build("fcc111")("Cu", size=(2, 2, 2), vacuum=6.0))),
+    Candidate("slab", "Al(111)", lambda: _slab(_ase_build("fcc111")("Al", size=(2, 2, 2), vacuum=6.0))),
+    Candidate("slab", "Si(100)", lambda: _slab(_ase_build("diamond100")("Si", size=(1, 1, 4), vacuum=6.0))),
 )
 
 RATTLE = {"molecule": 0.03, "bulk": 0.05, "slab": 0.05}  # Å; nonzero forces on every atom
