@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import BaseCalculator
-from ase.neighborlist import neighbor_list
 
 from lambench_core.data.frames import Frame
 from lambench_core.models.card import ModelCard
@@ -33,6 +32,8 @@ def wants_virial(frame: Frame, card: ModelCard) -> bool:
 
 def prepared_atoms(frame: Frame, padding: float, card: ModelCard) -> Atoms:
     """The frame's structure as `card`'s model receives it; overlapping atoms are a FrameFailure."""
+    from ase.neighborlist import neighbor_list  # scipy.spatial: imported where a frame is scored
+
     atoms = prepare_for_model(card, frame.atoms, padding)
     # Atoms on top of each other are corrupt input: a model would still return a number for them.
     # Checked on the frame as stored: preparing moves no atom against another, and a molecule's

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 from ase import Atoms
-from ase.io import read
 from ase.stress import voigt_6_to_full_3x3_stress
 
 from lambench_core.data.checksums import verify_dataset
@@ -36,6 +35,8 @@ def known_formats() -> list[str]:
 
 @register_format("extxyz")
 def read_extxyz(path: Path, dataset: str) -> list[Frame]:
+    from ase.io import read  # ase.io pulls in scipy: imported where frames are read
+
     frames = []
     for index, atoms in enumerate(read(path, index=":", format="extxyz")):
         calc = atoms.calc

@@ -12,7 +12,7 @@ The harness loads only what `needs` declares and calls `execute`, which each bas
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -85,6 +85,29 @@ class TaskOutput:
     @property
     def n_scored(self) -> int:
         return self.n_items - len(self.issues)
+
+
+class ComputedValues(Mapping[str, float]):
+    """A task's dummy values computed from its reference data when first read, not when the module
+    is imported (every campaign step imports every task module)."""
+
+    def __init__(self, compute: Callable[[], Mapping[str, float]]) -> None:
+        self._compute = compute
+        self._values: dict[str, float] | None = None
+
+    def _loaded(self) -> dict[str, float]:
+        if self._values is None:
+            self._values = dict(self._compute())
+        return self._values
+
+    def __getitem__(self, key: str) -> float:
+        return self._loaded()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._loaded())
+
+    def __len__(self) -> int:
+        return len(self._loaded())
 
 
 class Task(ABC, Generic[P]):

@@ -59,7 +59,6 @@ from typing import Any, ClassVar
 
 import numpy as np
 from ase import Atoms, units
-from ase.io import read
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from lambench_core.categories import Category
@@ -457,6 +456,8 @@ def read_elastic_entries(path: Path) -> list[tuple[str, ElasticEntry]]:
 
 
 def read_poscar(text: str) -> Atoms:
+    from ase.io import read  # ase.io pulls in scipy: imported where it is used, not at every step's start
+
     atoms = read(StringIO(text), format="vasp")
     assert isinstance(atoms, Atoms)
     if len(atoms) == 0 or not atoms.cell.volume > 0:

@@ -49,7 +49,6 @@ from typing import Any
 
 import numpy as np
 from ase import Atoms, units
-from ase.io import Trajectory
 from pydantic import BaseModel, ConfigDict, Field
 
 from lambench_core.categories import Category
@@ -314,6 +313,8 @@ class InterfaceTask(DirectoryTask[NoParams]):
             if row["system_type"].lower() == "pure":
                 pure.setdefault(row["task_name"], []).append(row)
         interfaces = [row for row in rows if row["system_type"].lower() == "interface"]
+        from ase.io import Trajectory  # ase.io pulls in scipy: imported where it is used, not at every step's start
+
         try:
             trajectory = Trajectory(str(traj_path), "r")
             n_frames = len(trajectory)

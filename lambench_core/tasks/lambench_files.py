@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 from ase import Atoms
-from ase.io import read
 from pydantic import BaseModel, ConfigDict
 
 from lambench_core.errors import InputError
@@ -36,6 +35,8 @@ def require_files(root: Path, names: Sequence[str]) -> list[Path]:
 
 
 def read_trajectory(path: Path) -> list[Atoms]:
+    from ase.io import read  # ase.io pulls in scipy: imported where it is used, not at every step's start
+
     try:
         frames = read(path, index=":")
     except Exception as exc:

@@ -33,14 +33,10 @@ import functools
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from ase import Atoms, units
-from phonopy import Phonopy
-from phonopy.interface.calculator import get_calculator_physical_units
-from phonopy.interface.phonopy_yaml import read_phonopy_yaml
-from phonopy.structure.atoms import PhonopyAtoms
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from lambench_core.categories import Category
@@ -50,8 +46,17 @@ from lambench_core.results.record import Metric
 from lambench_core.tasks.base import DirectoryTask, TaskContext, TaskOutput, register_task
 from lambench_core.tasks.evaluation import ItemFailure, Timer, evaluate_items, mean_or_none
 from lambench_core.tasks.lambench_files import as_float, read_csv_rows, require_files
-from lambench_core.tasks.phonons import commensurate_qpoints, model_forces, produce_force_constants, to_ase
+from lambench_core.tasks.phonons import (
+    commensurate_qpoints,
+    distance_to_angstrom,
+    model_forces,
+    produce_force_constants,
+    to_ase,
+)
 from lambench_core.tasks.relaxation import RelaxationParams, relax
+
+if TYPE_CHECKING:
+    from phonopy import Phonopy  # imported where a calculation runs (see phonons.py)
 
 THZ_IN_K = units._hplanck * 1e12 / units._k  # h·(1 THz)/k_B = 47.99243 K
 TEMPERATURE_K = 300.0  # the temperature of pbe.csv's labels
@@ -111,12 +116,14 @@ class PhonopyInput:
 
 
 def read_phonopy_input(path: Path) -> PhonopyInput:
+    from phonopy.interface.phonopy_yaml import read_phonopy_yaml  # phonopy: imported where it runs
+
     data = read_phonopy_yaml(path)
     if data.unitcell is None:
         raise ItemFailure(f"{path.name} has no unit_cell")
     if data.supercell_matrix is None:
         raise ItemFailure(f"{path.name} has no supercell_matrix")
-    distance = get_calculator_physical_units(data.calculator).distance_to_A
+    distance = distance_to_angstrom(data.calculator)
     primitive: np.ndarray | Literal["auto"] = data.primitive_matrix if data.primitive_matrix is not None else "auto"
     return PhonopyInput(
         unitcell=to_ase(data.unitcell, distance),
@@ -127,6 +134,9 @@ def read_phonopy_input(path: Path) -> PhonopyInput:
 
 def build_phonopy(atoms: Atoms, source: PhonopyInput, displacement: float) -> Phonopy:
     """A phonopy object on `atoms` (Å, ASE masses) with its displaced supercells generated."""
+    from phonopy import Phonopy
+    from phonopy.structure.atoms import PhonopyAtoms
+
     unitcell = PhonopyAtoms(
         symbols=atoms.get_chemical_symbols(),
         cell=np.array(atoms.cell),

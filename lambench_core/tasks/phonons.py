@@ -16,15 +16,10 @@ import time
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
-import phonopy
 from ase import Atoms
-from phonopy import Phonopy
-from phonopy.harmonic.dynmat_to_fc import get_commensurate_points
-from phonopy.interface.calculator import get_calculator_physical_units
-from phonopy.structure.atoms import PhonopyAtoms
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from lambench_core.categories import Category
@@ -33,6 +28,12 @@ from lambench_core.models.preparation import prepare_for_model
 from lambench_core.results.record import Metric
 from lambench_core.tasks.base import StandaloneTask, TaskContext, TaskOutput, register_task
 from lambench_core.tasks.evaluation import DEFAULT_PADDING, ItemFailure, Timer, evaluate_items
+
+if TYPE_CHECKING:
+    # phonopy is imported where a phonon calculation runs: it costs a few tenths of a second at
+    # the start of every campaign step (they import every task module).
+    from phonopy import Phonopy
+    from phonopy.structure.atoms import PhonopyAtoms
 
 SYSTEMS = ("NaCl", "MgO", "Al")
 # All three unit cells are conventional fcc cells; naming the centring keeps phonopy from guessing
@@ -84,8 +85,16 @@ class PhononProperties:
         return float(self.frequencies.max())
 
 
+def distance_to_angstrom(calculator: str | None) -> float:
+    from phonopy.interface.calculator import get_calculator_physical_units
+
+    return float(get_calculator_physical_units(calculator).distance_to_A)
+
+
 def load_system(system: str) -> Phonopy:
     """The shipped phonopy object with its DFT force set and no force constants yet."""
+    import phonopy
+
     directory = data_directory() / system
     # symfc's projector (phonopy's default symmetrization in load) fails on the Bohr-unit ABACUS
     # Al cell, so force constants are produced explicitly, the same way for every system.
@@ -117,6 +126,8 @@ def produce_force_constants(phonon: Phonopy, forces: list[np.ndarray]) -> None:
 
 
 def commensurate_qpoints(phonon: Phonopy) -> np.ndarray:
+    from phonopy.harmonic.dynmat_to_fc import get_commensurate_points
+
     in_primitive = np.linalg.inv(phonon.primitive_matrix) @ phonon.supercell_matrix
     return get_commensurate_points(np.rint(in_primitive).astype(int))
 
@@ -174,6 +185,8 @@ def model_properties(
     then drops every mode below its cutoff, so Cv, S and F are 0: recorded, not failed, so that the
     dummy scores exactly `dummy_values`.
     """
+    from phonopy.interface.calculator import get_calculator_physical_units
+
     units = get_calculator_physical_units(phonon.calculator)
     forces = []
     assert phonon.supercells_with_displacements is not None  # the DFT force set's displacements
@@ -224,7 +237,7 @@ class PhononTask(StandaloneTask[PhononParams]):
 
         def unit_cell(system: str) -> list[Atoms]:
             phonon = load_system(system)
-            return [to_ase(phonon.unitcell, get_calculator_physical_units(phonon.calculator).distance_to_A)]
+            return [to_ase(phonon.unitcell, distance_to_angstrom(phonon.calculator))]
 
         results = evaluate_items(
             model,

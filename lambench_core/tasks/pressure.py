@@ -25,7 +25,6 @@ from typing import Any
 
 import numpy as np
 from ase import Atoms
-from ase.io import read
 from pydantic import BaseModel, ConfigDict, Field
 
 from lambench_core.categories import Category
@@ -64,6 +63,8 @@ def pressure_files(root: Path) -> list[tuple[float, Path]]:
 
 def read_structures(root: Path) -> list[tuple[str, tuple[float, Atoms]]]:
     """(item name, (pressure GPa, DFT structure)) of every frame, read before any model call."""
+    from ase.io import read  # ase.io pulls in scipy: imported where it is used, not at every step's start
+
     items: list[tuple[str, tuple[float, Atoms]]] = []
     for pressure, path in pressure_files(root):
         try:

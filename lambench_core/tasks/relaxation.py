@@ -13,9 +13,6 @@ from typing import Literal
 
 import numpy as np
 from ase import Atoms, units
-from ase.constraints import FixSymmetry
-from ase.filters import FrechetCellFilter
-from ase.optimize import BFGS, FIRE
 from pydantic import BaseModel, ConfigDict, Field
 
 from lambench_core.models.loading import LoadedModel
@@ -26,9 +23,6 @@ EXPLODING_FORCE = 1.0e4
 # A relaxed cell more than this factor away from the starting volume (either way) has collapsed
 # or exploded; no plausible relaxation changes the volume threefold.
 VOLUME_FACTOR_LIMIT = 3.0
-
-OPTIMIZERS = {"FIRE": FIRE, "BFGS": BFGS}
-
 
 class RelaxationParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -62,6 +56,13 @@ def _check_physical(atoms: Atoms, start_volume: float | None) -> None:
 
 def relax(model: LoadedModel, atoms: Atoms, params: RelaxationParams, timer: Timer) -> Relaxed:
     """Relax a periodic structure with the model; the returned copy has no calculator attached."""
+    # ASE's optimizers, filters and symmetry constraint pull in scipy: imported where a relaxation
+    # runs, not at the start of every step that imports the task modules.
+    from ase.constraints import FixSymmetry
+    from ase.filters import FrechetCellFilter
+    from ase.optimize import BFGS, FIRE
+
+    optimizers = {"FIRE": FIRE, "BFGS": BFGS}
     work = atoms.copy()
     work.calc = model.calculator
     if params.fix_symmetry:
@@ -70,7 +71,7 @@ def relax(model: LoadedModel, atoms: Atoms, params: RelaxationParams, timer: Tim
     target = (
         FrechetCellFilter(work, scalar_pressure=params.pressure_GPa * units.GPa) if params.relax_cell else work
     )
-    optimizer = OPTIMIZERS[params.optimizer](target, logfile=None)
+    optimizer = optimizers[params.optimizer](target, logfile=None)
     start = time.perf_counter()
     try:
         converged = bool(optimizer.run(fmax=params.fmax, steps=params.steps))

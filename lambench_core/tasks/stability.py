@@ -53,8 +53,6 @@ from typing import Any
 
 import numpy as np
 from ase import Atoms, units
-from ase.md.velocitydistribution import Stationary, ZeroRotation
-from ase.md.verlet import VelocityVerlet
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from lambench_core.categories import Category
@@ -206,6 +204,8 @@ def maxwell_boltzmann(atoms: Atoms, temperature_K: float, rng: np.random.Generat
 def initial_velocities(atoms: Atoms, temperature_K: float, seed: int, isolated: bool) -> None:
     """Maxwell–Boltzmann velocities, zero total momentum, and zero angular momentum for an isolated
     system (in a periodic cell a rigid rotation is no motion of the system and is not conserved)."""
+    from ase.md.velocitydistribution import Stationary, ZeroRotation  # ase.md pulls in scipy: see run_nve
+
     rng = np.random.default_rng(seed)
     maxwell_boltzmann(atoms, temperature_K, rng)
     if len(atoms) > 1 and temperature_K > 0:
@@ -216,6 +216,10 @@ def initial_velocities(atoms: Atoms, temperature_K: float, seed: int, isolated: 
 
 def run_nve(atoms: Atoms, params: MDStabilityParams, isolated: bool) -> MDRun:
     """Velocity-Verlet NVE from Maxwell–Boltzmann velocities; `atoms` carries the model's calculator."""
+    # Imported where MD runs: ase.md pulls in ase.io, ase.optimize and scipy, which the plan,
+    # aggregate and publish steps (they import every task module) would load for nothing.
+    from ase.md.verlet import VelocityVerlet
+
     n = len(atoms)
     run = MDRun(n_atoms=n)
     initial_velocities(atoms, params.temperature_K, params.seed, isolated)

@@ -103,7 +103,9 @@ def test_dummy_model_records_zero_frequencies_and_scores_its_dummy_values():
     dummy = PhononTask.dummy_values
     assert set(PhononTask.scored_metrics) <= set(dummy)
     for name, value in dummy.items():
-        assert output.metrics[name].value == pytest.approx(value, rel=1e-12)
+        # 1e-9, not tighter: the reference frequencies come from a LAPACK diagonalization whose last
+        # digits follow the CPU's OpenBLAS kernel (5e-11 apart between two CI machines).
+        assert output.metrics[name].value == pytest.approx(value, rel=1e-9)
     assert dummy["frequency_mae"] == pytest.approx(
         np.mean([np.mean(np.abs(r["frequencies_ref"])) for r in output.records])
     )

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from ase import Atoms
-from ase.build import add_adsorbate, bulk, fcc100, fcc111, molecule
 from ase.data import covalent_radii
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -147,29 +146,41 @@ def _linspace(params: dict[str, Any], name: str, count: int, default: tuple[floa
 
 
 # --- builders --------------------------------------------------------------------------------
+# ase.build is imported in each builder: it pulls in scipy, most of a second at the start of every
+# campaign step (the elastic task imports this module for its strains).
 @register_builder("bulk")
 def _bulk(args: dict[str, Any]) -> Atoms:
+    from ase.build import bulk
+
     return bulk(**args)
 
 
 @register_builder("molecule")
 def _molecule(args: dict[str, Any]) -> Atoms:
+    from ase.build import molecule
+
     return molecule(args.pop("name"), **args)
 
 
-_SURFACES = {"fcc111": fcc111, "fcc100": fcc100}
+SURFACES = ("fcc111", "fcc100")  # ase.build's slab builders a recipe may name
 
 
 @register_builder("slab")
 def _slab(args: dict[str, Any]) -> Atoms:
     """A surface slab with optional adsorbates: {surface, element, size, a, vacuum, adsorbates}."""
+    import ase.build
+
     adsorbates = args.pop("adsorbates", [])
-    surface = _SURFACES[args.pop("surface")]
+    name = args.pop("surface")
+    if name not in SURFACES:
+        raise ValueError(f"slab builder: unknown surface {name!r} (known: {', '.join(SURFACES)})")
+    surface = getattr(ase.build, name)
     slab = surface(args.pop("element"), size=tuple(args.pop("size")), **args)
     for adsorbate in adsorbates:
         species = adsorbate["species"]
-        body = molecule(species) if len(species) > 1 else Atoms(species)
-        add_adsorbate(slab, body, adsorbate["height"], adsorbate["position"], mol_index=adsorbate.get("mol_index", 0))
+        body = ase.build.molecule(species) if len(species) > 1 else Atoms(species)
+        index = adsorbate.get("mol_index", 0)
+        ase.build.add_adsorbate(slab, body, adsorbate["height"], adsorbate["position"], mol_index=index)
     slab.pbc = True  # periodic in-plane; the vacuum separates images along z
     return slab
 
