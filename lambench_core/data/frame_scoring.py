@@ -30,17 +30,33 @@ def wants_virial(frame: Frame, card: ModelCard) -> bool:
     return frame.virial is not None and frame.periodic and card.capabilities.stress
 
 
+# A molecule this small is checked by all pair distances at once (microseconds); larger or periodic
+# structures go through ASE's neighbour list.
+DIRECT_OVERLAP_ATOMS = 200
+
+
+def overlapping_pair(atoms: Atoms) -> tuple[int, int, float] | None:
+    """The first pair of atoms closer than OVERLAP_DISTANCE, periodic images included, if any."""
+    if not atoms.pbc.any() and len(atoms) <= DIRECT_OVERLAP_ATOMS:
+        distances = np.linalg.norm(atoms.positions[:, None, :] - atoms.positions[None, :, :], axis=-1)
+        i, j = np.nonzero(np.triu(distances < OVERLAP_DISTANCE, k=1))
+        return (int(i[0]), int(j[0]), float(distances[i[0], j[0]])) if len(i) else None
+    from ase.neighborlist import neighbor_list  # scipy.spatial: imported where it is needed
+
+    i, j, distance = neighbor_list("ijd", atoms, OVERLAP_DISTANCE)
+    return (int(i[0]), int(j[0]), float(distance[0])) if len(i) else None
+
+
 def prepared_atoms(frame: Frame, padding: float, card: ModelCard) -> Atoms:
     """The frame's structure as `card`'s model receives it; overlapping atoms are a FrameFailure."""
-    from ase.neighborlist import neighbor_list  # scipy.spatial: imported where a frame is scored
-
     atoms = prepare_for_model(card, frame.atoms, padding)
     # Atoms on top of each other are corrupt input: a model would still return a number for them.
     # Checked on the frame as stored: preparing moves no atom against another, and a molecule's
     # vacuum box (CHGNet's) would cost the neighbour search ~7 ms of empty bins per frame.
-    i, j, distance = neighbor_list("ijd", frame.atoms, OVERLAP_DISTANCE)
-    if len(i):
-        raise FrameFailure(f"atoms {i[0]} and {j[0]} overlap ({distance[0]:.3f} Å apart)")
+    pair = overlapping_pair(frame.atoms)
+    if pair is not None:
+        i, j, distance = pair
+        raise FrameFailure(f"atoms {i} and {j} overlap ({distance:.3f} Å apart)")
     return atoms
 
 
