@@ -459,6 +459,11 @@ def command_data(args: argparse.Namespace, console: Console) -> int:
     return 1 if args.check and differs else 0
 
 
+def label_cache(args: argparse.Namespace) -> Path:
+    """`--cache`, else the label cache that `data build`, `certify` and `scan` share."""
+    return (args.cache or Path.home() / ".cache" / "lambench" / "labels").resolve()
+
+
 def command_data_build(args: argparse.Namespace, console: Console) -> int:
     from lambench_core.data.labelling.plan import LABELLING_PLAN_FILE, plan_labelling
     from lambench_core.data.labelling.recipe import SETS_DIR, load_recipe
@@ -470,7 +475,7 @@ def command_data_build(args: argparse.Namespace, console: Console) -> int:
     for level in levels or []:
         if level not in recipe.references:
             raise LambenchError(f"recipe {recipe.name} has no level {level!r} (levels: {', '.join(recipe.references)})")
-    cache = (args.cache or Path.home() / ".cache" / "lambench" / "labels").resolve()
+    cache = label_cache(args)
     run_dir = (DEFAULT_WORKDIR / "labelling" / new_campaign_id()).resolve()
     out_dir = (args.out or SETS_DIR / recipe.name).resolve()
     plan = plan_labelling(recipe, run_dir, cache, out_dir, levels, args.frames)
@@ -506,7 +511,7 @@ def command_data_scan(args: argparse.Namespace) -> int:
     level = args.level or next(iter(recipe.references))
     grid = load_grid(Path(args.grid))
     validate_grid(recipe, level, grid, Path(args.grid))
-    cache = (args.cache or Path.home() / ".cache" / "lambench" / "labels").resolve()
+    cache = label_cache(args)
     scratch = DEFAULT_WORKDIR / "scan" / new_campaign_id()
     print(markdown(scan(recipe, level, grid, cache, scratch.resolve(), args.workers), grid))
     return 0
@@ -523,7 +528,7 @@ def command_data_certify(args: argparse.Namespace, console: Console) -> int:
         raise LambenchError(f"--sample must be at least 3 (got {args.sample})")
     recipe = load_recipe(args.recipe)
     levels = split_names(args.levels) or list(recipe.references)
-    cache = (args.cache or Path.home() / ".cache" / "lambench" / "labels").resolve()
+    cache = label_cache(args)
     set_dir = (args.set_dir or SETS_DIR / recipe.name).resolve()
     code = 0
     for level in levels:

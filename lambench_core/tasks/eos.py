@@ -111,9 +111,10 @@ def wien2k_reference(element: str) -> BirchMurnaghan:
 
 def trivial_errors(elements: Sequence[str] | None = None) -> dict[str, float]:
     """MAE of predicting the mean WIEN2k V0 and B0 for every element: the EOS task's dummy values."""
-    names = list(elements or _dcdft().names)
-    v0 = np.array([_dcdft().data[n]["wien2k_volume"] for n in names])
-    b0 = np.array([_dcdft().data[n]["wien2k_B"] for n in names])
+    dcdft = _dcdft()
+    names = list(elements or dcdft.names)
+    v0 = np.array([dcdft.data[n]["wien2k_volume"] for n in names])
+    b0 = np.array([dcdft.data[n]["wien2k_B"] for n in names])
     return {"v0_mae": float(np.mean(np.abs(v0 - v0.mean()))), "b0_mae": float(np.mean(np.abs(b0 - b0.mean())))}
 
 
@@ -129,11 +130,12 @@ class EquationOfStateTask(StandaloneTask[EOSParams]):
     dummy_values = ComputedValues(trivial_errors)
 
     def run(self, model: LoadedModel, params: EOSParams, context: TaskContext) -> TaskOutput:
-        elements = params.elements or list(_dcdft().names)
+        dcdft = _dcdft()
+        elements = params.elements or list(dcdft.names)
         timer = Timer()
         results = evaluate_items(
             model,
-            [(element, _dcdft()[element]) for element in elements],
+            [(element, dcdft[element]) for element in elements],
             lambda crystal: [crystal],
             lambda element, crystal: self._element(model, element, crystal, params, timer),
             context.progress,

@@ -88,6 +88,9 @@ def test_a_bad_grid_names_the_file_and_the_variant(tmp_path):
     path.write_text("[1, 2]")
     with pytest.raises(InputError, match="maps variant names to settings"):
         load_grid(path)
+    path.write_text("loose: {ecutwfc: [")
+    with pytest.raises(InputError, match="not valid YAML"):
+        load_grid(path)
     with pytest.raises(InputError, match="scan grid not found"):
         load_grid(Path(tmp_path / "missing.yaml"))
     with pytest.raises(InputError, match="no level 'wb97'"):

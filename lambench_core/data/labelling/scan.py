@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 from ase import Atoms
 from ase.units import GPa
 from pydantic import ValidationError
@@ -26,17 +25,14 @@ from pydantic import ValidationError
 from lambench_core.data.labelling.generators import build_structure
 from lambench_core.data.labelling.recipe import LabelCache, Recipe, ReferenceSpec, frame_key, label_frames
 from lambench_core.data.labelling.reference import ReferenceLabels, reference_calculator
-from lambench_core.errors import InputError, LambenchError, first_validation_problem
+from lambench_core.errors import InputError, LambenchError, first_validation_problem, read_yaml
 
 CUTOFFS = ("ecutwfc", "ecutrho")
 
 
 def load_grid(path: Path) -> dict[str, dict[str, Any]]:
     """Variant name → settings that replace the recipe reference's own (the rest are kept)."""
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise InputError(path, None, "scan grid not found") from None
+    raw = read_yaml(path, "scan grid")
     if not isinstance(raw, dict) or not raw:
         raise InputError(path, None, "a scan grid maps variant names to settings, e.g. {loose: {ecutwfc: 35}}")
     for name, settings in raw.items():
@@ -106,6 +102,7 @@ def scan(
         labels = {name: store.get(frame_key(spec, atoms)) for name, spec in specs.items()}
         found = {name: value for name, value in labels.items() if value is not None}
         last = found[last_name]
+        last_pressure = _pressure(last)
         for name, spec in specs.items():
             if name not in found:
                 rows.append(ScanRow(system, name, None, None, None, None, None, 0.0, failed[(system, name)]))
@@ -119,7 +116,6 @@ def scan(
                 pulay = float((value.stress[0] - partner[0]) / GPa)
             corrected = None if pressure is None or pulay is None else pressure + pulay
             best = corrected if corrected is not None else pressure
-            last_pressure = _pressure(last)
             rows.append(
                 ScanRow(
                     system=system,
