@@ -128,7 +128,11 @@ class Family:
       against the installed torch); it replaces the pip hint;
     - `normalizer`: its results are the normalization baseline (errors are divided by its errors);
     - `batch_predict(model, structures, stress=...)`: many structures in one forward pass (None: one call per
-      structure); tests/core/test_batching.py checks it against the calculator, family by family.
+      structure); tests/core/test_batching.py checks it against the calculator, family by family;
+    - `batches_periodic_on_cpu`: periodic frames go in batches on a CPU too. Only where measured faster
+      (`python benchmarks/speed_vs_upstream.py --set si_bulk_pbe`): a network whose work on a few small
+      cells is already arithmetic-bound gains nothing from a batch on one CPU thread, and a GPU
+      batches every family's frames anyway.
     """
 
     name: str
@@ -143,6 +147,7 @@ class Family:
     finetune: FineTuneRecipe | PropertyTrainer | None = None
     normalizer: bool = False
     batch_predict: BatchPredictor | None = None
+    batches_periodic_on_cpu: bool = False
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator
-from ase.stress import voigt_6_to_full_3x3_stress
 
 from lambench_core.models.card import ModelCard
 from lambench_core.models.family import Family, FineTuneRecipe, LoadContext, Prediction, require_module
@@ -23,6 +22,9 @@ from lambench_core.models.registry import register
 
 if TYPE_CHECKING:
     from lambench_core.models.loading import LoadedModel
+
+# CHGNet's conversion of dE/dε ÷ V (eV/Å³) to GPa.
+GPA_PER_EV_PER_A3 = 160.21766208
 
 
 def build_chgnet(card: ModelCard, context: LoadContext) -> Calculator:
@@ -58,30 +60,50 @@ def _crystal_features(network: Any, model: LoadedModel, graphs: Sequence[Any]) -
     return network.forward(list(graphs), task="e", return_crystal_feas=True)["crystal_fea"]
 
 
-def _stress(output: dict[str, Any], calculator: Any) -> np.ndarray | None:
-    if "s" not in output:
-        return None
-    stress = np.asarray(output["s"], float) * calculator.stress_weight
-    return voigt_6_to_full_3x3_stress(stress) if stress.shape == (6,) else stress
-
-
 def batch_predict(model: LoadedModel, structures: Sequence[Atoms], *, stress: bool) -> list[Prediction]:
-    """One `predict_graph` call over all the structures' graphs, converted as CHGNetCalculator
-    converts one (energy per atom × atoms when the model is intensive, stress × its stress weight)."""
+    """One forward pass over all the structures' graphs and ONE backward pass for forces and strain
+    derivatives together, converted as CHGNetCalculator converts one structure (energy per atom ×
+    atoms when the model is intensive, stress in GPa × its stress weight).
+
+    Not `predict_graph`: built for training, it runs a separate backward pass for forces and for
+    stress, each keeping a graph for second derivatives (`create_graph=True`); on a CPU that made a
+    batch of si_bulk cells slower than one call per frame. The same network functions are called
+    here (`BatchedGraph.from_graphs`, `_compute`; chgnet is pinned), only the derivatives differ.
+    """
+    import torch
+    from chgnet.model.model import BatchedGraph
     from pymatgen.io.ase import AseAtomsAdaptor
 
     calculator = _calculator(model)
     network = calculator.model
+    network.eval()
     graphs = [
         network.graph_converter(AseAtomsAdaptor.get_structure(atoms)).to(calculator.device) for atoms in structures
     ]
-    outputs = network.predict_graph(graphs, task="efs" if stress else "ef", batch_size=len(graphs))
-    if isinstance(outputs, dict):  # one graph: chgnet returns its dict itself
-        outputs = [outputs]
+    batched = BatchedGraph.from_graphs(
+        graphs,
+        bond_basis_expansion=network.bond_basis_expansion,
+        angle_basis_expansion=network.angle_basis_expansion,
+        compute_stress=stress,
+    )
+    output = network._compute(batched)
+    atoms_per_graph = output["atoms_per_graph"]
+    # `_compute` returns energy per atom for an intensive model: the derivatives are of the total.
+    total = output["e"] * atoms_per_graph if network.is_intensive else output["e"]
+    wrt = [*batched.atom_positions, *(batched.strains if stress else [])]
+    derivatives = torch.autograd.grad(total.sum(), wrt)
+    composition = 0 if network.composition_model is None else network.composition_model(graphs)
+    energies = (output["e"] + composition).detach().cpu().numpy().reshape(-1)
     predictions: list[Prediction] = []
-    for atoms, output in zip(structures, outputs, strict=True):
+    for index, atoms in enumerate(structures):
         factor = len(atoms) if network.is_intensive else 1
-        predictions.append((float(output["e"]) * factor, np.asarray(output["f"], float), _stress(output, calculator)))
+        forces = -derivatives[index].detach().cpu().numpy().astype(float)
+        full = None
+        if stress:
+            # dE/dε ÷ V in GPa (CHGNet's own unit for "s"), then the calculator's stress weight.
+            strain_derivative = derivatives[len(structures) + index] / batched.volumes[index] * GPA_PER_EV_PER_A3
+            full = strain_derivative.detach().cpu().numpy().astype(float) * calculator.stress_weight
+        predictions.append((float(energies[index]) * factor, forces, full))
     return predictions
 
 
@@ -100,5 +122,6 @@ FAMILY = register(
             last_block=lambda network: list(network.atom_conv_layers[-1].parameters()),
         ),
         batch_predict=batch_predict,
+        batches_periodic_on_cpu=True,
     )
 )
