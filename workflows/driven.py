@@ -15,7 +15,7 @@ from lambench_core.campaign import Job, Plan, load_plan, plan_campaign
 from lambench_core.results.store import ResultStore
 from workflows.cluster_config import ClusterConfig
 from workflows.dag import run_step_keys
-from workflows.engines import read_engine_file
+from workflows.engine_file import read_engine_file
 from workflows.local_dag import ENGINE_FILE, PLAN_FILE, STATUS_FILE
 from workflows.progress import DONE_STATES, SlurmQueue
 

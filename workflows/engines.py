@@ -23,7 +23,6 @@ environment, as dflow itself does). An exported Argo manifest holds no configura
 from __future__ import annotations
 
 import base64
-import json
 import os
 import re
 import secrets
@@ -42,6 +41,7 @@ from lambench_core.models.family import BASE_IMAGE
 from lambench_core.models.registry import families_in_image
 from ops.campaign import encode_parameter
 from workflows.cluster_config import ClusterConfig, Resources, SlurmSettings
+from workflows.engine_file import read_engine_file
 from workflows.slurm import SlurmExecutor, slurm_executor
 
 if TYPE_CHECKING:
@@ -300,22 +300,9 @@ def _slurm(config: ClusterConfig | None) -> Engine:
     return SlurmEngine(config.slurm)
 
 
-def read_engine_file(path: Path) -> tuple[str, ClusterConfig | None]:
-    """The engine's name and configuration a runner wrote beside its plan (none written: local)."""
-    if not path.exists():
-        return LocalEngine.name, None
-    document = json.loads(path.read_text())
-    config = ClusterConfig.model_validate(document["config"]) if document.get("config") else None
-    return document["engine"], config
-
-
 def engine_from_file(path: Path) -> Engine:
     name, config = read_engine_file(path)
     return DRIVEN_ENGINES[name](config)
-
-
-def write_engine_file(path: Path, name: str, config: ClusterConfig | None) -> None:
-    path.write_text(json.dumps({"engine": name, "config": config.model_dump(mode="json") if config else None}))
 
 
 # Engines that drive the DAG from this host (`lambench run --engine NAME`); Argo is reached through

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from lambench_core.campaign import Plan
 from workflows.cluster_config import ClusterConfig
 from workflows.dag import run_step_keys
-from workflows.engines import write_engine_file
+from workflows.engine_file import write_engine_file
 from workflows.local_dag import DEATH_SIGNAL, ENGINE_FILE, LOG_FILE, PARENT_ENV, PLAN_FILE, STATUS_FILE
 from workflows.progress import ProgressDisplay
 

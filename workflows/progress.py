@@ -17,7 +17,7 @@ from rich.text import Text
 
 from lambench_core.campaign import Job
 from lambench_core.data.labelling.plan import LabellingPlan
-from workflows.slurm import JOB_NAME_PREFIX, job_name
+from workflows.slurm_names import JOB_NAME_PREFIX, job_name
 
 DONE_STATES = {"succeeded", "partial", "unsupported", "failed"}
 _STYLE = {

@@ -14,13 +14,7 @@ from dflow.plugins.dispatcher import DispatcherExecutor
 
 from lambench_core.categories import Category
 from workflows.cluster_config import SlurmResources, SlurmSettings
-
-JOB_NAME_PREFIX = "lambench-"
-
-
-def job_name(job_key: str) -> str:
-    """The Slurm job name of a run step: `squeue` and the live display find a job's Slurm id by it."""
-    return f"{JOB_NAME_PREFIX}{job_key[:16]}"
+from workflows.slurm_names import job_name
 
 
 def _python(settings: SlurmSettings) -> str:

@@ -72,7 +72,9 @@ class RecordIndex:
             return cls()
         import pyarrow.parquet as pq
 
-        table = pq.read_table(io.BytesIO(data))
+        # ParquetFile, not read_table: read_table goes through pyarrow.dataset, whose import (with
+        # pandas) cost the publish step 0.3 s for a one-file read.
+        table = pq.ParquetFile(io.BytesIO(data)).read()
         models = table.column("model").to_pylist()
         texts = table.column("record").to_pylist()
         if "benchmark" in table.column_names:
@@ -724,10 +726,11 @@ def head_to_head_data(board: Leaderboard, metrics_parquet: bytes) -> dict[str, A
         return None
     import pyarrow.parquet as pq
 
-    if pq.ParquetFile(io.BytesIO(metrics_parquet)).metadata.num_rows > H2H_MAX_ROWS:
+    parquet = pq.ParquetFile(io.BytesIO(metrics_parquet))
+    if parquet.metadata.num_rows > H2H_MAX_ROWS:
         return None
     columns = ("model", "benchmark", "metric", "value", "unit", "replicates")
-    table = pq.read_table(io.BytesIO(metrics_parquet), columns=list(columns))
+    table = parquet.read(columns=list(columns))  # not read_table: see RecordIndex.from_parquet
     rows: dict[tuple[str, str], dict[str, Any]] = {}
     numbers = 0
     carried = [table.column(c).to_pylist() for c in columns]

@@ -7,7 +7,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
-from ase.io import read
 from pydantic import ValidationError
 
 from lambench_core.data.checksums import path_sha256
@@ -29,6 +28,8 @@ def write_certificate(plan: LabellingPlan) -> Path:
     labels_file = Path(target.labels_file)
     if path_sha256(labels_file) != target.labels_sha256:
         raise LambenchError(f"{labels_file} changed since the certification was planned: certify again")
+    from ase.io import read  # here: ase.io costs 0.5 s, and the aggregate step reads certificates only
+
     shipped = list(read(labels_file, index=":"))
     position = {str(atoms.info.get("frame_id", i)): i for i, atoms in enumerate(shipped)}
     cache = LabelCache(Path(plan.cache))

@@ -21,7 +21,6 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 from ase.data import covalent_radii
-from ase.neighborlist import neighbor_list
 from ase.units import GPa
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -122,6 +121,8 @@ def _closest_contact(atoms: Atoms) -> float:
     """The shortest interatomic distance over the sum of covalent radii (periodic images included):
     the smaller, the more compressed the frame."""
     radii = covalent_radii[atoms.numbers]
+    from ase.neighborlist import neighbor_list  # here: it imports scipy, which the CLI never needs
+
     i, j, d = neighbor_list("ijd", atoms, float(2.5 * radii.max()))
     if len(d) == 0:
         return float("inf")

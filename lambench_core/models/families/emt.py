@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from ase.calculators.calculator import Calculator
-from ase.calculators.emt import EMT
 
 from lambench_core.models.card import ModelCard
 from lambench_core.models.family import Family, LoadContext
@@ -11,6 +10,10 @@ from lambench_core.models.registry import register
 
 
 def build_emt(card: ModelCard, context: LoadContext) -> Calculator:
+    # Imported here: ase.calculators.emt pulls in scipy.sparse (0.3 s), and every step that only
+    # needs the families' names (plan, aggregate, publish) imports this module.
+    from ase.calculators.emt import EMT
+
     return EMT(**card.options)
 
 

@@ -16,7 +16,7 @@ import yaml
 from lambench_core.results.record import Status, TaskResult
 from lambench_core.results.store import ResultStore
 from tests.support.fault_helpers import stand_in_family
-from workflows.slurm import job_name
+from workflows.slurm_names import job_name
 
 pytestmark = pytest.mark.slow
 

@@ -1,0 +1,26 @@
+"""The engine file a runner writes beside its plan (`local_dag.ENGINE_FILE`): which engine drives the
+DAG and with what configuration. Kept apart from `workflows.engines`, which imports dflow, so the CLI
+can write it without that import."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from workflows.cluster_config import ClusterConfig
+
+# What a run directory without an engine file was driven by (runs from before the file existed).
+DEFAULT_ENGINE = "local"
+
+
+def read_engine_file(path: Path) -> tuple[str, ClusterConfig | None]:
+    """The engine's name and configuration a runner wrote beside its plan (none written: local)."""
+    if not path.exists():
+        return DEFAULT_ENGINE, None
+    document = json.loads(path.read_text())
+    config = ClusterConfig.model_validate(document["config"]) if document.get("config") else None
+    return document["engine"], config
+
+
+def write_engine_file(path: Path, name: str, config: ClusterConfig | None) -> None:
+    path.write_text(json.dumps({"engine": name, "config": config.model_dump(mode="json") if config else None}))
