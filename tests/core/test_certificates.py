@@ -232,7 +232,6 @@ def test_each_composition_has_its_own_offset_and_a_lone_frame_is_not_judged_on_e
 # and when a listed set has one: keep the list true.
 PENDING_CERTIFICATION = {
     "cu_bulk_pbe",  # relabelled at 45 Ry / 0.3 Å⁻¹; its check frames cost ~75 CPU-minutes each
-    "surfaces_cu_pbe",
 }
 
 
