@@ -60,8 +60,8 @@ Prediction = tuple[float, np.ndarray, np.ndarray | None]
 class BatchPredictor(Protocol):
     """Many structures in one forward pass, equal (within float tolerance) to calling the calculator on
     each. `stress=False`: no structure of the batch has its virial scored, so a family may skip the
-    stress (CHGNet's strain derivative is a second backward pass); its
-    predictions then carry None there."""
+    stress (CHGNet then puts no strain into its graph, nor its derivative into the backward pass);
+    its predictions then carry None there."""
 
     def __call__(self, model: LoadedModel, structures: Sequence[Atoms], *, stress: bool) -> list[Prediction]: ...
 
