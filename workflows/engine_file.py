@@ -9,14 +9,15 @@ from pathlib import Path
 
 from workflows.cluster_config import ClusterConfig
 
-# What a run directory without an engine file was driven by (runs from before the file existed).
-DEFAULT_ENGINE = "local"
+# The local engine's name (`engines.LocalEngine.name`), here because a run directory without an engine
+# file (from before the file existed) was driven by it.
+LOCAL_ENGINE = "local"
 
 
 def read_engine_file(path: Path) -> tuple[str, ClusterConfig | None]:
     """The engine's name and configuration a runner wrote beside its plan (none written: local)."""
     if not path.exists():
-        return DEFAULT_ENGINE, None
+        return LOCAL_ENGINE, None
     document = json.loads(path.read_text())
     config = ClusterConfig.model_validate(document["config"]) if document.get("config") else None
     return document["engine"], config

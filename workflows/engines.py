@@ -41,7 +41,7 @@ from lambench_core.models.family import BASE_IMAGE
 from lambench_core.models.registry import families_in_image
 from ops.campaign import encode_parameter
 from workflows.cluster_config import ClusterConfig, Resources, SlurmSettings
-from workflows.engine_file import read_engine_file
+from workflows.engine_file import LOCAL_ENGINE, read_engine_file
 from workflows.slurm import SlurmExecutor, slurm_executor
 
 if TYPE_CHECKING:
@@ -192,7 +192,7 @@ class Engine(ABC):
 
 
 class LocalEngine(Engine):
-    name = "local"
+    name = LOCAL_ENGINE
 
     def template(self, op: type[OP], image: str, group: str) -> PythonOPTemplate:
         # The image matters on a cluster only; in debug mode steps run with this interpreter.
